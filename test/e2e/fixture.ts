@@ -1,0 +1,69 @@
+// One local control plane for the whole e2e run, started lazily by the first
+// test that needs it. Set LOGTAIL_TEST_CLUSTER_DIR to reuse a cluster started
+// with `npm run cluster -- up --dir DIR` (fast iteration while developing).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { down, killAllSync, kubectl as runKubectl, loadState, restartApiserver, up, type ClusterState } from '../../src/dev/cluster.ts';
+
+export interface TestCluster {
+  dir: string;
+  kubeconfigPath: string;
+  env: Record<string, string>;
+  state: ClusterState;
+  kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): ReturnType<typeof runKubectl>;
+  restartApiserver(): Promise<void>;
+}
+
+let started: Promise<TestCluster> | undefined;
+let owned: ClusterState | undefined;
+
+function wrap(state: ClusterState): TestCluster {
+  return {
+    dir: state.dir,
+    kubeconfigPath: state.kubeconfigPath,
+    env: state.env,
+    state,
+    kubectl: (args, opts) => runKubectl(state, args, opts),
+    restartApiserver: () => restartApiserver(state.dir),
+  };
+}
+
+export function cluster(): Promise<TestCluster> {
+  if (!started) {
+    started = (async () => {
+      const reuse = process.env.LOGTAIL_TEST_CLUSTER_DIR;
+      if (reuse) return wrap(loadState(reuse));
+      const dir = mkdtempSync(join(tmpdir(), 'logtail-e2e-'));
+      const state = await up({ dir, log: (m) => process.stderr.write(`      ${m}\n`) });
+      owned = state;
+      return wrap(state);
+    })();
+  }
+  return started;
+}
+
+export async function stopCluster(): Promise<void> {
+  if (owned) {
+    const dir = owned.dir;
+    owned = undefined;
+    await down(dir);
+  }
+}
+
+// A root hook: registered once when the first spec file imports this module.
+after(async function () {
+  this.timeout(60_000);
+  await stopCluster();
+});
+
+process.on('exit', () => {
+  if (owned) killAllSync(owned);
+});
+
+let counter = 0;
+/** A fresh namespace name per test, so tests never see each other's objects. */
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid.toString(36)}-${counter}-${Math.random().toString(36).slice(2, 6)}`;
+}
