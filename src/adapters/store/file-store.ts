@@ -1,0 +1,282 @@
+// Objects as files under a root directory. An object appears atomically and
+// never replaces another: bytes go to a temp file beside the target, which is
+// then hard-linked to the final name. link(2) fails with EEXIST where
+// rename(2) would silently replace, so "no overwrite" is the kernel's check,
+// not a racy exists-then-write.
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { CaptureError, captureError, describeError } from '../errors.ts';
+import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
+
+// Accepted chunks are batched into one writev(2) of about this size: a
+// thread-pool round trip per 16 KiB socket chunk would cost more than the
+// copy it avoids.
+const FLUSH_BYTES = 1024 * 1024;
+
+function fsCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function classifyFsError(err: unknown, what: string): CaptureError {
+  if (err instanceof CaptureError) return err;
+  const code = fsCode(err);
+  const msg = `${what}: ${describeError(err)}`;
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+    case 'EIO':
+    case 'EAGAIN':
+    case 'EBUSY':
+    case 'EMFILE':
+    case 'ENFILE':
+    case 'ESTALE':
+    case 'ETIMEDOUT':
+      return captureError('StoreUnavailable', msg, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return captureError('StoreDenied', msg, { cause: err });
+    case 'ENOTDIR':
+    case 'EISDIR':
+    case 'ENAMETOOLONG':
+      return captureError('BadRequest', msg, { cause: err });
+    case 'ENOENT':
+      return captureError('ObjectNotFound', msg, { cause: err });
+    default:
+      return captureError('StoreUnavailable', msg, { cause: err, kind: 'permanent' });
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function isWithin(root: string, p: string): boolean {
+  return p.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+export class FileStore implements ObjectStore {
+  readonly url: string;
+  readonly root: string;
+  private realRoot: Promise<string> | undefined;
+
+  /** `root`: an absolute directory path or a `file:///abs` URL. Created on first write. */
+  constructor(root: string) {
+    const path = root.startsWith('file:') ? fileURLToPath(root) : root;
+    if (!isAbsolute(path)) throw captureError('BadRequest', `file store root must be absolute: ${root}`);
+    this.root = resolve(path);
+    this.url = pathToFileURL(this.root).href;
+  }
+
+  private keyPath(key: string): string {
+    const p = join(this.root, ...assertSafeKey(key));
+    if (!isWithin(this.root, p)) throw captureError('BadRequest', `refusing object key ${JSON.stringify(key)}: outside ${this.url}`);
+    return p;
+  }
+
+  private uriPath(uri: string): string {
+    if (!uri.startsWith('file:')) return this.keyPath(uri);
+    const p = resolve(fileURLToPath(uri));
+    if (!isWithin(this.root, p)) throw captureError('BadRequest', `refusing ${uri}: outside ${this.url}`);
+    return p;
+  }
+
+  // Symlinks inside the root could still lead out of it; compare real paths.
+  private async assertRealWithin(p: string): Promise<void> {
+    this.realRoot ??= realpath(this.root);
+    const [rr, rp] = await Promise.all([this.realRoot, realpath(p)]);
+    if (rp !== rr && !isWithin(rr, rp)) throw captureError('BadRequest', `refusing ${p}: resolves outside ${this.url}`);
+  }
+
+  async create(key: string, _opts: CreateOptions): Promise<ObjectWriter> {
+    const finalPath = this.keyPath(key);
+    const dir = dirname(finalPath);
+    const tmpPath = join(dir, `.${basename(finalPath).slice(0, 100)}.${randomBytes(6).toString('hex')}.tmp`);
+    let fh: FileHandle;
+    try {
+      await mkdir(dir, { recursive: true });
+      await this.assertRealWithin(dir);
+      fh = await open(tmpPath, 'wx', 0o640);
+    } catch (err) {
+      throw classifyFsError(err, `create ${finalPath}`);
+    }
+    return new FileWriter(fh, tmpPath, finalPath);
+  }
+
+  async read(uri: string): Promise<Readable> {
+    const p = this.uriPath(uri);
+    try {
+      await this.assertRealWithin(p);
+      const fh = await open(p, 'r');
+      return fh.createReadStream();
+    } catch (err) {
+      throw classifyFsError(err, `read ${p}`);
+    }
+  }
+
+  async head(uri: string): Promise<{ size: number } | undefined> {
+    const p = this.uriPath(uri);
+    try {
+      await this.assertRealWithin(p);
+      const st = await stat(p);
+      return st.isFile() ? { size: st.size } : undefined;
+    } catch (err) {
+      if (fsCode(err) === 'ENOENT') return undefined;
+      throw classifyFsError(err, `stat ${p}`);
+    }
+  }
+}
+
+type State = 'open' | 'committing' | 'committed' | 'aborted';
+
+class FileWriter implements ObjectWriter {
+  readonly uri: string;
+  private readonly fh: FileHandle;
+  private readonly tmpPath: string;
+  private readonly finalPath: string;
+  private state: State = 'open';
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushed = 0;
+  private accepted = 0;
+  private fhClosed = false;
+  private broken: CaptureError | undefined;
+  // Writes, commit and abort run one after another even if a caller does not await.
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(fh: FileHandle, tmpPath: string, finalPath: string) {
+    this.fh = fh;
+    this.tmpPath = tmpPath;
+    this.finalPath = finalPath;
+    this.uri = pathToFileURL(finalPath).href;
+  }
+
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(op);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private assertOpen(op: string): void {
+    if (this.state !== 'open') throw captureError('BadRequest', `${op} on a ${this.state} writer for ${this.uri}`);
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    try {
+      this.assertOpen('write');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.accepted += chunk.length;
+    return this.serial(async () => {
+      if (this.broken) throw this.broken;
+      if (this.state !== 'open') throw captureError('BadRequest', `write on a ${this.state} writer for ${this.uri}`);
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    let bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      while (bufs.length > 0) {
+        const total = bufs.reduce((n, b) => n + b.length, 0);
+        const { bytesWritten } = await this.fh.writev(bufs, this.flushed);
+        this.flushed += bytesWritten;
+        if (bytesWritten >= total) break;
+        // Short write: drop what went out and go again with the rest.
+        let skip = bytesWritten;
+        const rest: Buffer[] = [];
+        for (const b of bufs) {
+          if (skip >= b.length) {
+            skip -= b.length;
+            continue;
+          }
+          rest.push(skip > 0 ? b.subarray(skip) : b);
+          skip = 0;
+        }
+        bufs = rest;
+      }
+    } catch (err) {
+      // Bytes are lost: nothing written to this writer may become an object.
+      this.broken = classifyFsError(err, `write ${this.tmpPath}`);
+      throw this.broken;
+    }
+  }
+
+  commit(_meta: CommitMeta): Promise<CommitResult> {
+    try {
+      this.assertOpen('commit');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.state = 'committing';
+    return this.serial(async () => {
+      try {
+        if (this.broken) throw this.broken;
+        await this.flush();
+        const st = await this.fh.stat();
+        if (st.size !== this.accepted) {
+          throw captureError('SizeMismatch', `${this.tmpPath} holds ${st.size} bytes, ${this.accepted} were written`);
+        }
+        await this.fh.sync();
+        this.fhClosed = true;
+        await this.fh.close();
+        try {
+          await link(this.tmpPath, this.finalPath);
+        } catch (err) {
+          if (fsCode(err) === 'EEXIST') throw captureError('KeyExists', `${this.uri} already exists`, { cause: err });
+          throw err;
+        }
+      } catch (err) {
+        await this.discard().catch(() => undefined);
+        this.state = 'aborted';
+        throw classifyFsError(err, `commit ${this.finalPath}`);
+      }
+      // Visible from here on: whatever follows, this writer is committed.
+      this.state = 'committed';
+      try {
+        await unlink(this.tmpPath);
+        // The new directory entry is durable only once the directory is synced.
+        await fsyncDir(dirname(this.finalPath));
+      } catch (err) {
+        throw classifyFsError(err, `commit ${this.finalPath} (the object exists; its durability is unknown)`);
+      }
+      return { uri: this.uri, size: this.accepted };
+    });
+  }
+
+  abort(): Promise<void> {
+    if (this.state === 'committed' || this.state === 'aborted') return this.chain.then(() => undefined);
+    if (this.state === 'open') this.state = 'aborted';
+    // A commit in flight decides for itself; wait for it.
+    return this.serial(async () => {
+      if (this.state === 'committed') return;
+      this.state = 'aborted';
+      this.pending = [];
+      await this.discard();
+    });
+  }
+
+  private async discard(): Promise<void> {
+    if (!this.fhClosed) {
+      this.fhClosed = true;
+      await this.fh.close().catch(() => undefined);
+    }
+    await unlink(this.tmpPath).catch((err: unknown) => {
+      if (fsCode(err) !== 'ENOENT') throw classifyFsError(err, `remove ${this.tmpPath}`);
+    });
+  }
+}

@@ -1,0 +1,328 @@
+// Objects in an S3 bucket (AWS or a compatible gateway). A writer streams
+// into a multipart upload through a PassThrough, so memory per writer is
+// bounded by the part size times the upload queue, whatever the log's size.
+import {
+  AbortMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectTaggingCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PassThrough, type Readable } from 'node:stream';
+import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
+import { retry } from '../retry.ts';
+import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
+
+export interface S3Options {
+  /** e.g. `http://127.0.0.1:7070` for a local gateway; default: AWS. */
+  endpoint?: string;
+  /** Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1 (what gateways expect). */
+  region?: string;
+  forcePathStyle?: boolean;
+  /** Default: the SDK's provider chain (env, web identity, profile, IMDS, …). */
+  credentials?: S3ClientConfig['credentials'];
+  /** Multipart part size; default 8 MiB (S3's minimum is 5 MiB). */
+  partSizeBytes?: number;
+  /** Parts uploaded concurrently per writer; default 2. */
+  queueSize?: number;
+}
+
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+
+// Enough to ride out a gateway restart between the upload and its
+// bookkeeping calls, short enough not to hold a capture up for long.
+const METADATA_RETRY = { initialIntervalMs: 200, maxIntervalMs: 2_000, maxElapsedMs: 30_000 };
+
+const DENIED_NAMES = new Set([
+  'AccessDenied',
+  'SignatureDoesNotMatch',
+  'InvalidAccessKeyId',
+  'NoSuchBucket',
+  'AllAccessDisabled',
+  'AccountProblem',
+  'InvalidSecurity',
+  'CredentialsProviderError',
+]);
+const UNAVAILABLE_NAMES = new Set([
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'TimeoutError',
+  'ThrottlingException',
+  'RequestTimeTooSkewed',
+  'NoSuchUpload',
+  'ConditionalRequestConflict',
+  'OperationAborted',
+]);
+
+interface SdkErrorShape {
+  name?: unknown;
+  Code?: unknown;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** Maps an SDK (or network) error to a CaptureError. */
+export function classifyS3Error(err: unknown, what: string): CaptureError {
+  if (err instanceof CaptureError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
+  const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : '';
+  const status = e.$metadata?.httpStatusCode;
+  const msg = `${what}: ${describeError(err)}${name && !describeError(err).includes(name) ? ` (${name})` : ''}`;
+  const opts = { cause: err, ...(status === undefined ? {} : { status }) };
+  if (status === 412 || name === 'PreconditionFailed') return captureError('KeyExists', msg, opts);
+  if (name === 'ExpiredToken' || name === 'TokenRefreshRequired') return captureError('StoreDenied', msg, { ...opts, kind: 'transient' });
+  if (DENIED_NAMES.has(name) || status === 401 || status === 403) return captureError('StoreDenied', msg, opts);
+  if (name === 'NoSuchKey' || name === 'NotFound') return captureError('ObjectNotFound', msg, opts);
+  if (UNAVAILABLE_NAMES.has(name) || (status !== undefined && (status >= 500 || status === 429 || status === 409))) {
+    return captureError('StoreUnavailable', msg, opts);
+  }
+  if (status === 404) return captureError('ObjectNotFound', msg, opts);
+  if (isNetworkError(err)) return captureError('StoreUnavailable', msg, opts);
+  if (status !== undefined && status >= 400) return captureError('BadRequest', msg, opts);
+  return captureError('StoreUnavailable', msg, { ...opts, kind: 'permanent' });
+}
+
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Splits `s3://bucket[/prefix]`, validating both parts. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)\/*(.*?)\/*$/.exec(url);
+  const bucket = m?.[1] ?? '';
+  if (!BUCKET_RE.test(bucket)) throw captureError('BadRequest', `not an s3://bucket[/prefix] URL with a valid bucket name: ${url}`);
+  const prefix = m?.[2] ?? '';
+  if (prefix !== '') assertSafeKey(prefix);
+  return { bucket, prefix };
+}
+
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(url: string, opts: S3Options = {}) {
+    const { bucket, prefix } = parseS3Url(url);
+    this.bucket = bucket;
+    this.prefix = prefix;
+    this.url = `s3://${bucket}${prefix ? `/${prefix}` : ''}`;
+    this.partSize = opts.partSizeBytes ?? DEFAULT_PART_SIZE;
+    this.queueSize = opts.queueSize ?? 2;
+    this.client = new S3Client({
+      region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      ...(opts.forcePathStyle !== undefined ? { forcePathStyle: opts.forcePathStyle } : {}),
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      // Checksums of our own (sha256 tags) cover the content; the SDK's
+      // default CRC trailers are not supported by every gateway.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // Without these a dead connection holds a part upload (and so the
+      // commit) forever; the SDK retries the TimeoutError they produce.
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+    });
+  }
+
+  private objectKey(key: string): string {
+    assertSafeKey(key);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  private uriFor(objectKey: string): string {
+    return `s3://${this.bucket}/${objectKey}`;
+  }
+
+  /** The bucket key of a URI of this store (or of a key relative to its prefix). */
+  private uriKey(uri: string): string {
+    if (!uri.startsWith('s3://')) return this.objectKey(uri);
+    const own = `s3://${this.bucket}/${this.prefix ? `${this.prefix}/` : ''}`;
+    if (!uri.startsWith(own)) throw captureError('BadRequest', `refusing ${uri}: outside ${this.url}`);
+    return this.objectKey(uri.slice(own.length));
+  }
+
+  async create(key: string, opts: CreateOptions): Promise<ObjectWriter> {
+    const objectKey = this.objectKey(key);
+    return new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), opts, this.partSize, this.queueSize);
+  }
+
+  async read(uri: string): Promise<Readable> {
+    const Key = this.uriKey(uri);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      return out.Body as Readable;
+    } catch (err) {
+      throw classifyS3Error(err, `read ${this.uriFor(Key)}`);
+    }
+  }
+
+  async head(uri: string): Promise<{ size: number } | undefined> {
+    const Key = this.uriKey(uri);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return { size: out.ContentLength ?? 0 };
+    } catch (err) {
+      const ce = classifyS3Error(err, `head ${this.uriFor(Key)}`);
+      if (ce.reason === 'ObjectNotFound') return undefined;
+      throw ce;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+type State = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+
+class S3Writer implements ObjectWriter {
+  readonly uri: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly key: string;
+  private readonly body: PassThrough;
+  private readonly upload: Upload;
+  private readonly done: Promise<unknown>;
+  private state: State = 'open';
+  private bytes = 0;
+  private failure: CaptureError | undefined;
+
+  constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number) {
+    this.client = client;
+    this.bucket = bucket;
+    this.key = key;
+    this.uri = uri;
+    this.body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    this.upload = new Upload({
+      client,
+      partSize,
+      queueSize,
+      leavePartsOnError: false,
+      params: {
+        Bucket: bucket,
+        Key: key,
+        Body: this.body,
+        ContentType: opts.contentType,
+        ...(opts.contentEncoding ? { ContentEncoding: opts.contentEncoding } : {}),
+        // Checked by the store on PutObject (small objects) and on
+        // CompleteMultipartUpload (large ones): never replace an object.
+        IfNoneMatch: '*',
+      },
+    });
+    this.done = this.upload.done();
+    // The upload may fail while nobody is writing; remember it and wake a
+    // writer waiting for 'drain' (destroying the body emits 'close').
+    this.done.catch((err: unknown) => {
+      this.failure ??= classifyS3Error(err, `upload ${uri}`);
+      this.body.destroy();
+    });
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.state !== 'open') throw captureError('BadRequest', `write on a ${this.state} writer for ${this.uri}`);
+    this.bytes += chunk.length;
+    if (this.body.write(chunk)) return;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        this.body.off('drain', wake);
+        this.body.off('close', wake);
+        resolve();
+      };
+      this.body.on('drain', wake);
+      this.body.on('close', wake);
+    });
+    if (this.failure) throw this.failure;
+    if (this.currentState() === 'aborted') throw captureError('BadRequest', `write on an aborted writer for ${this.uri}`);
+  }
+
+  async commit(meta: CommitMeta): Promise<CommitResult> {
+    if (this.failure) throw this.failure;
+    if (this.state !== 'open') throw captureError('BadRequest', `commit on a ${this.state} writer for ${this.uri}`);
+    this.state = 'committing';
+    this.body.end();
+    try {
+      await this.done;
+    } catch (err) {
+      this.state = 'failed';
+      // lib-storage aborts the multipart upload itself; make sure.
+      await this.abortMultipart();
+      throw this.failure ?? classifyS3Error(err, `upload ${this.uri}`);
+    }
+    // The object is visible from here on; the rest verifies and annotates it.
+    this.state = 'committed';
+    const head = await retry(
+      () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key })),
+      METADATA_RETRY,
+      { classify: (e) => classifyS3Error(e, '').kind },
+    ).catch((err: unknown) => {
+      throw classifyS3Error(err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err, `verify ${this.uri}`);
+    });
+    if (head.ContentLength !== this.bytes) {
+      throw captureError('SizeMismatch', `${this.uri} holds ${head.ContentLength} bytes after upload, ${this.bytes} were written`);
+    }
+    // Checksums go on as tags, not as user metadata: metadata can only be
+    // changed by copying the object onto itself, which rewrites it after the
+    // IfNoneMatch guard has been passed, so a concurrent writer's object could
+    // be silently replaced (and a copy of a large object costs a full read and
+    // write on the store). Tags are a sub-resource: setting them leaves the
+    // content and its ETag alone.
+    await retry(
+      () =>
+        this.client.send(
+          new PutObjectTaggingCommand({
+            Bucket: this.bucket,
+            Key: this.key,
+            Tagging: {
+              TagSet: [
+                { Key: 'sha256', Value: meta.sha256 },
+                { Key: 'objectSha256', Value: meta.objectSha256 },
+              ],
+            },
+          }),
+        ),
+      METADATA_RETRY,
+      { classify: (e) => classifyS3Error(e, '').kind },
+    ).catch((err: unknown) => {
+      throw classifyS3Error(
+        err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err,
+        `tag ${this.uri} (the object exists, untagged)`,
+      );
+    });
+    return { uri: this.uri, size: this.bytes };
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === 'committed' || this.state === 'aborted') return;
+    if (this.state === 'committing') {
+      // Let the commit finish or fail on its own; if it committed, nothing to undo.
+      await this.done.catch(() => undefined);
+      if (this.currentState() !== 'failed') return;
+    }
+    this.state = 'aborted';
+    // A destroyed body makes every part uploader stop, and lib-storage then
+    // aborts the multipart upload before done() settles.
+    this.body.destroy(Object.assign(new Error(`upload of ${this.uri} aborted`), { name: 'AbortError' }));
+    await this.done.catch(() => undefined);
+    await this.abortMultipart();
+  }
+
+  // Read through a call: TypeScript would keep a narrowing across awaits.
+  private currentState(): State {
+    return this.state;
+  }
+
+  private async abortMultipart(): Promise<void> {
+    const UploadId = this.upload.uploadId;
+    if (!UploadId) return;
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId })).catch((err: unknown) => {
+      const name = (err as SdkErrorShape).name;
+      // Already aborted by lib-storage, or completed.
+      if (name === 'NoSuchUpload' || (err as SdkErrorShape).$metadata?.httpStatusCode === 404) return;
+      throw classifyS3Error(err, `abort multipart upload of ${this.uri}`);
+    });
+  }
+}

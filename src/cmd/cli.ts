@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// `logtail` / `kubectl logtail`: read a LogTail's result back, verified.
+import { createHash } from 'node:crypto';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeApi, isNotFound } from '../adapters/kube-api.ts';
+import { storeFromUrl } from '../adapters/store/index.ts';
+import type { LogTail } from '../core/spec.ts';
+import type { ContainerCapture } from '../core/status.ts';
+import { checkNodeVersion } from './node-version.ts';
+
+checkNodeVersion('kubectl-logtail');
+
+const USAGE = `usage:
+  logtail get NAME [-n NAMESPACE] [-c CONTAINER] [--restart N] [--allow-incomplete]
+      write the captured log to stdout (decompressed), verifying its sha256
+  logtail describe NAME [-n NAMESPACE]
+      status, per-container results, conditions and recent events
+
+Reads the current kubeconfig (KUBECONFIG). Objects in s3:// stores are read
+with the AWS SDK's default credentials; set LOGTAIL_S3_ENDPOINT (and
+AWS_REGION) for S3-compatible servers.
+`;
+
+class CliError extends Error {}
+
+interface Args {
+  cmd: string;
+  name: string;
+  namespace?: string;
+  container?: string;
+  restart?: number;
+  allowIncomplete: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const pos: string[] = [];
+  const a: Partial<Args> = { allowIncomplete: false };
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!;
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new CliError(`${x} needs a value`);
+      return v;
+    };
+    if (x === '-h' || x === '--help') throw new CliError(USAGE);
+    else if (x === '-n' || x === '--namespace') a.namespace = val();
+    else if (x.startsWith('--namespace=')) a.namespace = x.slice(12);
+    else if (x === '-c' || x === '--container') a.container = val();
+    else if (x.startsWith('--container=')) a.container = x.slice(12);
+    else if (x === '--restart') a.restart = Number(val());
+    else if (x === '--allow-incomplete') a.allowIncomplete = true;
+    else if (x.startsWith('-')) throw new CliError(`unknown flag ${x}\n\n${USAGE}`);
+    else pos.push(x);
+  }
+  if (pos.length !== 2 || !['get', 'describe'].includes(pos[0]!)) throw new CliError(USAGE);
+  return { ...(a as Args), cmd: pos[0]!, name: pos[1]! };
+}
+
+async function fetchLogTail(api: KubeApi, ns: string, name: string): Promise<LogTail> {
+  try {
+    return await api.request<LogTail>('GET', api.logTailPath(ns, name));
+  } catch (err) {
+    if (isNotFound(err)) throw new CliError(`LogTail "${name}" not found in namespace "${ns}"`);
+    throw err;
+  }
+}
+
+function pickCapture(lt: LogTail, a: Args): ContainerCapture {
+  const caps = (lt.status?.containers ?? []) as ContainerCapture[];
+  const names = [...new Set(caps.map((c) => c.name))];
+  let name = a.container;
+  if (!name) {
+    if (names.length === 1) name = names[0];
+    else throw new CliError(`LogTail "${lt.metadata.name}" captured ${names.length} containers (${names.join(', ')}); choose one with -c`);
+  }
+  const mine = caps.filter((c) => c.name === name);
+  if (mine.length === 0) throw new CliError(`LogTail "${lt.metadata.name}" has no capture for container "${name}" (it has: ${names.join(', ') || 'none'})`);
+  const chosen = a.restart !== undefined ? mine.find((c) => c.restart === a.restart) : mine.reduce((x, y) => (y.restart > x.restart ? y : x));
+  if (!chosen) throw new CliError(`container "${name}" has no instance with restart ${a.restart} (has: ${mine.map((c) => c.restart).join(', ')})`);
+  if (!chosen.object) throw new CliError(`container "${name}" (restart ${chosen.restart}) has no stored object: state ${chosen.state}${chosen.lastError ? `, ${chosen.lastError}` : ''}`);
+  return chosen;
+}
+
+async function get(api: KubeApi, ns: string, a: Args): Promise<void> {
+  const lt = await fetchLogTail(api, ns, a.name);
+  const phase = lt.status?.phase ?? 'Pending';
+  if (phase !== 'Complete' && !(phase === 'Incomplete' && a.allowIncomplete)) {
+    const why = lt.status?.reason ? ` (reason ${lt.status.reason}${lt.status.message ? `: ${lt.status.message}` : ''})` : '';
+    const hint = phase === 'Incomplete' ? '; pass --allow-incomplete to read what was stored' : '';
+    throw new CliError(`LogTail "${a.name}" is not Complete: phase ${phase}${why}${hint}`);
+  }
+  const cap = pickCapture(lt, a);
+  const uri = cap.object!.uri;
+  const u = new URL(uri);
+  const store = storeFromUrl(u.protocol === 's3:' ? `s3://${u.host}` : `file:///`, {
+    endpoint: process.env.LOGTAIL_S3_ENDPOINT,
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: !!process.env.LOGTAIL_S3_ENDPOINT,
+  });
+  let body: Readable;
+  try {
+    body = await store.read(uri);
+  } catch (err) {
+    throw new CliError(`object ${uri} could not be read: ${(err as Error).message}`);
+  }
+  const objectHash = createHash('sha256');
+  const contentHash = createHash('sha256');
+  const tap = (h: ReturnType<typeof createHash>) =>
+    new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        h.update(chunk);
+        cb(null, chunk);
+      },
+    });
+  const gz = uri.endsWith('.gz') || lt.spec?.compression === 'gzip';
+  if (gz) await pipeline(body, tap(objectHash), createGunzip(), tap(contentHash), process.stdout);
+  else await pipeline(body, tap(objectHash), tap(contentHash), process.stdout);
+  const gotObject = objectHash.digest('hex');
+  const gotContent = contentHash.digest('hex');
+  if (gotObject !== cap.object!.objectSha256 || gotContent !== cap.object!.sha256) {
+    throw new CliError(`checksum mismatch for ${uri}: status says sha256=${cap.object!.sha256} objectSha256=${cap.object!.objectSha256}, read sha256=${gotContent} objectSha256=${gotObject}`);
+  }
+  process.stderr.write(`verified sha256 ${gotContent} (${uri})\n`);
+}
+
+function age(t?: string): string {
+  if (!t) return '-';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(t)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}
+
+async function describe(api: KubeApi, ns: string, a: Args): Promise<void> {
+  const lt = await fetchLogTail(api, ns, a.name);
+  const s = lt.status;
+  const out: string[] = [];
+  out.push(`Name:        ${lt.metadata.name}`);
+  out.push(`Namespace:   ${lt.metadata.namespace}`);
+  out.push(`Pod:         ${lt.spec.podName}${s?.podUID ? ` (uid ${s.podUID})` : ''}`);
+  out.push(`Phase:       ${s?.phase ?? 'Pending'}${s?.reason ? ` (${s.reason})` : ''}`);
+  if (s?.message) out.push(`Message:     ${s.message}`);
+  out.push(`Result:      ${s?.result ?? '-'}${s?.exitCode !== undefined ? `, exit code ${s.exitCode}` : ''}`);
+  out.push(`Bytes:       ${s?.bytes ?? 0}`);
+  out.push(`Retries:     ${s?.retries ?? 0}`);
+  out.push(`Started:     ${s?.startTime ?? '-'}`);
+  out.push(`Completed:   ${s?.completionTime ?? '-'}`);
+  out.push('Containers:');
+  for (const c of (s?.containers ?? []) as ContainerCapture[]) {
+    out.push(`  ${c.name}${c.init ? ' (init)' : ''} restart ${c.restart}: ${c.state}${c.exitCode !== undefined ? `, exit ${c.exitCode}` : ''}${c.reason ? ` (${c.reason})` : ''}, ${c.bytes} bytes, ${c.lines} lines, ${c.streamRetries} retries`);
+    if (c.object) out.push(`    object: ${c.object.uri} (${c.object.size} bytes, sha256 ${c.object.sha256})`);
+    if (c.lastError) out.push(`    last error: ${c.lastError}`);
+  }
+  out.push('Conditions:');
+  for (const c of s?.conditions ?? []) out.push(`  ${c.type.padEnd(10)} ${c.status.padEnd(7)} ${c.reason.padEnd(20)} ${c.message}`);
+  try {
+    const evs = await api.request<{ items: Array<{ type: string; reason: string; message: string; lastTimestamp?: string; eventTime?: string; metadata: { creationTimestamp?: string } }> }>(
+      'GET',
+      `/api/v1/namespaces/${ns}/events?fieldSelector=${encodeURIComponent(`involvedObject.kind=LogTail,involvedObject.name=${a.name}`)}`,
+    );
+    const items = evs.items.sort((x, y) => String(x.lastTimestamp ?? x.metadata.creationTimestamp).localeCompare(String(y.lastTimestamp ?? y.metadata.creationTimestamp))).slice(-15);
+    out.push('Events:');
+    if (items.length === 0) out.push('  <none>');
+    for (const e of items) out.push(`  ${age(e.lastTimestamp ?? e.metadata.creationTimestamp).padEnd(5)} ${e.type.padEnd(8)} ${e.reason.padEnd(11)} ${e.message}`);
+  } catch (err) {
+    out.push(`Events: (not readable: ${(err as Error).message})`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const ns = a.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  const api = new KubeApi(kc);
+  try {
+    if (a.cmd === 'get') await get(api, ns, a);
+    else await describe(api, ns, a);
+  } finally {
+    api.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof CliError) {
+    const m = err.message;
+    process.stderr.write(m.startsWith('usage:') ? m : `error: ${m}\n`);
+    process.exit(m.startsWith('usage:') ? 2 : 1);
+  }
+  process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(1);
+});

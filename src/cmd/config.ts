@@ -1,0 +1,131 @@
+// Operator settings: every flag has an environment variable, flags win.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseDuration } from '../core/duration.ts';
+
+export interface OperatorConfig {
+  store: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3ForcePathStyle: boolean;
+  watchNamespaces: string[];
+  maxConcurrentStreams: number;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  httpAddr: string;
+  idleTimeoutMs: number;
+  statusIntervalMs: number;
+  shutdownTimeoutMs: number;
+  kubeconfig?: string;
+  logLevel: string;
+}
+
+interface FlagDef {
+  flag: string;
+  env: string;
+  help: string;
+  kind: 'string' | 'bool' | 'int' | 'duration' | 'list';
+}
+
+const IN_CLUSTER = existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token') && !!process.env.KUBERNETES_SERVICE_HOST;
+
+export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
+  store: { flag: '--store', env: 'LOGTAIL_STORE', kind: 'string', help: 'object store URL: file:///abs/dir (a relative path is resolved at start-up) or s3://bucket/prefix. Default file://./logtail-data' },
+  s3Endpoint: { flag: '--s3-endpoint', env: 'LOGTAIL_S3_ENDPOINT', kind: 'string', help: 'S3 endpoint URL for S3-compatible servers (default: AWS)' },
+  s3Region: { flag: '--s3-region', env: 'AWS_REGION', kind: 'string', help: 'S3 region (default us-east-1)' },
+  s3ForcePathStyle: { flag: '--s3-force-path-style', env: 'LOGTAIL_S3_FORCE_PATH_STYLE', kind: 'bool', help: 'path-style S3 addressing (default: true when --s3-endpoint is set)' },
+  watchNamespaces: { flag: '--watch-namespaces', env: 'LOGTAIL_WATCH_NAMESPACES', kind: 'list', help: 'comma-separated namespaces to watch (default: all); one informer per namespace, so namespaced Roles suffice' },
+  maxConcurrentStreams: { flag: '--max-concurrent-streams', env: 'LOGTAIL_MAX_CONCURRENT_STREAMS', kind: 'int', help: 'log streams open at once; further captures wait as phase Pending, reason WaitingForSlot (default 64)' },
+  leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
+  leaderElectionNamespace: { flag: '--leader-election-namespace', env: 'LOGTAIL_LEADER_ELECTION_NAMESPACE', kind: 'string', help: "namespace of the Lease (default: the pod's namespace in-cluster, else default)" },
+  leaderElectionId: { flag: '--leader-election-id', env: 'LOGTAIL_LEADER_ELECTION_ID', kind: 'string', help: 'name of the Lease (default logtail-operator)' },
+  httpAddr: { flag: '--http-addr', env: 'LOGTAIL_HTTP_ADDR', kind: 'string', help: 'listen address for /metrics, /healthz, /readyz (default :8080; "off" disables)' },
+  idleTimeoutMs: { flag: '--idle-timeout', env: 'LOGTAIL_IDLE_TIMEOUT', kind: 'duration', help: 'a log stream with no byte for this long is treated as stalled and resumed (default 60s)' },
+  statusIntervalMs: { flag: '--status-interval', env: 'LOGTAIL_STATUS_INTERVAL', kind: 'duration', help: 'how often bytes/checkpoint are written to status while streaming (default 2s)' },
+  shutdownTimeoutMs: { flag: '--shutdown-timeout', env: 'LOGTAIL_SHUTDOWN_TIMEOUT', kind: 'duration', help: 'on SIGTERM, time allowed to stop captures and write their status (default 20s)' },
+  kubeconfig: { flag: '--kubeconfig', env: 'KUBECONFIG', kind: 'string', help: 'kubeconfig file (default: in-cluster config, else ~/.kube/config)' },
+  logLevel: { flag: '--log-level', env: 'LOG_LEVEL', kind: 'string', help: 'error, warn, info or debug (default info)' },
+};
+
+function podNamespace(): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
+}
+
+export class ConfigError extends Error {}
+
+function parseBool(v: string, name: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new ConfigError(`${name}: expected true or false, got "${v}"`);
+}
+
+export function usage(): string {
+  const lines = ['usage: logtail-operator [flags]', '', 'Every flag can also be set through the environment variable shown.', ''];
+  for (const def of Object.values(FLAGS)) lines.push(`  ${def.flag.padEnd(30)} ${def.env.padEnd(34)} ${def.help}`);
+  return lines.join('\n') + '\n';
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const raw = new Map<keyof OperatorConfig, string>();
+  for (const [key, def] of Object.entries(FLAGS) as Array<[keyof OperatorConfig, FlagDef]>) {
+    const v = env[def.env];
+    if (v !== undefined && v !== '') raw.set(key, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') throw new ConfigError(usage());
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const entry = (Object.entries(FLAGS) as Array<[keyof OperatorConfig, FlagDef]>).find(([, d]) => d.flag === name);
+    if (!entry) throw new ConfigError(`unknown flag ${name}\n\n${usage()}`);
+    const [key, def] = entry;
+    let value: string;
+    if (eq > 0) value = a.slice(eq + 1);
+    else if (def.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`${name} needs a value`);
+      value = next;
+    }
+    raw.set(key, value);
+  }
+  const get = (k: keyof OperatorConfig) => raw.get(k);
+  const num = (k: keyof OperatorConfig, dflt: number): number => {
+    const v = get(k);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${FLAGS[k].flag}: expected a positive integer, got "${v}"`);
+    return n;
+  };
+  const dur = (k: keyof OperatorConfig, dflt: string): number => {
+    const v = get(k) ?? dflt;
+    try {
+      return parseDuration(v);
+    } catch (err) {
+      throw new ConfigError(`${FLAGS[k].flag}: ${(err as Error).message}`);
+    }
+  };
+  const s3Endpoint = get('s3Endpoint');
+  return {
+    store: get('store') ?? 'file://./logtail-data',
+    s3Endpoint,
+    s3Region: get('s3Region'),
+    s3ForcePathStyle: get('s3ForcePathStyle') !== undefined ? parseBool(get('s3ForcePathStyle')!, FLAGS.s3ForcePathStyle.flag) : !!s3Endpoint,
+    watchNamespaces: (get('watchNamespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    maxConcurrentStreams: num('maxConcurrentStreams', 64),
+    leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER,
+    leaderElectionNamespace: get('leaderElectionNamespace') ?? podNamespace(),
+    leaderElectionId: get('leaderElectionId') ?? 'logtail-operator',
+    httpAddr: get('httpAddr') ?? ':8080',
+    idleTimeoutMs: dur('idleTimeoutMs', '60s'),
+    statusIntervalMs: dur('statusIntervalMs', '2s'),
+    shutdownTimeoutMs: dur('shutdownTimeoutMs', '20s'),
+    kubeconfig: get('kubeconfig'),
+    logLevel: get('logLevel') ?? 'info',
+  };
+}

@@ -1,0 +1,298 @@
+// The LogTail controller: informers feed a work queue of namespace/name keys;
+// reconcile re-reads the LogTail from the cache (never an event's payload),
+// owns the finalizer, and starts, stops or forgets one capture daemon per key.
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { type KubeApi, isNotFound } from '../adapters/kube-api.ts';
+import type { ObjectStore } from '../adapters/store/types.ts';
+import { FINALIZER, GROUP, PLURAL, VERSION, resolveSpec, type LogTail } from '../core/spec.ts';
+import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
+import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { Semaphore } from './semaphore.ts';
+import { SupervisedInformer } from './supervised-informer.ts';
+import { WorkQueue } from './work-queue.ts';
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  api: KubeApi;
+  store: ObjectStore;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Empty or undefined: all namespaces. */
+  watchNamespaces?: string[];
+  maxConcurrentStreams: number;
+  idleTimeoutMs: number;
+  statusIntervalMs: number;
+  workers?: number;
+  finalizerDeadlineMs?: number;
+}
+
+interface Finished {
+  uid: string;
+  generation: number;
+}
+
+export class Controller {
+  private readonly o: ControllerOptions;
+  private readonly log: Logger;
+  private readonly queue: WorkQueue;
+  private readonly slots: Semaphore;
+  private readonly daemons = new Map<string, CaptureDaemon>();
+  /** Keys whose daemon finished, until the cache shows the terminal status it wrote. */
+  private readonly finished = new Map<string, Finished>();
+  private readonly ltInformers: Array<SupervisedInformer<LogTail>> = [];
+  private readonly podInformers: Array<SupervisedInformer<V1Pod>> = [];
+  private running = false;
+
+  constructor(o: ControllerOptions) {
+    this.o = o;
+    this.log = o.logger;
+    this.queue = new WorkQueue({ name: 'logtails', logger: o.logger, baseDelayMs: 250, maxDelayMs: 60_000, onDepth: (n) => o.metrics?.workqueueDepth.set(n) });
+    this.slots = new Semaphore(o.maxConcurrentStreams);
+  }
+
+  private namespaces(): Array<string | undefined> {
+    return this.o.watchNamespaces && this.o.watchNamespaces.length > 0 ? this.o.watchNamespaces : [undefined];
+  }
+
+  private ltInformerFor(ns: string | undefined): SupervisedInformer<LogTail> | undefined {
+    if (ns === undefined || this.ltInformers.length === 1) return this.ltInformers[0];
+    const i = this.namespaces().indexOf(ns);
+    return i >= 0 ? this.ltInformers[i] : undefined;
+  }
+
+  private podInformerFor(ns: string): SupervisedInformer<V1Pod> | undefined {
+    if (this.podInformers.length === 1) return this.podInformers[0];
+    const i = this.namespaces().indexOf(ns);
+    return i >= 0 ? this.podInformers[i] : undefined;
+  }
+
+  getLogTail(namespace: string, name: string): LogTail | undefined {
+    return this.ltInformerFor(namespace)?.get(name, namespace);
+  }
+
+  getPod(name: string, namespace: string): V1Pod | undefined {
+    return this.podInformerFor(namespace)?.get(name, namespace);
+  }
+
+  ready(): boolean {
+    return this.running && [...this.ltInformers, ...this.podInformers].every((i) => i.hasSynced());
+  }
+
+  activeCaptures(): number {
+    return this.daemons.size;
+  }
+
+  async start(): Promise<void> {
+    const { kc } = this.o;
+    const core = kc.makeApiClient(CoreV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    for (const ns of this.namespaces()) {
+      const ltPath = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+      const lt = new SupervisedInformer<LogTail>({
+        name: ns ? `logtails/${ns}` : 'logtails',
+        kc,
+        path: ltPath,
+        listFn: () =>
+          (ns
+            ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
+            : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as never,
+        logger: this.log,
+        onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'logtails' }),
+      });
+      const pods = new SupervisedInformer<V1Pod>({
+        name: ns ? `pods/${ns}` : 'pods',
+        kc,
+        path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
+        listFn: () => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()) as never,
+        logger: this.log,
+        onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'pods' }),
+      });
+      const enqueue = (obj: LogTail) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
+      lt.on('add', enqueue);
+      lt.on('update', enqueue);
+      lt.on('delete', enqueue);
+      const podEvent = (pod: V1Pod) => this.podChanged(pod);
+      pods.on('add', podEvent);
+      pods.on('update', podEvent);
+      pods.on('delete', podEvent);
+      this.ltInformers.push(lt);
+      this.podInformers.push(pods);
+    }
+    // Pods first: a daemon started by the first LogTail event must find its pod in the cache.
+    await Promise.all(this.podInformers.map((i) => i.start()));
+    await Promise.all(this.ltInformers.map((i) => i.start()));
+    this.running = true;
+    this.queue.run((key) => this.reconcile(key), this.o.workers ?? 4);
+    for (const inf of this.ltInformers) for (const lt of inf.list()) this.queue.add(`${lt.metadata?.namespace}/${lt.metadata?.name}`);
+  }
+
+  /** Stops taking work, then stops every capture with `reason` (uploads aborted, status checkpointed). */
+  async stop(reason: StopReason = 'OperatorExiting', deadlineMs = 20_000): Promise<void> {
+    this.running = false;
+    const q = this.queue.shutdown();
+    await Promise.all([...this.daemons.values()].map((d) => d.stop(reason, deadlineMs)));
+    await q;
+    for (const i of [...this.ltInformers, ...this.podInformers]) i.stop();
+  }
+
+  private podChanged(pod: V1Pod): void {
+    const ns = pod.metadata?.namespace;
+    const name = pod.metadata?.name;
+    if (!ns || !name) return;
+    for (const [key, d] of this.daemons) {
+      if (!key.startsWith(ns + '/')) continue;
+      const lt = this.getLogTail(ns, key.slice(ns.length + 1));
+      if (lt?.spec?.podName === name) d.podChanged();
+    }
+  }
+
+  private async writeStatus(lt: LogTail, status: LogTailStatus): Promise<void> {
+    await this.o.api.patchLogTailStatus(lt.metadata.namespace!, lt.metadata.name!, status);
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const slash = key.indexOf('/');
+    const ns = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    const lt = this.getLogTail(ns, name);
+    const daemon = this.daemons.get(key);
+
+    if (!lt) {
+      if (daemon) {
+        await daemon.stop('Deleted', this.o.finalizerDeadlineMs);
+        this.daemons.delete(key);
+      }
+      this.finished.delete(key);
+      return;
+    }
+    const uid = lt.metadata.uid!;
+    const generation = lt.metadata.generation ?? 0;
+
+    if (lt.metadata.deletionTimestamp) {
+      if (daemon) {
+        // The finalizer is held until the capture has flushed or aborted its upload.
+        await daemon.stop('Deleted', this.o.finalizerDeadlineMs);
+        this.daemons.delete(key);
+      }
+      await this.dropFinalizer(lt);
+      return;
+    }
+
+    const phase = lt.status?.phase;
+    if (isTerminalPhase(phase)) {
+      if (daemon) {
+        await daemon.done;
+        this.daemons.delete(key);
+      }
+      this.finished.delete(key);
+      await this.dropFinalizer(lt);
+      this.scheduleTtl(lt, key);
+      return;
+    }
+
+    if (daemon) {
+      if (daemon.generation !== generation) {
+        // The CRD makes spec immutable; this only happens without its validation.
+        await daemon.stop('SpecChanged', this.o.finalizerDeadlineMs);
+        this.daemons.delete(key);
+        await this.failInvalid(lt, 'the spec changed while the capture was running; LogTail specs are immutable, delete and recreate it');
+      }
+      return;
+    }
+
+    const f = this.finished.get(key);
+    if (f && f.uid === uid && f.generation === generation) {
+      // Our daemon wrote a terminal status the cache hasn't delivered yet:
+      // starting again would capture twice.
+      this.queue.addAfter(key, 500);
+      return;
+    }
+
+    const resolved = resolveSpec(lt.spec);
+    if (!resolved.ok) {
+      await this.failInvalid(lt, resolved.message);
+      return;
+    }
+
+    if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) {
+      await this.o.api.setFinalizer(ns, name, lt.metadata.finalizers, FINALIZER, true);
+    }
+    if (!this.running) return;
+    const d = new CaptureDaemon(lt, resolved.spec, {
+      kc: this.o.kc,
+      api: this.o.api,
+      store: this.o.store,
+      pods: { get: (n, namespace) => this.getPod(n, namespace) },
+      slots: this.slots,
+      logger: this.log,
+      metrics: this.o.metrics,
+      idleTimeoutMs: this.o.idleTimeoutMs,
+      statusIntervalMs: this.o.statusIntervalMs,
+    });
+    this.daemons.set(key, d);
+    d.start();
+    void d.done.then(() => {
+      if (this.daemons.get(key) === d && !d.signal.aborted) {
+        this.finished.set(key, { uid, generation });
+        this.daemons.delete(key);
+        this.queue.add(key);
+      }
+    });
+  }
+
+  private async failInvalid(lt: LogTail, message: string): Promise<void> {
+    const now = new Date();
+    const prev = (lt.status ?? {}) as Partial<LogTailStatus>;
+    const status = {
+      ...prev,
+      phase: 'Failed',
+      result: 'Unknown',
+      reason: 'InvalidSpec',
+      message,
+      retries: prev.retries ?? 0,
+      bytes: prev.bytes ?? 0,
+      containers: prev.containers ?? [],
+      observedGeneration: lt.metadata.generation ?? 0,
+      startTime: prev.startTime ?? now.toISOString(),
+      completionTime: now.toISOString(),
+      conditions: conditionsForPhase('Failed', 'InvalidSpec', message, lt.metadata.generation ?? 0, prev.conditions ?? [], now),
+    } as LogTailStatus;
+    await this.writeStatus(lt, status);
+    await this.o.api
+      .createEvent({
+        name: `${lt.metadata.name}.${(lt.metadata.uid ?? '').slice(0, 8)}.finished`,
+        involved: { kind: 'LogTail', apiVersion: `${GROUP}/${VERSION}`, namespace: lt.metadata.namespace!, name: lt.metadata.name!, uid: lt.metadata.uid },
+        type: 'Warning',
+        reason: 'Failed',
+        message: `InvalidSpec: ${message}`,
+      })
+      .catch((err: unknown) => this.log.warn('event not recorded', { error: String(err) }));
+  }
+
+  private async dropFinalizer(lt: LogTail): Promise<void> {
+    if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) return;
+    try {
+      await this.o.api.setFinalizer(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.finalizers, FINALIZER, false);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private scheduleTtl(lt: LogTail, key: string): void {
+    const ttl = lt.spec?.ttlSecondsAfterFinished;
+    const done = lt.status?.completionTime;
+    if (ttl === undefined || ttl === null || !done) return;
+    const due = Date.parse(done) + ttl * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) {
+      this.queue.addAfter(key, Math.min(wait, 2 ** 31 - 1));
+      return;
+    }
+    void this.o.api.deleteLogTail(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.uid!).catch((err: unknown) => {
+      this.log.warn('ttl delete failed', { namespace: lt.metadata.namespace, name: lt.metadata.name, error: String(err) });
+      this.queue.addRateLimited(key);
+    });
+  }
+}
