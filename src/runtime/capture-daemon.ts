@@ -522,6 +522,14 @@ export class CaptureDaemon {
           }
           c.bytes = filter.bytes;
           c.lines = filter.lines;
+          if (filter.gaps > 0 && !gap) {
+            gap = { reason: 'LogGap', message: `${name}: ${filter.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` };
+          }
+          if (filter.resuming && terminatedAtOpen && !gap) {
+            // A drained stream never reached our checkpoint line: the kubelet
+            // no longer has it (rotation), so bytes after it may be missing.
+            gap = { reason: 'LogGap', message: `${name}: the kubelet's log no longer contains the resume point ${filter.sinceTime() ?? ''}` };
+          }
           if (filter.firstTimestamp && firstTimestampBefore && filter.firstTimestamp !== firstTimestampBefore && !gap) {
             gap = { reason: 'LogGap', message: `${name}: the log starts at ${filter.firstTimestamp}, an earlier run of the capture saw it start at ${firstTimestampBefore} (rotated by the kubelet)` };
           }

@@ -1,0 +1,420 @@
+// Turns the kubelet's `timestamps=true` log stream of one container instance,
+// delivered over any number of connections, into the exact bytes of the log.
+//
+// Each line arrives as `<30-byte timestamp><space><content>`. The timestamp is
+// fixed width (9 fraction digits, 'Z'), so timestamps compare as bytes. A line
+// longer than 16 KiB is stored by the runtime as several records; the kubelet
+// writes the timestamp only before the first, but filters every record by
+// sinceTime, so a resumed stream may begin inside a long line without any
+// prefix. The apiserver truncates sinceTime to the second, so a resumed stream
+// replays the whole second of the checkpoint.
+//
+// The checkpoint names the line in progress by (timestamp, ordinal among lines
+// with that exact timestamp, content bytes already emitted). Identical lines
+// are real log lines and are never deduplicated by content.
+//
+// Cost per byte is what limits the operator's throughput: lines are found with
+// Buffer.indexOf, output is emitted as (at most) one buffer per push, and no
+// object is allocated per line unless a prefix straddles two chunks.
+
+/** Position in the log up to which bytes have been emitted. */
+export interface Checkpoint {
+  /** Timestamp of the line in progress, or of the last line when it is complete. */
+  time: string;
+  /** Index of that line among lines stamped with exactly `time`, 0-based. */
+  ordinal: number;
+  /** Content bytes of that line already emitted, its newline included when complete. */
+  offset: number;
+  /** The line's newline has been emitted. */
+  complete: boolean;
+}
+
+/** A checkpoint to resume from, e.g. from status; `complete` is informational. */
+export type CheckpointInput = Omit<Checkpoint, 'complete'> & { complete?: boolean };
+
+export interface ResumeFilterOptions {
+  /** Emit the timestamp prefixes too (spec.timestamps); otherwise strip them. */
+  keepTimestamps: boolean;
+  /** Resume an instance whose bytes up to this point are already stored. */
+  checkpoint?: CheckpointInput | undefined;
+}
+
+const TS_LEN = 30;
+const PREFIX_LEN = 31;
+const NL = 10;
+
+// Expected byte at each prefix position; 0 means "a decimal digit".
+const PATTERN = new Uint8Array(PREFIX_LEN);
+for (const [i, ch] of [...'0000-00-00T00:00:00.000000000Z '].entries()) PATTERN[i] = ch === '0' ? 0 : ch.charCodeAt(0);
+
+function matchesAt(k: number, b: number): boolean {
+  const want = PATTERN[k] as number;
+  return want === 0 ? b >= 48 && b <= 57 : b === want;
+}
+
+/** True for a 30-character kubelet timestamp such as `2026-11-27T10:00:05.123456789Z`. */
+export function isKubeletTimestamp(s: string): boolean {
+  if (typeof s !== 'string' || s.length !== TS_LEN) return false;
+  for (let i = 0; i < TS_LEN; i++) if (!matchesAt(i, s.charCodeAt(i))) return false;
+  return true;
+}
+
+const LINE_START = 0; // expecting a timestamp prefix
+const EMIT = 1; // inside a line's content, emitting
+const DROP = 2; // inside a line already stored (or unusable), dropping up to its newline
+const SKIP = 3; // inside the checkpoint line, dropping the bytes already emitted
+const RAW = 4; // inside a line without timestamp, emitting it as is
+const PREAMBLE_SKIP = 5; // from-the-top reconnection: dropping untimestamped bytes already emitted
+
+export class ResumeFilter {
+  /** Content bytes emitted (timestamp prefixes excluded). */
+  bytes = 0;
+  /** Lines whose newline has been emitted. */
+  lines = 0;
+  /** All bytes emitted, timestamp prefixes included under keepTimestamps. */
+  emittedBytes = 0;
+  /** Timestamp of the first line whose start was emitted. */
+  firstTimestamp: string | undefined;
+  /**
+   * Resumed connections that did not contain the checkpoint line (the log was
+   * rotated or truncated meanwhile) or contained it shorter than before: bytes
+   * between the checkpoint and the next line emitted may be missing.
+   */
+  gaps = 0;
+  /** Lines that did not start with a timestamp in the middle of a connection; emitted as is. */
+  malformedLines = 0;
+  /** Description of the latest gap or malformed line. */
+  lastAnomaly: string | undefined;
+
+  private readonly keep: boolean;
+  private state = LINE_START;
+  private started = false;
+
+  // Partial prefix held across chunks (at most 31 bytes).
+  private readonly pfx = Buffer.alloc(PREFIX_LEN);
+  private pfxLen = 0;
+
+  // The line in progress (or last line): the checkpoint when not seeking.
+  private readonly lastTs = Buffer.alloc(TS_LEN);
+  private hasLine = false;
+  private ordinal = 0;
+  private lineOffset = 0;
+  private lineComplete = false;
+  private connHasTs = false;
+  private connFirstLine = true;
+
+  // Resume target while seeking through a replayed stretch.
+  private seeking = false;
+  private readonly seekTs = Buffer.alloc(TS_LEN);
+  private seekTime = '';
+  private seekOrdinal = 0;
+  private seekOffset = 0;
+  private seekComplete = false;
+  private skipLeft = 0;
+
+  // Untimestamped bytes emitted before any timestamped line (a log file that
+  // starts inside a long line); a reconnection from the top replays them.
+  private preamble = 0;
+  private afterPreamble = LINE_START;
+
+  // Output of the current push: one range of the chunk, or a copy once the
+  // emitted bytes stop being contiguous.
+  private cur: Buffer = Buffer.alloc(0);
+  private rs = 0;
+  private re = -1;
+  private out: Buffer | null = null;
+  private outLen = 0;
+  private emitFn: (b: Buffer) => void = () => {};
+
+  constructor(opts: ResumeFilterOptions) {
+    this.keep = opts.keepTimestamps;
+    const cp = opts.checkpoint;
+    if (cp !== undefined) {
+      if (!isKubeletTimestamp(cp.time)) throw new Error(`checkpoint time "${String(cp.time)}" is not a kubelet timestamp`);
+      if (!Number.isSafeInteger(cp.ordinal) || cp.ordinal < 0) throw new Error('checkpoint ordinal must be a non-negative integer');
+      if (!Number.isSafeInteger(cp.offset) || cp.offset < 0) throw new Error('checkpoint offset must be a non-negative integer');
+      this.seeking = true;
+      this.seekTs.write(cp.time, 'latin1');
+      this.seekTime = cp.time;
+      this.seekOrdinal = cp.ordinal;
+      this.seekOffset = cp.offset;
+      this.seekComplete = cp.complete ?? false;
+    }
+  }
+
+  /** True while a resumed connection has not yet reached the checkpoint line. */
+  get resuming(): boolean {
+    return this.seeking;
+  }
+
+  /** Position up to which bytes were emitted; undefined before the first timestamped line. */
+  checkpoint(): Checkpoint | undefined {
+    if (this.seeking) {
+      return { time: this.seekTime, ordinal: this.seekOrdinal, offset: this.seekOffset, complete: this.seekComplete };
+    }
+    if (!this.hasLine) return undefined;
+    return { time: this.lastTs.toString('latin1'), ordinal: this.ordinal, offset: this.lineOffset, complete: this.lineComplete };
+  }
+
+  /** sinceTime for the next request (the checkpoint's second, as the apiserver truncates anyway); undefined: from the top. */
+  sinceTime(): string | undefined {
+    const cp = this.checkpoint();
+    return cp === undefined ? undefined : cp.time.slice(0, 19) + 'Z';
+  }
+
+  /**
+   * A new response starts: the first one at the top of the log (or at the
+   * constructor's checkpoint), later ones at sinceTime(). Whatever the
+   * previous connection left half-read is discarded.
+   */
+  beginConnection(): void {
+    const cutInside = this.state;
+    this.pfxLen = 0;
+    this.connHasTs = false;
+    this.connFirstLine = true;
+    this.state = LINE_START;
+    if (this.started && !this.seeking) {
+      if (this.hasLine) {
+        this.lastTs.copy(this.seekTs);
+        this.seekTime = this.lastTs.toString('latin1');
+        this.seekOrdinal = this.ordinal;
+        this.seekOffset = this.lineOffset;
+        this.seekComplete = this.lineComplete;
+        this.seeking = true;
+      } else if (this.preamble > 0) {
+        this.afterPreamble = cutInside === RAW || (cutInside === PREAMBLE_SKIP && this.afterPreamble === RAW) ? RAW : LINE_START;
+        this.skipLeft = this.preamble;
+        this.state = PREAMBLE_SKIP;
+      }
+    }
+    this.started = true;
+  }
+
+  /**
+   * Feeds the next bytes of the current connection; calls `emit` (zero or
+   * more times, never with an empty buffer) with the log bytes they complete.
+   * Emitted buffers may share memory with `chunk`; neither is modified.
+   */
+  push(chunk: Buffer, emit: (b: Buffer) => void): void {
+    if (!this.started) this.beginConnection();
+    const n = chunk.length;
+    if (n === 0) return;
+    this.cur = chunk;
+    this.emitFn = emit;
+    this.re = -1;
+    this.out = null;
+    let pos = 0;
+    while (pos < n) {
+      switch (this.state) {
+        case EMIT: {
+          const nl = chunk.indexOf(NL, pos);
+          const end = nl === -1 ? n : nl + 1;
+          this.take(pos, end);
+          this.bytes += end - pos;
+          this.lineOffset += end - pos;
+          if (nl !== -1) {
+            this.lines++;
+            this.lineComplete = true;
+            this.state = LINE_START;
+          }
+          pos = end;
+          break;
+        }
+        case LINE_START:
+          pos = this.lineStart(chunk, pos, n);
+          break;
+        case DROP: {
+          const nl = chunk.indexOf(NL, pos);
+          if (nl === -1) {
+            pos = n;
+          } else {
+            pos = nl + 1;
+            this.state = LINE_START;
+          }
+          break;
+        }
+        case SKIP:
+          pos = this.skip(chunk, pos, n);
+          break;
+        case RAW: {
+          const nl = chunk.indexOf(NL, pos);
+          const end = nl === -1 ? n : nl + 1;
+          this.take(pos, end);
+          this.bytes += end - pos;
+          if (!this.hasLine) this.preamble += end - pos;
+          if (nl !== -1) {
+            this.lines++;
+            this.state = LINE_START;
+          }
+          pos = end;
+          break;
+        }
+        case PREAMBLE_SKIP: {
+          const k = Math.min(this.skipLeft, n - pos);
+          this.skipLeft -= k;
+          pos += k;
+          if (this.skipLeft === 0) {
+            this.state = this.afterPreamble;
+            this.connFirstLine = false;
+          }
+          break;
+        }
+      }
+    }
+    this.flush();
+    this.cur = Buffer.alloc(0);
+  }
+
+  private lineStart(chunk: Buffer, pos: number, n: number): number {
+    if (this.pfxLen === 0 && n - pos > PREFIX_LEN) {
+      let k = 0;
+      while (k < PREFIX_LEN && matchesAt(k, chunk[pos + k] as number)) k++;
+      if (k < PREFIX_LEN) {
+        this.untimestamped(false);
+        return pos;
+      }
+      if (this.commit(chunk, pos) && this.keep) this.take(pos, pos + PREFIX_LEN);
+      return pos + PREFIX_LEN;
+    }
+    // Slow path: the prefix straddles chunks; keep what matches so far.
+    while (this.pfxLen < PREFIX_LEN && pos < n) {
+      const b = chunk[pos] as number;
+      if (!matchesAt(this.pfxLen, b)) {
+        this.untimestamped(true);
+        return pos;
+      }
+      this.pfx[this.pfxLen++] = b;
+      pos++;
+    }
+    // Commit only once a content byte is here, so a line whose prefix was
+    // read but none of whose content was emitted does not count as started.
+    if (this.pfxLen === PREFIX_LEN && pos < n) {
+      this.pfxLen = 0;
+      if (this.commit(this.pfx, 0) && this.keep) this.emitCopy(this.pfx, PREFIX_LEN);
+    }
+    return pos;
+  }
+
+  // A line starts without a valid timestamp prefix.
+  private untimestamped(held: boolean): void {
+    const first = this.connFirstLine;
+    this.connFirstLine = false;
+    if (this.seeking) {
+      // On a resumed connection the first such line is the tail of a long
+      // line begun before the checkpoint's second: stored already.
+      if (!first) this.anomaly(false, 'line without timestamp while resuming; dropped');
+      this.pfxLen = 0;
+      this.state = DROP;
+      return;
+    }
+    if (!(first && !this.hasLine)) {
+      this.anomaly(false, 'line without timestamp prefix; stored as is');
+    }
+    if (held && this.pfxLen > 0) {
+      this.bytes += this.pfxLen;
+      if (!this.hasLine) this.preamble += this.pfxLen;
+      this.emitCopy(this.pfx, this.pfxLen);
+    }
+    this.pfxLen = 0;
+    this.state = RAW;
+  }
+
+  // A prefix is complete and content follows. Returns whether the line's
+  // start is to be emitted (so the caller emits the prefix under keep).
+  private commit(buf: Buffer, at: number): boolean {
+    this.connFirstLine = false;
+    if (this.connHasTs && buf.compare(this.lastTs, 0, TS_LEN, at, at + TS_LEN) === 0) {
+      this.ordinal++;
+    } else {
+      buf.copy(this.lastTs, 0, at, at + TS_LEN);
+      this.ordinal = 0;
+      this.connHasTs = true;
+    }
+    if (this.seeking) {
+      const c = buf.compare(this.seekTs, 0, TS_LEN, at, at + TS_LEN);
+      if (c < 0 || (c === 0 && this.ordinal < this.seekOrdinal)) {
+        this.state = DROP;
+        return false;
+      }
+      this.seeking = false;
+      this.hasLine = true;
+      if (c === 0 && this.ordinal === this.seekOrdinal) {
+        this.lineOffset = this.seekOffset;
+        this.lineComplete = this.seekComplete;
+        if (this.seekOffset > 0) {
+          this.skipLeft = this.seekOffset;
+          this.state = SKIP;
+          return false;
+        }
+      } else {
+        this.anomaly(true, `resumed stream lacks the checkpoint line ${this.seekTime}#${this.seekOrdinal}; continuing at ${this.lastTs.toString('latin1')}`);
+      }
+    }
+    this.hasLine = true;
+    this.lineOffset = 0;
+    this.lineComplete = false;
+    this.state = EMIT;
+    if (this.firstTimestamp === undefined) this.firstTimestamp = this.lastTs.toString('latin1');
+    return true;
+  }
+
+  private skip(chunk: Buffer, pos: number, n: number): number {
+    const limit = Math.min(n, pos + this.skipLeft);
+    const nl = chunk.indexOf(NL, pos);
+    if (nl !== -1 && nl < limit) {
+      // The line ends within the bytes already emitted of it: exactly at
+      // their end when the checkpoint line was complete, else it shrank.
+      if (nl + 1 - pos !== this.skipLeft) {
+        this.anomaly(true, `checkpoint line ${this.seekTime}#${this.seekOrdinal} is shorter than the ${this.seekOffset} bytes already stored`);
+      }
+      this.skipLeft = 0;
+      this.lineComplete = true;
+      this.state = LINE_START;
+      return nl + 1;
+    }
+    this.skipLeft -= limit - pos;
+    if (this.skipLeft === 0) this.state = EMIT;
+    return limit;
+  }
+
+  private anomaly(gap: boolean, message: string): void {
+    if (gap) this.gaps++;
+    else this.malformedLines++;
+    this.lastAnomaly = message;
+  }
+
+  private take(s: number, e: number): void {
+    this.emittedBytes += e - s;
+    if (this.out === null) {
+      if (this.re === -1) {
+        this.rs = s;
+        this.re = e;
+        return;
+      }
+      if (this.re === s) {
+        this.re = e;
+        return;
+      }
+      this.out = Buffer.allocUnsafe(this.cur.length);
+      this.outLen = this.cur.copy(this.out, 0, this.rs, this.re);
+    }
+    this.outLen += this.cur.copy(this.out, this.outLen, s, e);
+  }
+
+  private flush(): void {
+    if (this.out !== null) {
+      if (this.outLen > 0) this.emitFn(this.out.subarray(0, this.outLen));
+    } else if (this.re > this.rs) {
+      this.emitFn(this.rs === 0 && this.re === this.cur.length ? this.cur : this.cur.subarray(this.rs, this.re));
+    }
+    this.out = null;
+    this.re = -1;
+  }
+
+  // Held bytes live in a reused buffer: emit a copy, after whatever is pending.
+  private emitCopy(src: Buffer, len: number): void {
+    this.flush();
+    this.emittedBytes += len;
+    this.emitFn(Buffer.from(src.subarray(0, len)));
+  }
+}

@@ -1,0 +1,268 @@
+// Status of a LogTail and the condition bookkeeping around it. Pure functions:
+// the reconciler computes the next status and writes it only if it differs.
+
+/** The capture's progress. Complete: every byte stored. Incomplete: stored with a known gap. Failed: nothing trustworthy stored. */
+export type Phase = 'Pending' | 'Streaming' | 'Complete' | 'Incomplete' | 'Failed';
+export const PHASES: readonly Phase[] = ['Pending', 'Streaming', 'Complete', 'Incomplete', 'Failed'];
+
+/** The target pod's outcome. */
+export type PodResult = 'Succeeded' | 'Failed' | 'Unknown';
+
+export type ContainerState = 'Waiting' | 'Streaming' | 'Terminated' | 'Stored' | 'Gap' | 'Failed';
+export const CONTAINER_STATES: readonly ContainerState[] = ['Waiting', 'Streaming', 'Terminated', 'Stored', 'Gap', 'Failed'];
+export const POD_RESULTS: readonly PodResult[] = ['Succeeded', 'Failed', 'Unknown'];
+
+export type ConditionType = 'Streaming' | 'Complete' | 'Finished';
+export const CONDITION_TYPES: readonly ConditionType[] = ['Streaming', 'Complete', 'Finished'];
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export const Reason = {
+  WaitingForPod: 'WaitingForPod',
+  WaitingForSlot: 'WaitingForSlot',
+  Streaming: 'Streaming',
+  Captured: 'Captured',
+  LogGap: 'LogGap',
+  KubeletUnreachable: 'KubeletUnreachable',
+  PodNotFound: 'PodNotFound',
+  PodDeleted: 'PodDeleted',
+  StoreUnavailable: 'StoreUnavailable',
+  InvalidSpec: 'InvalidSpec',
+  KeyExists: 'KeyExists',
+} as const;
+export type KnownReason = (typeof Reason)[keyof typeof Reason];
+
+export interface Condition {
+  type: ConditionType;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface StoredObject {
+  uri: string;
+  /** Size of the stored object (compressed size under gzip). */
+  size: number;
+  /** SHA-256 (hex) of the log bytes before compression. */
+  sha256: string;
+  /** SHA-256 (hex) of the stored object's bytes. */
+  objectSha256: string;
+}
+
+export interface StatusCheckpoint {
+  time: string;
+  ordinal: number;
+  offset: number;
+}
+
+export interface ContainerCapture {
+  name: string;
+  init: boolean;
+  /** restartCount of the captured container instance. */
+  restart: number;
+  state: ContainerState;
+  exitCode?: number;
+  /** Termination reason reported by the kubelet: Completed, Error, OOMKilled… */
+  reason?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  bytes: number;
+  lines: number;
+  object?: StoredObject;
+  streamRetries: number;
+  lastError?: string;
+  checkpoint?: StatusCheckpoint;
+  firstTimestamp?: string;
+}
+
+export interface LogTailStatus {
+  phase: Phase;
+  result: PodResult;
+  reason?: string;
+  message?: string;
+  podUID?: string;
+  /** Stream retries over all containers. */
+  retries: number;
+  /** Content bytes captured over all containers. */
+  bytes: number;
+  startTime?: string;
+  completionTime?: string;
+  observedGeneration?: number;
+  /** Exit code summarising the pod's containers (first non-zero, else 0), once known. */
+  exitCode?: number;
+  /** One entry per captured container instance, in capture order. */
+  containers: ContainerCapture[];
+  conditions: Condition[];
+}
+
+// Field lists of the status types, checked complete at compile time; the CRD
+// test compares the YAML's status schema against them.
+type Exhaustive<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number]>] extends [never] ? true : never;
+export const STATUS_FIELDS = [
+  'phase', 'result', 'reason', 'message', 'podUID', 'retries', 'bytes', 'startTime', 'completionTime',
+  'observedGeneration', 'exitCode', 'containers', 'conditions',
+] as const satisfies readonly (keyof LogTailStatus)[];
+export const CONTAINER_CAPTURE_FIELDS = [
+  'name', 'init', 'restart', 'state', 'exitCode', 'reason', 'startedAt', 'finishedAt', 'bytes', 'lines', 'object',
+  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp',
+] as const satisfies readonly (keyof ContainerCapture)[];
+export const STORED_OBJECT_FIELDS = ['uri', 'size', 'sha256', 'objectSha256'] as const satisfies readonly (keyof StoredObject)[];
+export const CHECKPOINT_FIELDS = ['time', 'ordinal', 'offset'] as const satisfies readonly (keyof StatusCheckpoint)[];
+export const CONDITION_FIELDS = [
+  'type', 'status', 'reason', 'message', 'lastTransitionTime', 'observedGeneration',
+] as const satisfies readonly (keyof Condition)[];
+const _statusComplete: Exhaustive<LogTailStatus, typeof STATUS_FIELDS> = true;
+const _containerComplete: Exhaustive<ContainerCapture, typeof CONTAINER_CAPTURE_FIELDS> = true;
+const _objectComplete: Exhaustive<StoredObject, typeof STORED_OBJECT_FIELDS> = true;
+const _checkpointComplete: Exhaustive<StatusCheckpoint, typeof CHECKPOINT_FIELDS> = true;
+const _conditionComplete: Exhaustive<Condition, typeof CONDITION_FIELDS> = true;
+
+/** Kubernetes writes condition times as RFC 3339 with whole seconds. */
+export function k8sTime(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+export function isTerminalPhase(p: Phase | undefined): p is 'Complete' | 'Incomplete' | 'Failed' {
+  return p === 'Complete' || p === 'Incomplete' || p === 'Failed';
+}
+
+export type ConditionUpdate = Omit<Condition, 'lastTransitionTime'> & { lastTransitionTime?: string };
+
+/**
+ * Returns a new list with `next` replacing the condition of the same type (in
+ * place) or appended. lastTransitionTime is kept unless the status flips;
+ * a new condition, or a flip, gets `now`.
+ */
+export function setCondition(conditions: readonly Condition[] | undefined, next: ConditionUpdate, now: Date): Condition[] {
+  const list = conditions ?? [];
+  const idx = list.findIndex((c) => c.type === next.type);
+  const prev = idx === -1 ? undefined : list[idx];
+  const lastTransitionTime =
+    prev !== undefined && prev.status === next.status ? prev.lastTransitionTime : (next.lastTransitionTime ?? k8sTime(now));
+  const cond: Condition = {
+    type: next.type,
+    status: next.status,
+    reason: next.reason,
+    message: next.message,
+    lastTransitionTime,
+    ...(next.observedGeneration !== undefined ? { observedGeneration: next.observedGeneration } : {}),
+  };
+  if (idx === -1) return [...list, cond];
+  const out = [...list];
+  out[idx] = cond;
+  return out;
+}
+
+/**
+ * The Streaming, Complete and Finished conditions for a phase, each carrying
+ * `reason` and `message`. Streaming is True only while streaming, Complete only
+ * in Complete, Finished in every terminal phase. Conditions of other types in
+ * `prev` are kept.
+ */
+export function conditionsForPhase(
+  phase: Phase,
+  reason: string,
+  message: string,
+  generation: number | undefined,
+  prev: readonly Condition[] | undefined,
+  now: Date,
+): Condition[] {
+  const truth: Record<ConditionType, boolean> = {
+    Streaming: phase === 'Streaming',
+    Complete: phase === 'Complete',
+    Finished: isTerminalPhase(phase),
+  };
+  let out = [...(prev ?? [])];
+  for (const type of CONDITION_TYPES) {
+    out = setCondition(
+      out,
+      {
+        type,
+        status: truth[type] ? 'True' : 'False',
+        reason,
+        message,
+        ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      },
+      now,
+    );
+  }
+  return out;
+}
+
+/**
+ * Deep equality for JSON-shaped status values: arrays compare in order, a key
+ * holding undefined equals a missing key. Used to skip no-op status writes.
+ */
+export function statusEquals(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') {
+    return typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b);
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!statusEquals(a[i], bb[i])) return false;
+    return true;
+  }
+  if (a instanceof Date || b instanceof Date) {
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  for (const k of Object.keys(ao)) if (!statusEquals(ao[k], bo[k])) return false;
+  for (const k of Object.keys(bo)) if (!(k in ao) && bo[k] !== undefined) return false;
+  return true;
+}
+
+/** Reason of the Event recorded when a capture ends in `phase`; undefined for non-terminal phases. */
+export function terminalEventReason(phase: Phase): string | undefined {
+  switch (phase) {
+    case 'Complete':
+      return 'Captured';
+    case 'Incomplete':
+      return 'CapturedWithGap';
+    case 'Failed':
+      return 'CaptureFailed';
+    default:
+      return undefined;
+  }
+}
+
+/** Event type for the terminal Event: Normal only for a complete capture. */
+export function terminalEventType(phase: Phase): 'Normal' | 'Warning' | undefined {
+  if (!isTerminalPhase(phase)) return undefined;
+  return phase === 'Complete' ? 'Normal' : 'Warning';
+}
+
+/**
+ * The capture phase implied by per-container states: Pending while every
+ * container waits, Streaming while any is unfinished, then Complete if all were
+ * stored, Failed if none stored anything trustworthy, Incomplete otherwise.
+ * An empty list is Pending.
+ */
+export function phaseFromContainers(containers: readonly Pick<ContainerCapture, 'state'>[]): Phase {
+  if (containers.length === 0) return 'Pending';
+  if (containers.every((c) => c.state === 'Waiting')) return 'Pending';
+  if (containers.some((c) => c.state === 'Waiting' || c.state === 'Streaming' || c.state === 'Terminated')) {
+    return 'Streaming';
+  }
+  if (containers.every((c) => c.state === 'Stored')) return 'Complete';
+  if (containers.every((c) => c.state === 'Failed')) return 'Failed';
+  return 'Incomplete';
+}
+
+/** Sums of per-container bytes and stream retries, for status.bytes / status.retries. */
+export function totals(containers: readonly Pick<ContainerCapture, 'bytes' | 'streamRetries'>[]): {
+  bytes: number;
+  retries: number;
+} {
+  let bytes = 0;
+  let retries = 0;
+  for (const c of containers) {
+    bytes += c.bytes;
+    retries += c.streamRetries;
+  }
+  return { bytes, retries };
+}

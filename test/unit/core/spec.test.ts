@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import { DEFAULT_KEY_TEMPLATE } from '../../../src/core/key-template.ts';
+import { resolveSpec, selectContainers, type ResolvedSpec } from '../../../src/core/spec.ts';
+
+function ok(spec: unknown): ResolvedSpec {
+  const r = resolveSpec(spec);
+  if (!r.ok) throw new Error(`expected a valid spec, got: ${r.message}`);
+  return r.spec;
+}
+
+function fails(spec: unknown): string {
+  const r = resolveSpec(spec);
+  if (r.ok) throw new Error(`expected ${JSON.stringify(spec)} to be refused`);
+  return r.message;
+}
+
+describe('core/spec', () => {
+  it('applies every default', () => {
+    expect(ok({ podName: 'web-0' })).to.deep.equal({
+      podName: 'web-0',
+      containers: undefined,
+      keyTemplate: DEFAULT_KEY_TEMPLATE,
+      compression: 'none',
+      timestamps: false,
+      retry: { initialIntervalMs: 500, maxIntervalMs: 10_000, maxElapsedMs: 300_000 },
+      terminatedRetry: { initialIntervalMs: 200, maxIntervalMs: 5_000, maxElapsedMs: 15_000 },
+      podNotFoundTimeoutMs: 120_000,
+      ttlSecondsAfterFinished: undefined,
+    } satisfies ResolvedSpec);
+  });
+
+  it('takes every field as given', () => {
+    const s = ok({
+      podName: 'job-abc.x',
+      containers: ['init-db', 'main'],
+      keyTemplate: '{date}/{container}/{restart}.log',
+      compression: 'gzip',
+      timestamps: true,
+      retry: { initialInterval: '1s', maxInterval: '1m', maxElapsed: '1h' },
+      terminatedRetry: { maxElapsed: '1m30s' },
+      podNotFoundTimeout: '1.5s',
+      ttlSecondsAfterFinished: 0,
+    });
+    expect(s.containers).to.deep.equal(['init-db', 'main']);
+    expect(s.keyTemplate).to.equal('{date}/{container}/{restart}.log');
+    expect(s.compression).to.equal('gzip');
+    expect(s.timestamps).to.equal(true);
+    expect(s.retry).to.deep.equal({ initialIntervalMs: 1000, maxIntervalMs: 60_000, maxElapsedMs: 3_600_000 });
+    expect(s.terminatedRetry).to.deep.equal({ initialIntervalMs: 200, maxIntervalMs: 5_000, maxElapsedMs: 90_000 });
+    expect(s.podNotFoundTimeoutMs).to.equal(1500);
+    expect(s.ttlSecondsAfterFinished).to.equal(0);
+  });
+
+  it('treats null as unset (the apiserver prunes nulls anyway)', () => {
+    expect(ok({ podName: 'p', containers: null, keyTemplate: null, retry: null, ttlSecondsAfterFinished: null }).keyTemplate).to.equal(DEFAULT_KEY_TEMPLATE);
+  });
+
+  it('refuses invalid specs, naming the field', () => {
+    const cases: [unknown, RegExp][] = [
+      [undefined, /^spec: must be an object/],
+      [[], /^spec: must be an object/],
+      [{}, /spec\.podName: required/],
+      [{ podName: 'Web' }, /spec\.podName: .*DNS-1123/],
+      [{ podName: 'a_b' }, /spec\.podName/],
+      [{ podName: 'a'.repeat(254) }, /spec\.podName/],
+      [{ podName: 'p', podname: 'x' }, /spec\.podname: unknown field/],
+      [{ podName: 'p', containers: 'main' }, /spec\.containers: must be a list/],
+      [{ podName: 'p', containers: [] }, /spec\.containers: must not be empty/],
+      [{ podName: 'p', containers: ['a', 'a'] }, /spec\.containers\[1\]: duplicate/],
+      [{ podName: 'p', containers: ['a.b'] }, /spec\.containers\[0\]/],
+      [{ podName: 'p', containers: [1] }, /spec\.containers\[0\]/],
+      [{ podName: 'p', containers: Array.from({ length: 257 }, (_, i) => `c${i}`) }, /at most 256/],
+      [{ podName: 'p', keyTemplate: '{pod}.log' }, /spec\.keyTemplate: .*\{container\} and \{restart\}/],
+      [{ podName: 'p', keyTemplate: 5 }, /spec\.keyTemplate: must be a string/],
+      [{ podName: 'p', compression: 'zstd' }, /spec\.compression: must be one of none, gzip/],
+      [{ podName: 'p', timestamps: 'yes' }, /spec\.timestamps/],
+      [{ podName: 'p', retry: { initialInterval: '10' } }, /spec\.retry\.initialInterval: "10" is not a duration/],
+      [{ podName: 'p', retry: { initialInterval: '0s' } }, /spec\.retry\.initialInterval: must be greater than zero/],
+      [{ podName: 'p', retry: { initialInterval: 5 } }, /spec\.retry\.initialInterval: must be a duration string/],
+      [{ podName: 'p', retry: { initialInterval: '20s' } }, /spec\.retry: initialInterval \(20s\) must not exceed maxInterval \(10s\)/],
+      [{ podName: 'p', terminatedRetry: { maxInterval: '100ms' } }, /spec\.terminatedRetry: initialInterval \(200ms\) must not exceed maxInterval \(100ms\)/],
+      [{ podName: 'p', retry: { backoff: '1s' } }, /spec\.retry\.backoff: unknown field/],
+      [{ podName: 'p', retry: '1s' }, /spec\.retry: must be an object/],
+      [{ podName: 'p', podNotFoundTimeout: '2 m' }, /spec\.podNotFoundTimeout/],
+      [{ podName: 'p', ttlSecondsAfterFinished: -1 }, /spec\.ttlSecondsAfterFinished/],
+      [{ podName: 'p', ttlSecondsAfterFinished: 1.5 }, /spec\.ttlSecondsAfterFinished/],
+      [{ podName: 'p', ttlSecondsAfterFinished: '60' }, /spec\.ttlSecondsAfterFinished/],
+      [{ podName: 'p', ttlSecondsAfterFinished: 2 ** 31 }, /spec\.ttlSecondsAfterFinished/],
+    ];
+    for (const [spec, re] of cases) expect(fails(spec), JSON.stringify(spec)).to.match(re);
+  });
+
+  describe('selectContainers', () => {
+    const pod = { initContainers: [{ name: 'setup' }], containers: [{ name: 'main' }, { name: 'sidecar' }] };
+
+    it('defaults to every init and regular container in pod order', () => {
+      expect(selectContainers(undefined, pod)).to.deep.equal({
+        ok: true,
+        containers: [
+          { name: 'setup', init: true },
+          { name: 'main', init: false },
+          { name: 'sidecar', init: false },
+        ],
+      });
+    });
+
+    it('keeps pod order for a requested subset and refuses unknown names', () => {
+      expect(selectContainers(['sidecar', 'setup'], pod)).to.deep.equal({
+        ok: true,
+        containers: [
+          { name: 'setup', init: true },
+          { name: 'sidecar', init: false },
+        ],
+      });
+      const r = selectContainers(['main', 'mian'], pod);
+      expect(r.ok).to.equal(false);
+      expect(!r.ok && r.message).to.match(/no container named "mian" \(it has setup, main, sidecar\)/);
+    });
+  });
+});

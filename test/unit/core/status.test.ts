@@ -1,0 +1,131 @@
+import { expect } from 'chai';
+import {
+  conditionsForPhase,
+  isTerminalPhase,
+  k8sTime,
+  phaseFromContainers,
+  setCondition,
+  statusEquals,
+  terminalEventReason,
+  terminalEventType,
+  totals,
+  type Condition,
+  type ContainerState,
+  type Phase,
+} from '../../../src/core/status.ts';
+
+const t1 = new Date('2026-11-27T10:00:00.123Z');
+const t2 = new Date('2026-11-27T10:05:00Z');
+
+describe('core/status', () => {
+  it('writes condition times as whole-second RFC 3339', () => {
+    expect(k8sTime(t1)).to.equal('2026-11-27T10:00:00Z');
+  });
+
+  describe('setCondition', () => {
+    it('appends a new condition stamped now', () => {
+      const out = setCondition([], { type: 'Streaming', status: 'True', reason: 'Streaming', message: 'm', observedGeneration: 1 }, t1);
+      expect(out).to.deep.equal([
+        { type: 'Streaming', status: 'True', reason: 'Streaming', message: 'm', lastTransitionTime: '2026-11-27T10:00:00Z', observedGeneration: 1 },
+      ]);
+    });
+
+    it('keeps lastTransitionTime unless the status flips, and replaces in place', () => {
+      const start: Condition[] = [
+        { type: 'Streaming', status: 'False', reason: 'WaitingForPod', message: '', lastTransitionTime: 'T0' },
+        { type: 'Finished', status: 'False', reason: 'WaitingForPod', message: '', lastTransitionTime: 'T0' },
+      ];
+      const same = setCondition(start, { type: 'Streaming', status: 'False', reason: 'WaitingForSlot', message: 'queued' }, t2);
+      expect(same[0]).to.deep.equal({ type: 'Streaming', status: 'False', reason: 'WaitingForSlot', message: 'queued', lastTransitionTime: 'T0' });
+      const flipped = setCondition(start, { type: 'Streaming', status: 'True', reason: 'Streaming', message: '' }, t2);
+      expect(flipped.map((c) => c.type)).to.deep.equal(['Streaming', 'Finished']);
+      expect(flipped[0]?.lastTransitionTime).to.equal('2026-11-27T10:05:00Z');
+      expect(start[0]?.status).to.equal('False'); // input untouched
+    });
+  });
+
+  describe('conditionsForPhase', () => {
+    const table: [Phase, string, string, string][] = [
+      ['Pending', 'False', 'False', 'False'],
+      ['Streaming', 'True', 'False', 'False'],
+      ['Complete', 'False', 'True', 'True'],
+      ['Incomplete', 'False', 'False', 'True'],
+      ['Failed', 'False', 'False', 'True'],
+    ];
+    for (const [phase, streaming, complete, finished] of table) {
+      it(`${phase}: Streaming=${streaming} Complete=${complete} Finished=${finished}`, () => {
+        const out = conditionsForPhase(phase, 'Why', 'because', 3, undefined, t1);
+        expect(out.map((c) => [c.type, c.status])).to.deep.equal([
+          ['Streaming', streaming],
+          ['Complete', complete],
+          ['Finished', finished],
+        ]);
+        for (const c of out) {
+          expect(c.reason).to.equal('Why');
+          expect(c.message).to.equal('because');
+          expect(c.observedGeneration).to.equal(3);
+          expect(c.lastTransitionTime).to.equal('2026-11-27T10:00:00Z');
+        }
+      });
+    }
+
+    it('carries transition times across phases and keeps foreign conditions', () => {
+      const foreign = { type: 'Other', status: 'True', reason: 'X', message: '', lastTransitionTime: 'T0' } as unknown as Condition;
+      const pending = conditionsForPhase('Pending', 'WaitingForPod', '', 1, [foreign], t1);
+      const streaming = conditionsForPhase('Streaming', 'Streaming', '', 1, pending, t2);
+      const byType = Object.fromEntries(streaming.map((c) => [c.type, c]));
+      expect(byType.Streaming?.lastTransitionTime).to.equal('2026-11-27T10:05:00Z');
+      expect(byType.Complete?.lastTransitionTime).to.equal('2026-11-27T10:00:00Z');
+      expect(byType.Finished?.lastTransitionTime).to.equal('2026-11-27T10:00:00Z');
+      expect(byType.Other).to.deep.equal(foreign);
+    });
+  });
+
+  it('classifies terminal phases and their events', () => {
+    expect((['Pending', 'Streaming', 'Complete', 'Incomplete', 'Failed', undefined] as (Phase | undefined)[]).map(isTerminalPhase)).to.deep.equal([
+      false,
+      false,
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect(terminalEventReason('Complete')).to.equal('Captured');
+    expect(terminalEventReason('Incomplete')).to.equal('CapturedWithGap');
+    expect(terminalEventReason('Failed')).to.equal('CaptureFailed');
+    expect(terminalEventReason('Streaming')).to.equal(undefined);
+    expect(terminalEventType('Complete')).to.equal('Normal');
+    expect(terminalEventType('Incomplete')).to.equal('Warning');
+    expect(terminalEventType('Pending')).to.equal(undefined);
+  });
+
+  describe('statusEquals', () => {
+    it('compares deeply, arrays in order, undefined as absent', () => {
+      const a = { phase: 'Streaming', containers: [{ name: 'a', bytes: 1 }, { name: 'b', bytes: 2 }], lastError: undefined };
+      expect(statusEquals(a, { containers: [{ bytes: 1, name: 'a' }, { name: 'b', bytes: 2 }], phase: 'Streaming' })).to.equal(true);
+      expect(statusEquals(a, { ...a, containers: [{ name: 'b', bytes: 2 }, { name: 'a', bytes: 1 }] })).to.equal(false);
+      expect(statusEquals(a, { ...a, containers: [{ name: 'a', bytes: 1 }, { name: 'b', bytes: 3 }] })).to.equal(false);
+      expect(statusEquals(a, { ...a, lastError: 'x' })).to.equal(false);
+      expect(statusEquals({ x: [] }, { x: {} })).to.equal(false);
+      expect(statusEquals({ x: null }, { x: undefined })).to.equal(false);
+      expect(statusEquals({ x: 0 }, { x: '0' })).to.equal(false);
+      expect(statusEquals(undefined, undefined)).to.equal(true);
+      expect(statusEquals(undefined, {})).to.equal(false);
+      expect(statusEquals({ t: new Date(5) }, { t: new Date(5) })).to.equal(true);
+      expect(statusEquals({ t: new Date(5) }, { t: new Date(6) })).to.equal(false);
+    });
+  });
+
+  it('derives the capture phase from container states', () => {
+    const p = (...s: ContainerState[]) => phaseFromContainers(s.map((state) => ({ state })));
+    expect(p()).to.equal('Pending');
+    expect(p('Waiting', 'Waiting')).to.equal('Pending');
+    expect(p('Stored', 'Waiting')).to.equal('Streaming');
+    expect(p('Stored', 'Terminated')).to.equal('Streaming');
+    expect(p('Stored', 'Stored')).to.equal('Complete');
+    expect(p('Stored', 'Gap')).to.equal('Incomplete');
+    expect(p('Stored', 'Failed')).to.equal('Incomplete');
+    expect(p('Failed', 'Failed')).to.equal('Failed');
+    expect(totals([{ bytes: 5, streamRetries: 1 }, { bytes: 7, streamRetries: 2 }])).to.deep.equal({ bytes: 12, retries: 3 });
+  });
+});
