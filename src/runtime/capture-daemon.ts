@@ -2,6 +2,7 @@
 // first sight of the pod to the committed objects, and is the only writer of
 // the LogTail's status while it runs. It is cancelled through an AbortSignal
 // whose reason is a typed StopRequest, so every exit path knows why it stops.
+import { createHash } from 'node:crypto';
 import type { KubeConfig, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { CaptureError } from '../adapters/errors.ts';
 import { type KubeApi, isTransientApiError } from '../adapters/kube-api.ts';
@@ -533,7 +534,13 @@ export class CaptureDaemon {
           if (filter.firstTimestamp && firstTimestampBefore && filter.firstTimestamp !== firstTimestampBefore && !gap) {
             gap = { reason: 'LogGap', message: `${name}: the log starts at ${filter.firstTimestamp}, an earlier run of the capture saw it start at ${firstTimestampBefore} (rotated by the kubelet)` };
           }
-          if (terminatedAtOpen) break stream; // drained to the end of a finished instance
+          // The instance had ended before this pass began. A pass that still
+          // brought new bytes may itself have been cut short by a proxy, so
+          // only a pass that adds nothing proves the log is drained.
+          if (terminatedAtOpen) {
+            if (!progressed) break stream;
+            continue stream;
+          }
           const state = await this.awaitTerminated(name, k);
           if (state === 'gone') {
             gap = { reason: 'PodDeleted', message: `pod ${this.spec.podName} was deleted while ${name} was running; its log may be cut short` };
@@ -596,7 +603,7 @@ export class CaptureDaemon {
       await this.recordTermination(name, k, c);
       const digest = await sink.finish();
       const t0 = Date.now();
-      const committed = await writer.commit({ sha256: digest.sha256, objectSha256: digest.objectSha256 });
+      const committed = await this.commitOrAdopt(writer, digest);
       this.deps.metrics?.storeUploadSeconds.observe((Date.now() - t0) / 1000);
       if (committed.size !== digest.objectBytes) {
         throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
@@ -627,6 +634,27 @@ export class CaptureDaemon {
     } finally {
       this.deps.slots.release();
       this.deps.metrics?.activeStreams.dec();
+    }
+  }
+
+  /**
+   * Commits; if the key exists already, the object may be our own from before
+   * an operator crash (committed, status not yet written). Identical bytes are
+   * adopted; anything else stays a KeyExists failure, never an overwrite.
+   */
+  private async commitOrAdopt(writer: ObjectWriter, digest: { sha256: string; objectSha256: string; objectBytes: number }): Promise<{ uri: string; size: number }> {
+    try {
+      return await writer.commit({ sha256: digest.sha256, objectSha256: digest.objectSha256 });
+    } catch (err) {
+      if (!(err instanceof CaptureError) || err.reason !== 'KeyExists') throw err;
+      const existing = await this.deps.store.head(writer.uri).catch(() => undefined);
+      if (!existing || existing.size !== digest.objectBytes) throw err;
+      const h = createHash('sha256');
+      for await (const chunk of await this.deps.store.read(writer.uri)) h.update(chunk as Buffer);
+      if (h.digest('hex') !== digest.objectSha256) throw err;
+      await writer.abort().catch(() => undefined);
+      this.log.info('adopted an identical object committed before a restart', { uri: writer.uri });
+      return { uri: writer.uri, size: existing.size };
     }
   }
 

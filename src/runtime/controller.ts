@@ -2,7 +2,7 @@
 // reconcile re-reads the LogTail from the cache (never an event's payload),
 // owns the finalizer, and starts, stops or forgets one capture daemon per key.
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { type KubeApi, isNotFound } from '../adapters/kube-api.ts';
+import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
 import { FINALIZER, GROUP, PLURAL, VERSION, resolveSpec, type LogTail } from '../core/spec.ts';
 import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
@@ -217,7 +217,7 @@ export class Controller {
     }
 
     if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) {
-      await this.o.api.setFinalizer(ns, name, lt.metadata.finalizers, FINALIZER, true);
+      if (!(await this.patchFinalizer(lt, true))) return;
     }
     if (!this.running) return;
     const d = new CaptureDaemon(lt, resolved.spec, {
@@ -273,10 +273,27 @@ export class Controller {
 
   private async dropFinalizer(lt: LogTail): Promise<void> {
     if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) return;
+    await this.patchFinalizer(lt, false);
+  }
+
+  /**
+   * The patch carries a `test` of the finalizer list we saw; when the cache
+   * was behind, the server answers 422 and we simply look again shortly.
+   * Returns whether the change was made.
+   */
+  private async patchFinalizer(lt: LogTail, present: boolean): Promise<boolean> {
+    const key = `${lt.metadata.namespace}/${lt.metadata.name}`;
     try {
-      await this.o.api.setFinalizer(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.finalizers, FINALIZER, false);
+      await this.o.api.setFinalizer(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.finalizers, FINALIZER, present);
+      return true;
     } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (isNotFound(err)) return false;
+      if (err instanceof KubeApiError && (err.status === 422 || err.status === 409)) {
+        this.log.debug('finalizer patch raced a newer version; re-reading', { key });
+        this.queue.addAfter(key, 300);
+        return false;
+      }
+      throw err;
     }
   }
 

@@ -1,0 +1,199 @@
+// The operator end to end: real apiserver, node simulator as the kubelet,
+// real filesystem store. Every capture is checked byte for byte against what
+// the simulated container wrote.
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import {
+  apply,
+  createNamespace,
+  events,
+  installCrd,
+  logTailManifest,
+  podManifest,
+  sha256File,
+  simOutputPath,
+  startOperator,
+  uriToPath,
+  waitForFile,
+  waitForLogTail,
+  type LogTailObject,
+  type OperatorProcess,
+  type PodOptions,
+} from './harness.ts';
+
+async function expectByteExact(c: TestCluster, ns: string, pod: string, lt: LogTailObject, container: string): Promise<void> {
+  const cap = lt.status?.containers?.find((x) => x.name === container);
+  expect(cap, `no capture for ${container}: ${JSON.stringify(lt.status)}`).to.not.equal(undefined);
+  expect(cap!.object, `no object for ${container}: ${JSON.stringify(cap)}`).to.not.equal(undefined);
+  const recorded = simOutputPath(c, ns, pod, container);
+  await waitForFile(recorded);
+  const want = await sha256File(recorded);
+  const got = await sha256File(uriToPath(cap!.object!.uri));
+  expect(got, `${container}: stored object differs from what the container wrote`).to.equal(want);
+  expect(cap!.object!.sha256).to.equal(want);
+  expect(cap!.object!.objectSha256).to.equal(want);
+  expect(cap!.object!.size).to.equal(readFileSync(recorded).length);
+}
+
+describe('operator: capture end to end (filesystem store)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let op: OperatorProcess;
+  let ns: string;
+
+  before(async function () {
+    this.timeout(300_000);
+    c = await cluster();
+    await installCrd(c);
+    ns = uniqueName('cap');
+    await createNamespace(c, ns);
+    op = await startOperator(c);
+  });
+
+  after(async () => {
+    const code = await op?.stop('SIGTERM');
+    if (code !== 0 && code !== null) console.error(op.log().split('\n').slice(-40).join('\n'));
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.error('operator log tail:\n' + op.log().split('\n').slice(-60).join('\n'));
+  });
+
+  async function run(name: string, pod: PodOptions, spec: Record<string, unknown> = {}, timeoutMs = 90_000): Promise<LogTailObject> {
+    await apply(c, podManifest(ns, name, pod));
+    await apply(c, logTailManifest(ns, name, { podName: name, ...spec }));
+    return waitForLogTail(c, ns, name, timeoutMs);
+  }
+
+  it('captures a single container byte-exactly and records its exit code', async () => {
+    const lt = await run('single', { script: { containers: { main: { lines: 20000, lineBytes: 100, linesPerSecond: 20000, exitCode: 0 } } } });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.result).to.equal('Succeeded');
+    expect(lt.status?.containers?.[0]?.exitCode).to.equal(0);
+    expect(lt.status?.containers?.[0]?.reason).to.equal('Completed');
+    expect(lt.status?.bytes).to.equal(2_000_000);
+    await expectByteExact(c, ns, 'single', lt, 'main');
+    const conds = Object.fromEntries((lt.status?.conditions ?? []).map((x) => [x.type, x.status]));
+    expect(conds).to.include({ Complete: 'True', Finished: 'True', Streaming: 'False' });
+    expect(lt.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
+    const evs = await events(c, ns, 'single');
+    expect(evs.filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason)).map((e) => e.reason)).to.deep.equal(['Complete']);
+  });
+
+  it('captures init + two containers, each into its own object, and reports the failing exit code', async () => {
+    const lt = await run('multi', {
+      initContainers: ['setup'],
+      containers: ['build', 'sidecar'],
+      script: {
+        containers: {
+          setup: { lines: 50, lineBytes: 60, linesPerSecond: 500, exitCode: 0 },
+          build: { lines: 3000, lineBytes: 120, linesPerSecond: 3000, exitCode: 2 },
+          sidecar: { lines: 500, lineBytes: 80, linesPerSecond: 1000, exitCode: 0 },
+        },
+      },
+    });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.result).to.equal('Failed');
+    expect(lt.status?.exitCode).to.equal(2);
+    expect(lt.status?.containers?.map((x) => x.name).sort()).to.deep.equal(['build', 'setup', 'sidecar']);
+    expect(lt.status?.containers?.find((x) => x.name === 'build')?.exitCode).to.equal(2);
+    for (const name of ['setup', 'build', 'sidecar']) await expectByteExact(c, ns, 'multi', lt, name);
+    const uris = new Set(lt.status!.containers!.map((x) => x.object!.uri));
+    expect(uris.size).to.equal(3);
+  });
+
+  it('resumes exactly inside lines over 16 KiB when the connection is cut within them', async () => {
+    const long = 'L'.repeat(40_000) + '\n';
+    const lt = await run('longlines', {
+      script: { containers: { main: { text: long + 'short line\n' + 'short line\n', repeat: 12, linesPerSecond: 4, exitCode: 0 } } },
+      faults: { cutEveryBytes: 150_000 },
+    });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.retries).to.be.greaterThan(0);
+    await expectByteExact(c, ns, 'longlines', lt, 'main');
+  });
+
+  it('seed #1: absorbs a new node answering "tls: internal error" for its first 15 s', async () => {
+    const lt = await run('tlsnode', {
+      script: { containers: { main: { lines: 400, lineBytes: 100, linesPerSecond: 40, exitCode: 0 } } },
+      faults: { tlsAlertSeconds: 15 },
+    });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.result).to.equal('Succeeded');
+    expect(lt.status?.retries).to.be.greaterThan(0);
+    expect(lt.status?.containers?.[0]?.lastError ?? '').to.match(/tls|internal error|KubeletUnreachable|ServerError/i);
+    await expectByteExact(c, ns, 'tlsnode', lt, 'main');
+  });
+
+  it('seed #2: waits for state.terminated when the phase turns Succeeded first', async () => {
+    const lt = await run('lateterm', {
+      script: { containers: { main: { lines: 100, lineBytes: 50, linesPerSecond: 1000, exitCode: 3 } } },
+      faults: { terminatedDelaySeconds: 5 },
+    });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.containers?.[0]?.exitCode).to.equal(3);
+    expect(lt.status?.result).to.equal('Failed');
+    await expectByteExact(c, ns, 'lateterm', lt, 'main');
+  });
+
+  it('resumes a stream cut five or more times mid-run without loss or duplicates (same-second bursts of identical lines)', async () => {
+    const lt = await run('cuts', {
+      script: { containers: { main: { text: 'same line, same second\n', repeat: 4000, burst: 50, linesPerSecond: 400, exitCode: 0 } } },
+      faults: { cutEveryBytes: 40_000 },
+    });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.retries).to.be.at.least(5);
+    await expectByteExact(c, ns, 'cuts', lt, 'main');
+  });
+
+  it('treats a clean end of stream while the container runs as a break, not the end of the log', async () => {
+    const lt = await run('cleanend', {
+      // one second of output (~13 KB with timestamps) stays well below the
+      // cut, so every resumed connection gets past the replayed second
+      script: { containers: { main: { lines: 800, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } },
+      faults: { endStreamAfterBytes: 40_000 },
+    });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.retries).to.be.greaterThan(0);
+    await expectByteExact(c, ns, 'cleanend', lt, 'main');
+  });
+
+  it('reports a pod deleted mid-run as PodDeleted, never as success', async () => {
+    const lt = await run('deleted', {
+      script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } },
+      faults: { deleteAfterSeconds: 3 },
+    });
+    expect(lt.status?.result).to.not.equal('Succeeded');
+    expect(lt.status?.result).to.equal('Unknown');
+    expect(lt.status?.reason).to.equal('PodDeleted');
+    expect(['Incomplete', 'Failed']).to.include(lt.status?.phase);
+  });
+
+  it('stores gzip with timestamps kept; sha256 covers the uncompressed content', async () => {
+    const lt = await run('gz', { script: { containers: { main: { lines: 1000, lineBytes: 80, linesPerSecond: 5000, exitCode: 0 } } } }, { compression: 'gzip', timestamps: true });
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    const cap = lt.status!.containers![0]!;
+    expect(cap.object!.uri).to.match(/\.gz$/);
+    const raw = readFileSync(uriToPath(cap.object!.uri));
+    expect(createHash('sha256').update(raw).digest('hex')).to.equal(cap.object!.objectSha256);
+    const text = gunzipSync(raw);
+    expect(createHash('sha256').update(text).digest('hex')).to.equal(cap.object!.sha256);
+    const lines = text.toString().split('\n').filter(Boolean);
+    expect(lines).to.have.length(1000);
+    for (const l of lines.slice(0, 5)) expect(l).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z /);
+    // stripped of their timestamps, the lines are exactly what the container wrote
+    const stripped = lines.map((l) => l.slice(31) + '\n').join('');
+    expect(stripped).to.equal(readFileSync(simOutputPath(c, ns, 'gz', 'main'), 'utf8'));
+  });
+
+  it('fails with PodNotFound when the pod never appears', async () => {
+    await apply(c, logTailManifest(ns, 'nopod', { podName: 'does-not-exist', podNotFoundTimeout: '3s' }));
+    const lt = await waitForLogTail(c, ns, 'nopod', 30_000);
+    expect(lt.status?.phase).to.equal('Failed');
+    expect(lt.status?.reason).to.equal('PodNotFound');
+    expect(lt.status?.result).to.equal('Unknown');
+  });
+});

@@ -1,0 +1,208 @@
+// Helpers for operator e2e tests: the operator runs as a real child process
+// against the fixture's apiserver, pods are played by the node simulator.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../../../src/dev/cluster.ts';
+import { freePort, sleep } from '../../../src/dev/proc.ts';
+import type { TestCluster } from '../fixture.ts';
+
+export const CRD_FILE = join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml');
+
+let crdInstalled: Promise<void> | undefined;
+
+export function installCrd(c: TestCluster): Promise<void> {
+  if (!crdInstalled) {
+    crdInstalled = (async () => {
+      const r = await c.kubectl(['apply', '--server-side', '-f', CRD_FILE]);
+      if (r.code !== 0) throw new Error(`CRD apply failed: ${r.stderr}`);
+      const w = await c.kubectl(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
+      if (w.code !== 0) throw new Error(`CRD not established: ${w.stderr}`);
+    })();
+  }
+  return crdInstalled;
+}
+
+export async function createNamespace(c: TestCluster, ns: string): Promise<void> {
+  const r = await c.kubectl(['create', 'namespace', ns]);
+  if (r.code !== 0 && !r.stderr.includes('AlreadyExists')) throw new Error(r.stderr);
+}
+
+export async function apply(c: TestCluster, obj: unknown): Promise<void> {
+  const r = await c.kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
+  if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr}`);
+}
+
+export interface PodOptions {
+  script?: unknown;
+  faults?: unknown;
+  initContainers?: string[];
+  containers?: string[];
+  restartPolicy?: 'Never' | 'OnFailure' | 'Always';
+  nodeName?: string;
+}
+
+export function podManifest(ns: string, name: string, o: PodOptions = {}): Record<string, unknown> {
+  const annotations: Record<string, string> = {};
+  if (o.script !== undefined) annotations['sim.logtail.dev/script'] = typeof o.script === 'string' ? o.script : JSON.stringify(o.script);
+  if (o.faults !== undefined) annotations['sim.logtail.dev/faults'] = typeof o.faults === 'string' ? o.faults : JSON.stringify(o.faults);
+  const ctr = (n: string) => ({ name: n, image: 'busybox:stable' });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns, annotations },
+    spec: {
+      restartPolicy: o.restartPolicy ?? 'Never',
+      ...(o.nodeName ? { nodeName: o.nodeName } : {}),
+      ...(o.initContainers ? { initContainers: o.initContainers.map(ctr) } : {}),
+      containers: (o.containers ?? ['main']).map(ctr),
+    },
+  };
+}
+
+export function logTailManifest(ns: string, name: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return { apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns }, spec };
+}
+
+export interface LogTailObject {
+  metadata: { name: string; namespace: string; uid: string; finalizers?: string[]; generation?: number };
+  spec: Record<string, unknown>;
+  status?: {
+    phase?: string;
+    result?: string;
+    reason?: string;
+    message?: string;
+    retries?: number;
+    bytes?: number;
+    exitCode?: number;
+    observedGeneration?: number;
+    podUID?: string;
+    conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
+    containers?: Array<{
+      name: string;
+      restart: number;
+      state: string;
+      exitCode?: number;
+      reason?: string;
+      bytes: number;
+      lines: number;
+      streamRetries: number;
+      lastError?: string;
+      object?: { uri: string; size: number; sha256: string; objectSha256: string };
+    }>;
+  };
+}
+
+export async function getLogTail(c: TestCluster, ns: string, name: string): Promise<LogTailObject | undefined> {
+  const r = await c.kubectl(['get', 'logtail', name, '-n', ns, '-o', 'json']);
+  if (r.code !== 0) {
+    if (r.stderr.includes('NotFound')) return undefined;
+    throw new Error(r.stderr);
+  }
+  return JSON.parse(r.stdout) as LogTailObject;
+}
+
+const TERMINAL = new Set(['Complete', 'Incomplete', 'Failed']);
+
+export async function waitForLogTail(c: TestCluster, ns: string, name: string, timeoutMs: number, until: (lt: LogTailObject) => boolean = (lt) => TERMINAL.has(lt.status?.phase ?? '')): Promise<LogTailObject> {
+  const end = Date.now() + timeoutMs;
+  let last: LogTailObject | undefined;
+  while (Date.now() < end) {
+    last = await getLogTail(c, ns, name);
+    if (last && until(last)) return last;
+    await sleep(300);
+  }
+  throw new Error(`LogTail ${ns}/${name} did not reach the expected state in ${timeoutMs} ms; last status: ${JSON.stringify(last?.status)}`);
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** The simulator's record of what the container wrote, complete once it terminated. */
+export function simOutputPath(c: TestCluster, ns: string, pod: string, container: string): string {
+  return join(c.env.LOGTAIL_SIM_DIR!, ns, pod, `${container}.log`);
+}
+
+export async function waitForFile(path: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > end) throw new Error(`${path} did not appear`);
+    await sleep(200);
+  }
+}
+
+export function uriToPath(uri: string): string {
+  if (!uri.startsWith('file://')) throw new Error(`not a file URI: ${uri}`);
+  return fileURLToPath(uri);
+}
+
+export async function events(c: TestCluster, ns: string, name: string): Promise<Array<{ reason: string; message: string; type: string; metadata: { name: string } }>> {
+  const r = await c.kubectl(['get', 'events', '-n', ns, '--field-selector', `involvedObject.kind=LogTail,involvedObject.name=${name}`, '-o', 'json']);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return (JSON.parse(r.stdout) as { items: Array<{ reason: string; message: string; type: string; metadata: { name: string } }> }).items;
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  logFile: string;
+  storeDir: string;
+  httpPort: number;
+  log(): string;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+}
+
+export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string } = {}): Promise<OperatorProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'logtail-op-'));
+  const storeDir = o.storeDir ?? join(dir, 'store');
+  mkdirSync(storeDir, { recursive: true });
+  const logFile = join(dir, 'operator.log');
+  const fd = openSync(logFile, 'a');
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--store', o.store ?? `file://${storeDir}`, '--http-addr', `127.0.0.1:${httpPort}`, '--status-interval', '500ms', ...(o.args ?? [])], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...c.env, KUBECONFIG: o.kubeconfig ?? c.kubeconfigPath, LOG_LEVEL: 'debug', ...o.env },
+  });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const op: OperatorProcess = {
+    child,
+    logFile,
+    storeDir,
+    httpPort,
+    log: () => readFileSync(logFile, 'utf8'),
+    stop: async (signal = 'SIGTERM', timeoutMs = 30_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+  running.add(op);
+  child.on('exit', () => running.delete(op));
+  // ready = informers synced
+  const end = Date.now() + 30_000;
+  while (Date.now() < end) {
+    if (child.exitCode !== null) throw new Error(`operator exited ${child.exitCode}:\n${op.log()}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+      if (r.ok) return op;
+    } catch {
+      /* not listening yet */
+    }
+    await sleep(100);
+  }
+  throw new Error(`operator not ready in 30 s:\n${op.log()}`);
+}
+
+const running = new Set<OperatorProcess>();
+process.on('exit', () => {
+  for (const op of running) op.child.kill('SIGKILL');
+});
