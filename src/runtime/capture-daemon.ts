@@ -674,7 +674,8 @@ export class CaptureDaemon {
     if (pod) {
       const st = containerStatus(pod, name);
       if (terminatedOf(st, k) || (st?.restartCount ?? 0) > k) return 'terminated';
-      if (st?.state?.running && !podTerminal(pod) && !pod.metadata?.deletionTimestamp) return 'running';
+      // "running" in the cache may only mean the informer is behind the
+      // kubelet: the direct read below decides.
     }
     const policy = this.spec.terminatedRetry;
     const backoff = new Backoff({ initialIntervalMs: policy.initialIntervalMs, maxIntervalMs: policy.maxIntervalMs, maxElapsedMs: policy.maxElapsedMs });

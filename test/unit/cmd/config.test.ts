@@ -1,0 +1,47 @@
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../../../src/cmd/config.ts';
+import { nodeVersionOk } from '../../../src/cmd/node-version.ts';
+
+describe('operator configuration', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig([], {});
+    expect(c.store).to.equal('file://./logtail-data');
+    expect(c.maxConcurrentStreams).to.equal(64);
+    expect(c.watchNamespaces).to.deep.equal([]);
+    expect(c.idleTimeoutMs).to.equal(60_000);
+    expect(c.statusIntervalMs).to.equal(2000);
+    expect(c.s3ForcePathStyle).to.equal(false);
+    expect(c.httpAddr).to.equal(':8080');
+  });
+
+  it('reads every setting from the environment, and flags win over it', () => {
+    const env = { LOGTAIL_STORE: 's3://b/p', LOGTAIL_S3_ENDPOINT: 'http://127.0.0.1:9000', LOGTAIL_WATCH_NAMESPACES: 'a, b', LOGTAIL_MAX_CONCURRENT_STREAMS: '3', LOGTAIL_LEADER_ELECT: 'true', LOGTAIL_IDLE_TIMEOUT: '5s' };
+    const c = loadConfig(['--max-concurrent-streams', '7', '--idle-timeout=1m'], env);
+    expect(c.store).to.equal('s3://b/p');
+    expect(c.s3ForcePathStyle).to.equal(true);
+    expect(c.watchNamespaces).to.deep.equal(['a', 'b']);
+    expect(c.maxConcurrentStreams).to.equal(7);
+    expect(c.leaderElect).to.equal(true);
+    expect(c.idleTimeoutMs).to.equal(60_000);
+  });
+
+  it('takes a bare boolean flag', () => {
+    expect(loadConfig(['--leader-elect'], {}).leaderElect).to.equal(true);
+    expect(loadConfig(['--leader-elect', '--store', 'file:///x'], {}).store).to.equal('file:///x');
+    expect(loadConfig(['--leader-elect=false'], {}).leaderElect).to.equal(false);
+  });
+
+  it('refuses unknown flags and bad values with the flag name in the message', () => {
+    expect(() => loadConfig(['--nope'], {})).to.throw(ConfigError, /unknown flag --nope/);
+    expect(() => loadConfig(['--max-concurrent-streams', '0'], {})).to.throw(ConfigError, /--max-concurrent-streams/);
+    expect(() => loadConfig(['--idle-timeout', 'soon'], {})).to.throw(ConfigError, /--idle-timeout/);
+    expect(() => loadConfig(['--leader-elect=maybe'], {})).to.throw(ConfigError, /--leader-elect/);
+  });
+
+  it('checks the Node version a kubectl plugin runs on', () => {
+    expect(nodeVersionOk('20.20.2')).to.equal(false);
+    expect(nodeVersionOk('22.18.0')).to.equal(false);
+    expect(nodeVersionOk('22.19.0')).to.equal(true);
+    expect(nodeVersionOk('24.21.0')).to.equal(true);
+  });
+});
