@@ -32,6 +32,14 @@ export interface Checkpoint {
 /** A checkpoint to resume from, e.g. from status; `complete` is informational. */
 export type CheckpointInput = Omit<Checkpoint, 'complete'> & { complete?: boolean };
 
+/** A strict resume met a stream that does not contain the checkpoint line. */
+export class ResumeMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ResumeMismatchError';
+  }
+}
+
 export interface ResumeFilterOptions {
   /** Emit the timestamp prefixes too (spec.timestamps); otherwise strip them. */
   keepTimestamps: boolean;
@@ -126,6 +134,8 @@ export class ResumeFilter {
   private outLen = 0;
   private emitFn: (b: Buffer) => void = () => {};
 
+  private strict = false;
+
   constructor(opts: ResumeFilterOptions) {
     this.keep = opts.keepTimestamps;
     const cp = opts.checkpoint;
@@ -167,7 +177,11 @@ export class ResumeFilter {
    * constructor's checkpoint), later ones at sinceTime(). Whatever the
    * previous connection left half-read is discarded.
    */
-  beginConnection(): void {
+  beginConnection(opts: { strict?: boolean } = {}): void {
+    // strict: a resumed stream that does not contain the checkpoint line is
+    // refused (ResumeMismatchError) instead of continuing with a gap; used
+    // where the kubelet may be serving another run of the container.
+    this.strict = opts.strict ?? false;
     const cutInside = this.state;
     this.pfxLen = 0;
     this.connHasTs = false;
@@ -335,6 +349,11 @@ export class ResumeFilter {
       if (c < 0 || (c === 0 && this.ordinal < this.seekOrdinal)) {
         this.state = DROP;
         return false;
+      }
+      if (this.strict && !(c === 0 && this.ordinal === this.seekOrdinal)) {
+        // Nothing of this line was emitted and the seek state is intact, so
+        // the caller can retry the resume on another request.
+        throw new ResumeMismatchError(`resumed stream lacks the checkpoint line ${this.seekTime}#${this.seekOrdinal}; it continues at ${this.lastTs.toString('latin1')}`);
       }
       this.seeking = false;
       this.hasLine = true;

@@ -233,7 +233,9 @@ export async function up(opts: ClusterOptions): Promise<ClusterState> {
   const etcdDataDir = existsSync('/dev/shm') ? join('/dev/shm', `logtail-etcd-${randomBytes(6).toString('hex')}`) : join(dir, 'etcd');
   const simDir = join(dir, 'sim');
   mkdirSync(simDir, { recursive: true });
+  // A reused directory starts from an empty store, like the rest of the cluster.
   const s3Data = join(dir, 's3');
+  rmSync(s3Data, { recursive: true, force: true });
   mkdirSync(s3Data, { recursive: true });
   const state: ClusterState = {
     dir,
@@ -290,7 +292,8 @@ export async function up(opts: ClusterOptions): Promise<ClusterState> {
         await s3Client.send(new CreateBucketCommand({ Bucket: S3_BUCKET }));
       } catch (err) {
         // a retried create whose first attempt did land
-        if ((err as { name?: string }).name !== 'BucketAlreadyOwnedByYou') throw err;
+        const name = (err as { name?: string }).name ?? '';
+        if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err;
       }
       return true;
     });

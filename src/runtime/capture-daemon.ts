@@ -10,7 +10,7 @@ import { openLogStream } from '../adapters/log-stream.ts';
 import { Backoff } from '../adapters/retry.ts';
 import type { ObjectStore, ObjectWriter } from '../adapters/store/types.ts';
 import { renderKey } from '../core/key-template.ts';
-import { ResumeFilter } from '../core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError } from '../core/resume-filter.ts';
 import type { LogTail, ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, conditionsForPhase, isTerminalPhase, statusEquals } from '../core/status.ts';
 import { ContentSink } from './content-sink.ts';
@@ -88,6 +88,17 @@ function podTerminal(pod: V1Pod): boolean {
 function iso(d: Date | string | undefined): string | undefined {
   if (d === undefined) return undefined;
   return typeof d === 'string' ? d : d.toISOString();
+}
+
+/**
+ * Has instance `k` (the run whose restartCount is k) started? During the
+ * back-off after run k-1 the kubelet already reports restartCount k with a
+ * waiting state: run k has not started then, and "current" still serves k-1.
+ */
+function instanceStarted(st: V1ContainerStatus | undefined, k: number): boolean {
+  if (!st) return false;
+  const rc = st.restartCount ?? 0;
+  return rc > k || (rc === k && (!!st.state?.running || !!st.state?.terminated));
 }
 
 /** The terminated state of instance `k` of a container, if the pod says it has ended. */
@@ -243,7 +254,7 @@ export class CaptureDaemon {
   /** Writes status if it changed; `urgent` bypasses the throttle (phase changes, terminal state). */
   private async publish(urgent = false): Promise<void> {
     this.totals();
-    if (!urgent && Date.now() - this.lastWrite < this.deps.statusIntervalMs) return;
+    if (!urgent && Date.now() - this.lastWrite < this.deps.statusIntervalMs * 0.8) return;
     const snapshot = structuredClone(this.status);
     if (this.written && statusEquals(this.written, snapshot)) return;
     this.lastWrite = Date.now();
@@ -293,6 +304,19 @@ export class CaptureDaemon {
   // ---------------------------------------------------------------- main flow
 
   private async run(): Promise<void> {
+    // Progress (bytes, checkpoint) reaches status on a clock, not only when
+    // bytes flow: a container that went quiet must still show what we have.
+    const ticker = setInterval(() => {
+      if (!isTerminalPhase(this.status.phase)) void this.publish(false);
+    }, this.deps.statusIntervalMs);
+    try {
+      await this.runCapture();
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  private async runCapture(): Promise<void> {
     const signal = this.abort.signal;
     if (this.status.phase === 'Pending' && this.status.reason !== 'WaitingForPod') {
       this.setPhase('Pending', 'WaitingForPod', `waiting for pod ${this.spec.podName}`);
@@ -365,7 +389,7 @@ export class CaptureDaemon {
       }
       const st = containerStatus(pod, name);
       const rc = st?.restartCount ?? 0;
-      const started = !!st && (!!st.state?.running || !!st.state?.terminated || rc > 0);
+      const started = k < 0 ? !!st && (!!st.state?.running || !!st.state?.terminated || (rc > 0 && !!st.lastState?.terminated)) : instanceStarted(st, k);
       if (!started) {
         if (podTerminal(pod)) {
           // The pod ended without ever running this container (e.g. an init container failed first).
@@ -414,12 +438,13 @@ export class CaptureDaemon {
       const exitedOk = entry.exitCode === 0;
       const again = restartable && !podTerminal(pod) && (policy === 'Always' || (policy === 'OnFailure' && !exitedOk) || (init && !exitedOk && policy !== 'Never'));
       if (!again) return worst;
-      // Wait for the next instance or the end of the pod.
+      // Wait for the next instance to start (restartCount alone is not enough:
+      // it already counts the ended run during the back-off), or for the pod's end.
       while (true) {
         const p = this.cachedPod() ?? (await this.freshPod());
-        if (!p || podTerminal(p)) return worst;
-        const s = containerStatus(p, name);
-        if ((s?.restartCount ?? 0) > k) break;
+        if (!p) return worst;
+        if (instanceStarted(containerStatus(p, name), k + 1)) break;
+        if (podTerminal(p)) return worst;
         await this.waitPodChange(2000);
       }
       k += 1;
@@ -482,13 +507,24 @@ export class CaptureDaemon {
       const backoff = new Backoff({ initialIntervalMs: this.spec.retry.initialIntervalMs, maxIntervalMs: this.spec.retry.maxIntervalMs, maxElapsedMs: this.spec.retry.maxElapsedMs });
       let gap: { reason: string; message: string } | undefined;
       let terminatedSeen = false;
+      let instanceEnd: string | undefined;
+      let relaxed = false;
 
       stream: while (true) {
         signal.throwIfAborted();
-        const pod = this.cachedPod();
-        const st = pod ? containerStatus(pod, name) : undefined;
+        let pod = this.cachedPod();
+        let st = pod ? containerStatus(pod, name) : undefined;
+        if (terminatedSeen || terminatedOf(st, k)) {
+          // The instance has ended and the container may be restarted any
+          // moment: decide between "current" and "previous" on a fresh read
+          // taken right before the request, not on a cache that may lag.
+          pod = (await this.freshPod()) ?? pod;
+          st = pod ? containerStatus(pod, name) : undefined;
+        }
         const previous = (st?.restartCount ?? 0) > k;
         const terminatedAtOpen = terminatedSeen || !!terminatedOf(st, k) || (!!pod && podTerminal(pod) && previous);
+        const endedAt = terminatedOf(st, k)?.finishedAt;
+        if (endedAt) instanceEnd = iso(endedAt);
         let progressed = false;
         try {
           const stream = await openLogStream(this.deps.kc, {
@@ -502,7 +538,8 @@ export class CaptureDaemon {
             idleTimeoutMs: this.deps.idleTimeoutMs,
             signal,
           });
-          filter.beginConnection();
+          filter.beginConnection({ strict: terminatedAtOpen && !previous && !relaxed });
+          this.log.debug('log stream open', { container: name, restart: k, previous, terminatedAtOpen, sinceTime: filter.sinceTime(), rc: st?.restartCount, state: Object.keys(st?.state ?? {})[0] });
           const pieces: Buffer[] = [];
           const emit = (b: Buffer) => {
             pieces.push(b);
@@ -519,10 +556,17 @@ export class CaptureDaemon {
             c.bytes = filter.bytes;
             c.lines = filter.lines;
             if (!c.firstTimestamp && filter.firstTimestamp) c.firstTimestamp = filter.firstTimestamp;
-            if (progressed) await this.publishProgress(c, filter);
+            const cp = filter.checkpoint();
+            c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
           }
           c.bytes = filter.bytes;
           c.lines = filter.lines;
+          const cp = filter.checkpoint();
+          if (instanceEnd && cp && cp.time.slice(0, 19) > instanceEnd.slice(0, 19) && !gap) {
+            // Lines stamped in a later second than the instance's end cannot
+            // be its own: the kubelet served the next run. Say so, never hide it.
+            gap = { reason: 'LogGap', message: `${name} instance ${k}: the stream carried lines stamped ${cp.time}, after the instance finished at ${instanceEnd}` };
+          }
           if (filter.gaps > 0 && !gap) {
             gap = { reason: 'LogGap', message: `${name}: ${filter.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` };
           }
@@ -542,6 +586,7 @@ export class CaptureDaemon {
             continue stream;
           }
           const state = await this.awaitTerminated(name, k);
+          this.log.debug('log stream ended cleanly', { container: name, restart: k, bytes: filter.bytes, progressed, state });
           if (state === 'gone') {
             gap = { reason: 'PodDeleted', message: `pod ${this.spec.podName} was deleted while ${name} was running; its log may be cut short` };
             break stream;
@@ -553,6 +598,21 @@ export class CaptureDaemon {
           throw new CaptureError('StreamEnded', 'transient', `the log stream of ${name} ended while the container is still running`);
         } catch (err) {
           if (signal.aborted) throw signal.reason;
+          if (err instanceof ResumeMismatchError) {
+            // The kubelet served the next run as "current" before the pod's
+            // status showed the restart. Once the status shows it, the next
+            // pass asks for "previous"; if it never does, the log was rotated
+            // and we continue with a recorded gap.
+            const fresh = await this.freshPod();
+            const rcNow = fresh ? (containerStatus(fresh, name)?.restartCount ?? 0) : 0;
+            if (rcNow <= k) {
+              await this.waitPodChange(1000);
+              const again = await this.freshPod();
+              if (!again || (containerStatus(again, name)?.restartCount ?? 0) <= k) relaxed = true;
+            }
+            this.log.info('resume point not in the served log; re-reading', { container: name, restart: k, relaxed, error: err.message });
+            continue stream;
+          }
           const ce = err instanceof CaptureError ? err : new CaptureError('KubeletUnreachable', 'transient', String((err as Error)?.message ?? err), { cause: err });
           if (ce.reason === 'PodNotFound' || ce.reason === 'ContainerNotFound' || ce.reason === 'BadRequest') {
             const pod2 = await this.freshPod();
@@ -656,13 +716,6 @@ export class CaptureDaemon {
       this.log.info('adopted an identical object committed before a restart', { uri: writer.uri });
       return { uri: writer.uri, size: existing.size };
     }
-  }
-
-  private async publishProgress(c: ContainerCapture, filter: ResumeFilter): Promise<void> {
-    if (Date.now() - this.lastWrite < this.deps.statusIntervalMs) return;
-    const cp = filter.checkpoint();
-    c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
-    await this.publish(false);
   }
 
   /**

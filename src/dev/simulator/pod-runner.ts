@@ -1,0 +1,721 @@
+// Plays one pod the way a kubelet would: init containers one after another,
+// then the regular containers together, each run writing its script's output
+// into a LogStore; restarts as the restart policy says (with back-off and
+// `lastState`); pod status written through `pods/status`; deletion with a
+// grace period (running containers killed with 137 when it ends, status
+// written, then the pod removed with a zero-grace delete).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiError, STRATEGIC_MERGE_PATCH, type PodJson } from './kube.ts';
+import { FileContent, LogStore, MemoryContent } from './log-store.ts';
+import { OutputGenerator } from './output.ts';
+import {
+  FAULTS_ANNOTATION,
+  INVALID_REASON,
+  SCRIPT_ANNOTATION,
+  parseFaults,
+  parseScript,
+  restartDelayMs,
+  type ContainerScript,
+  type Faults,
+} from './script.ts';
+import { formatSeconds, nowNs, parseRfc3339 } from './time.ts';
+
+/** What a runner needs from the API (KubeRest, or a fake in unit tests). */
+export interface RestLike {
+  request<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<T>;
+}
+
+export interface PodHost {
+  rest: RestLike;
+  /** Root of the recorded output ($LOGTAIL_SIM_DIR); null keeps content in memory (tests). */
+  simDir: string | null;
+  log(msg: string): void;
+  openTlsWindow(node: string, seconds: number): void;
+  nodeFaults(node: string): Faults;
+  podIp(node: string): string;
+}
+
+interface Run {
+  index: number;
+  containerId: string;
+  store: LogStore;
+  startedAt: bigint;
+  finishedAt: bigint | null;
+  exitCode: number | null;
+  reason: string | null;
+}
+
+type Waiting = { reason: string; message?: string };
+
+interface Ctr {
+  name: string;
+  image: string;
+  init: boolean;
+  sidecar: boolean;
+  script: ContainerScript;
+  restartCount: number;
+  /** The run `state` shows (running, or terminated). */
+  current: Run | null;
+  /** The run `lastState.terminated` shows. */
+  last: Run | null;
+  waiting: Waiting;
+  /** Will not run again. */
+  final: boolean;
+  /** terminatedDelaySeconds: until then the API still shows the run as running. */
+  hideTerminatedUntil: number;
+  kill: ((code: number) => void) | null;
+  /** Cuts a start delay or restart back-off short. */
+  wake: (() => void) | null;
+  /** A sidecar asked to stop once the main containers are done. */
+  stopRequested: boolean;
+  started: Promise<void>;
+  markStarted: () => void;
+}
+
+export type LogTarget = { ok: true; store: LogStore } | { ok: false; status: number; message: string };
+
+const MAX_STEP_BYTES = 8 << 20;
+
+function imageId(image: string): string {
+  const h = Buffer.from(image).toString('hex').padEnd(64, '0').slice(0, 64);
+  return `${image.includes('/') ? image : 'docker.io/library/' + image}@sha256:${h}`;
+}
+
+function cond(type: string, status: boolean, reason?: string, message?: string) {
+  // null removes a field the previous patch set: conditions merge by type.
+  return { type, status: status ? 'True' : 'False', reason: reason ?? null, message: message ?? null };
+}
+
+export class PodRunner {
+  readonly uid: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly node: string;
+  pod: PodJson;
+  faults: Faults = {};
+  invalid: string | null = null;
+  http500Left = 0;
+  /** Resolves when the pod's lifecycle has ended (terminal, deleted or vanished). */
+  readonly done: Promise<void>;
+
+  private readonly host: PodHost;
+  private readonly ctrs: Ctr[] = [];
+  private readonly byName = new Map<string, Ctr>();
+  private startTime: bigint;
+  private readonly podIp: string;
+  private initDone = false;
+  private phase = 'Pending';
+  private reason: string | null = null;
+  private message: string | null = null;
+  private readonly transitions = new Map<string, { status: string; at: string }>();
+  private stopping = false;
+  private readonly stopped: Promise<void>;
+  private resolveStopped!: () => void;
+  private lifecycleDone = false;
+  private removing = false;
+  private vanished = false;
+  private deleting = false;
+  private firstStartSeen = false;
+  private timers = new Set<NodeJS.Timeout>();
+  private writing = false;
+  private dirty = false;
+  private idleWaiters: (() => void)[] = [];
+  private resolveDone!: () => void;
+  private readonly podDir: string | null;
+
+  constructor(pod: PodJson, node: string, host: PodHost) {
+    this.pod = pod;
+    this.uid = pod.metadata.uid;
+    this.namespace = pod.metadata.namespace ?? 'default';
+    this.name = pod.metadata.name;
+    this.node = node;
+    this.host = host;
+    this.startTime = nowNs();
+    this.podIp = host.podIp(node);
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.podDir = host.simDir === null ? null : join(host.simDir, this.namespace, this.name);
+
+    const names = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].map((c) => c.name);
+    const ann = pod.metadata.annotations ?? {};
+    const script = parseScript(ann[SCRIPT_ANNOTATION], names);
+    const faults = parseFaults(ann[FAULTS_ANNOTATION]);
+    if (!script.ok) this.invalid = script.error;
+    else if (!faults.ok) this.invalid = faults.error;
+    if (faults.ok) this.faults = faults.value;
+    this.http500Left = this.effectiveFaults().http500Count ?? 0;
+    const hasInit = (pod.spec.initContainers ?? []).length > 0;
+    for (const c of pod.spec.initContainers ?? []) this.addCtr(c.name, c.image, true, c.restartPolicy === 'Always', script.ok ? script.value.containers.get(c.name)! : null);
+    for (const c of pod.spec.containers) this.addCtr(c.name, c.image, false, false, script.ok ? script.value.containers.get(c.name)! : null, hasInit);
+  }
+
+  private addCtr(name: string, image: string | undefined, init: boolean, sidecar: boolean, script: ContainerScript | null, afterInit = false): void {
+    const c: Ctr = {
+      name,
+      image: image ?? 'busybox',
+      init,
+      sidecar,
+      script: script ?? { segments: [], exitCodes: [0], startDelaySeconds: 0, holdSeconds: 0, restartDelaySeconds: 1 },
+      restartCount: 0,
+      current: null,
+      last: null,
+      waiting: { reason: init || afterInit ? 'PodInitializing' : 'ContainerCreating' },
+      final: false,
+      hideTerminatedUntil: 0,
+      kill: null,
+      wake: null,
+      stopRequested: false,
+      started: Promise.resolve(),
+      markStarted: () => {},
+    };
+    c.started = new Promise((r) => (c.markStarted = r));
+    this.ctrs.push(c);
+    this.byName.set(name, c);
+  }
+
+  effectiveFaults(): Faults {
+    return { ...this.host.nodeFaults(this.node), ...this.faults };
+  }
+
+  get containerNames(): string[] {
+    return this.ctrs.map((c) => c.name);
+  }
+
+  get terminal(): boolean {
+    return this.phase === 'Succeeded' || this.phase === 'Failed';
+  }
+
+  private get policy(): string {
+    return this.pod.spec.restartPolicy ?? 'Always';
+  }
+
+  private path(sub = ''): string {
+    return `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/pods/${encodeURIComponent(this.name)}${sub}`;
+  }
+
+  // ---- lifecycle -------------------------------------------------------
+
+  /** Plays the pod; resolves when it is terminal, deleted or gone. */
+  async start(): Promise<void> {
+    try {
+      if (this.podDir) {
+        // A pod re-created under the same name starts with fresh recordings.
+        rmSync(this.podDir, { recursive: true, force: true });
+        mkdirSync(this.podDir, { recursive: true });
+      }
+      if (this.invalid !== null) {
+        await this.failInvalid(this.invalid);
+      } else {
+        await this.play();
+      }
+      this.lifecycleDone = true;
+      await this.flushStatus();
+      if (this.deleting) await this.removePod();
+    } catch (err) {
+      this.host.log(`pod ${this.namespace}/${this.name}: ${(err as Error).stack ?? String(err)}`);
+    } finally {
+      this.lifecycleDone = true;
+      this.resolveDone();
+    }
+  }
+
+  private async failInvalid(error: string): Promise<void> {
+    this.host.log(`pod ${this.namespace}/${this.name}: ${INVALID_REASON}: ${error}`);
+    for (const c of this.ctrs) {
+      c.waiting = { reason: INVALID_REASON, message: error };
+      c.final = true;
+    }
+    this.phase = 'Failed';
+    this.reason = INVALID_REASON;
+    this.message = error;
+    this.markDirty();
+    await this.event('Warning', INVALID_REASON, error);
+  }
+
+  private async play(): Promise<void> {
+    this.markDirty();
+    const sidecars: Promise<void>[] = [];
+    let initOk = true;
+    for (const c of this.ctrs.filter((x) => x.init)) {
+      if (this.stopping) {
+        initOk = false;
+        break;
+      }
+      c.waiting = { reason: 'ContainerCreating' };
+      if (c.sidecar) {
+        // A restartable init container (sidecar) runs alongside what follows.
+        sidecars.push(this.lifecycle(c));
+        await Promise.race([c.started, this.stopped]);
+        continue;
+      }
+      await this.lifecycle(c);
+      const exit = c.current?.exitCode ?? null;
+      if (exit !== 0) {
+        initOk = false;
+        break;
+      }
+    }
+    if (initOk && !this.stopping) {
+      this.initDone = true;
+      const regular = this.ctrs.filter((x) => !x.init);
+      for (const c of regular) c.waiting = { reason: 'ContainerCreating' };
+      this.markDirty();
+      await Promise.all(regular.map((c) => this.lifecycle(c)));
+    }
+    // Sidecars stop once the main containers are done.
+    for (const c of this.ctrs.filter((x) => x.sidecar)) {
+      c.stopRequested = true;
+      c.wake?.();
+      // It exits on SIGTERM the way its script says it exits.
+      if (c.current) c.kill?.(c.script.exitCodes[Math.min(c.current.index, c.script.exitCodes.length - 1)]!);
+    }
+    await Promise.all(sidecars);
+    this.phase = this.finalPhase(initOk);
+    this.markDirty();
+  }
+
+  private finalPhase(initOk: boolean): string {
+    if (!initOk) return 'Failed';
+    const regular = this.ctrs.filter((x) => !x.init);
+    const ok = regular.every((c) => ((c.current ?? c.last)?.exitCode ?? null) === 0);
+    return ok ? 'Succeeded' : 'Failed';
+  }
+
+  private stop(): void {
+    this.stopping = true;
+    this.resolveStopped();
+  }
+
+  private sleep(ms: number, c: Ctr): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        c.wake = null;
+        resolve();
+      }, ms);
+      this.timers.add(t);
+      c.wake = () => {
+        clearTimeout(t);
+        this.timers.delete(t);
+        c.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  private shouldRestart(c: Ctr, exitCode: number): boolean {
+    if (this.stopping) return false;
+    if (c.sidecar) return !c.stopRequested;
+    if (c.init) return this.policy !== 'Never' && exitCode !== 0;
+    if (this.policy === 'Always') return true;
+    if (this.policy === 'OnFailure') return exitCode !== 0;
+    return false;
+  }
+
+  private async lifecycle(c: Ctr): Promise<void> {
+    for (;;) {
+      if (this.stopping || c.stopRequested) break;
+      if (c.restartCount === 0 && c.script.startDelaySeconds > 0) {
+        c.waiting = { reason: 'ContainerCreating' };
+        this.markDirty();
+        await this.sleep(c.script.startDelaySeconds * 1000, c);
+        if (this.stopping || c.stopRequested) break;
+      }
+      const run = this.startRun(c);
+      const exitCode = await this.execute(c, run);
+      run.exitCode = exitCode;
+      run.reason = exitCode === 0 ? 'Completed' : 'Error';
+      run.finishedAt = nowNs();
+      run.store.finish();
+      c.kill = null;
+      if (!this.shouldRestart(c, exitCode)) {
+        const delay = this.effectiveFaults().terminatedDelaySeconds ?? 0;
+        if (delay > 0 && !c.sidecar) {
+          c.hideTerminatedUntil = Date.now() + delay * 1000;
+          this.later(delay * 1000 + 10, () => this.markDirty());
+        }
+        break;
+      }
+      c.restartCount++;
+      this.retire(c.last);
+      c.last = run;
+      c.current = null;
+      const backoff = restartDelayMs(c.script, c.restartCount);
+      c.waiting = {
+        reason: 'CrashLoopBackOff',
+        message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${c.name} pod=${this.name}_${this.namespace}(${this.uid})`,
+      };
+      this.markDirty();
+      await this.sleep(backoff, c);
+    }
+    c.final = true;
+    this.markDirty();
+  }
+
+  private runFile(c: Ctr): string | null {
+    if (!this.podDir) return null;
+    const file = join(this.podDir, `${c.name}.log`);
+    if (c.restartCount > 0) {
+      // Earlier runs keep their bytes: CONTAINER.log is always the latest run.
+      try {
+        renameSync(file, join(this.podDir, `${c.name}.${c.restartCount - 1}.log`));
+      } catch {
+        /* the previous run left no file */
+      }
+    }
+    return file;
+  }
+
+  private startRun(c: Ctr): Run {
+    const file = this.runFile(c);
+    const maxSize = this.effectiveFaults().containerLogMaxSize ?? null;
+    const store = new LogStore(file ? new FileContent(file) : new MemoryContent(), { maxFileSize: maxSize });
+    const run: Run = {
+      index: c.restartCount,
+      containerId: 'containerd://' + randomBytes(32).toString('hex'),
+      store,
+      startedAt: nowNs(),
+      finishedAt: null,
+      exitCode: null,
+      reason: null,
+    };
+    c.current = run;
+    if (!this.firstStartSeen) {
+      this.firstStartSeen = true;
+      this.onFirstStart();
+    }
+    this.markDirty();
+    c.markStarted();
+    return run;
+  }
+
+  private onFirstStart(): void {
+    const f = this.effectiveFaults();
+    // A node's own tlsAlertSeconds counts from when the annotation appeared, not per pod.
+    if (this.faults.tlsAlertSeconds) this.host.openTlsWindow(this.node, this.faults.tlsAlertSeconds);
+    if (f.deleteAfterSeconds !== undefined) {
+      const grace = f.deleteGraceSeconds ?? 0;
+      this.later(f.deleteAfterSeconds * 1000, () => {
+        if (this.vanished) return;
+        this.host.log(`pod ${this.namespace}/${this.name}: deleteAfterSeconds fault: deleting with grace ${grace}s`);
+        this.host.rest
+          .request('DELETE', this.path(), { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: grace, preconditions: { uid: this.uid } })
+          .catch((err: unknown) => this.host.log(`pod ${this.namespace}/${this.name}: fault delete failed: ${(err as Error).message}`));
+      });
+    }
+  }
+
+  private execute(c: Ctr, run: Run): Promise<number> {
+    const gen = new OutputGenerator(c.script, run.startedAt, c.name, run.index);
+    const codes = c.script.exitCodes;
+    const exitCode = codes[Math.min(run.index, codes.length - 1)]!;
+    return new Promise<number>((resolve) => {
+      let timer: NodeJS.Timeout | null = null;
+      let ended = false;
+      const end = (code: number) => {
+        if (ended) return;
+        ended = true;
+        if (timer) {
+          clearTimeout(timer);
+          this.timers.delete(timer);
+        }
+        run.store.commit();
+        resolve(code);
+      };
+      c.kill = end;
+      const schedule = (ms: number, f: () => void) => {
+        timer = setTimeout(() => {
+          if (timer) this.timers.delete(timer);
+          timer = null;
+          f();
+        }, ms);
+        this.timers.add(timer);
+      };
+      const tick = () => {
+        if (ended) return;
+        let r;
+        try {
+          r = gen.step(nowNs(), MAX_STEP_BYTES, run.store);
+          run.store.commit();
+        } catch (err) {
+          this.host.log(`pod ${this.namespace}/${this.name} container ${c.name}: output failed: ${(err as Error).message}`);
+          return end(1);
+        }
+        if (r.done) {
+          const hold = c.script.holdSeconds;
+          if (hold < 0) return; // runs until killed
+          const until = (gen.lastTimestamp ?? run.startedAt) + BigInt(Math.round(hold * 1e9));
+          const ms = Number((until - nowNs()) / 1_000_000n);
+          if (ms <= 0) return end(exitCode);
+          return schedule(ms, () => end(exitCode));
+        }
+        if (r.nextDue === null) return schedule(0, tick);
+        const ms = Number((r.nextDue - nowNs()) / 1_000_000n);
+        schedule(Math.max(2, ms), tick);
+      };
+      tick();
+    });
+  }
+
+  private retire(run: Run | null): void {
+    if (!run) return;
+    // Readers may still be draining it; the fd goes a minute later.
+    this.later(60_000, () => run.store.close());
+  }
+
+  private later(ms: number, f: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      f();
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  // ---- deletion --------------------------------------------------------
+
+  /** Called for every informer update of this pod. */
+  update(pod: PodJson): void {
+    this.pod = pod;
+    const dt = pod.metadata.deletionTimestamp;
+    if (dt && !this.deleting) this.beginDeletion(dt, pod.metadata.deletionGracePeriodSeconds);
+  }
+
+  private beginDeletion(deletionTimestamp: string, graceSeconds: number | undefined): void {
+    this.deleting = true;
+    this.stop();
+    if (this.lifecycleDone) {
+      // Already terminal: nothing to kill, only the removal a kubelet does.
+      void this.flushStatus().then(() => this.removePod());
+      return;
+    }
+    // The kubelet grants the grace period from when it starts killing; the
+    // deletionTimestamp has only whole seconds.
+    const end = parseRfc3339(deletionTimestamp);
+    const ms = graceSeconds !== undefined ? graceSeconds * 1000 : end === null ? 0 : Number((end - nowNs()) / 1_000_000n);
+    this.host.log(`pod ${this.namespace}/${this.name}: deletion requested, grace ends in ${Math.max(0, ms)} ms`);
+    for (const c of this.ctrs) c.wake?.();
+    const killAll = () => {
+      for (const c of this.ctrs) c.kill?.(137);
+    };
+    if (ms <= 0) killAll();
+    else this.later(ms, killAll);
+  }
+
+  /** The pod is gone from the API (deleted with grace 0, or removed by us). */
+  vanish(): void {
+    if (this.vanished) return;
+    this.vanished = true;
+    this.stop();
+    for (const c of this.ctrs) {
+      c.wake?.();
+      c.kill?.(137);
+    }
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const c of this.ctrs) for (const r of [c.current, c.last]) r?.store.finish();
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+    setTimeout(() => {
+      for (const c of this.ctrs) for (const r of [c.current, c.last]) r?.store.close();
+    }, 60_000).unref();
+  }
+
+  private async removePod(): Promise<void> {
+    if (this.removing || this.vanished) return;
+    this.removing = true;
+    try {
+      await this.host.rest.request('DELETE', this.path(), { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid: this.uid } });
+      this.host.log(`pod ${this.namespace}/${this.name}: removed`);
+    } catch (err) {
+      if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) {
+        this.host.log(`pod ${this.namespace}/${this.name}: final delete failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  // ---- status ----------------------------------------------------------
+
+  private markDirty(): void {
+    if (this.vanished) return;
+    this.dirty = true;
+    if (!this.writing) void this.writeLoop();
+  }
+
+  private async writeLoop(): Promise<void> {
+    this.writing = true;
+    let failures = 0;
+    while (this.dirty && !this.vanished) {
+      this.dirty = false;
+      try {
+        await this.host.rest.request('PATCH', this.path('/status'), this.statusPatch(), STRATEGIC_MERGE_PATCH);
+        failures = 0;
+      } catch (err) {
+        if (err instanceof ApiError && (err.status === 404 || err.status === 409)) {
+          // Gone, or a new pod under the same name (uid precondition).
+          break;
+        }
+        failures++;
+        this.host.log(`pod ${this.namespace}/${this.name}: status write failed (${failures}): ${(err as Error).message}`);
+        this.dirty = true;
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** failures)));
+      }
+    }
+    this.writing = false;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves once the latest status has been written. */
+  flushStatus(): Promise<void> {
+    if (this.vanished || (!this.writing && !this.dirty)) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private transition(type: string, status: string): string {
+    const t = this.transitions.get(type);
+    if (t && t.status === status) return t.at;
+    const at = formatSeconds(nowNs());
+    this.transitions.set(type, { status, at });
+    return at;
+  }
+
+  private containerStatus(c: Ctr, nowMs: number) {
+    const cur = c.current;
+    const hidden = cur !== null && cur.finishedAt !== null && nowMs < c.hideTerminatedUntil;
+    let state: Record<string, unknown>;
+    let ready = false;
+    let started = false;
+    if (cur && (cur.finishedAt === null || hidden)) {
+      state = { running: { startedAt: formatSeconds(cur.startedAt) } };
+      started = true;
+      ready = cur.finishedAt === null && !this.terminal;
+    } else if (cur && cur.finishedAt !== null) {
+      state = {
+        terminated: { exitCode: cur.exitCode, reason: cur.reason, startedAt: formatSeconds(cur.startedAt), finishedAt: formatSeconds(cur.finishedAt), containerID: cur.containerId },
+      };
+    } else {
+      state = { waiting: c.waiting };
+    }
+    const last = c.last;
+    const lastState = last
+      ? {
+          terminated: {
+            exitCode: last.exitCode,
+            reason: last.reason,
+            startedAt: formatSeconds(last.startedAt),
+            finishedAt: formatSeconds(last.finishedAt ?? last.startedAt),
+            containerID: last.containerId,
+          },
+        }
+      : {};
+    const shown = cur ?? last;
+    return {
+      name: c.name,
+      state,
+      lastState,
+      ready,
+      restartCount: c.restartCount,
+      image: c.image,
+      imageID: shown ? imageId(c.image) : '',
+      ...(shown ? { containerID: shown.containerId } : {}),
+      started,
+    };
+  }
+
+  /** The strategic-merge patch a kubelet would send for the pod's current state. */
+  statusPatch(): Record<string, unknown> {
+    const nowMs = Date.now();
+    const init = this.ctrs.filter((c) => c.init);
+    const regular = this.ctrs.filter((c) => !c.init);
+    const terminal = this.terminal;
+    const notReady = regular.filter((c) => !(c.current && c.current.finishedAt === null)).map((c) => c.name);
+    const incompleteInit = init.filter((c) => !c.sidecar && c.current?.exitCode !== 0).map((c) => c.name);
+    let phase = this.phase;
+    if (!terminal) {
+      // The write that shows the last container terminated already carries the terminal phase.
+      const initFailed = init.some((c) => c.final && !c.sidecar && (c.current?.exitCode ?? 0) !== 0);
+      if (initFailed) phase = 'Failed';
+      else if (this.initDone && regular.every((c) => c.final)) phase = this.finalPhase(true);
+      else if (this.initDone && regular.some((c) => c.current !== null || c.last !== null)) phase = 'Running';
+    }
+    const isTerminal = phase === 'Succeeded' || phase === 'Failed';
+    const ready = notReady.length === 0 && !isTerminal;
+    const readyReason = isTerminal ? 'PodCompleted' : ready ? undefined : 'ContainersNotReady';
+    const readyMsg = isTerminal || ready ? undefined : `containers with unready status: [${notReady.join(' ')}]`;
+    const initialized = this.initDone || incompleteInit.length === 0;
+    const conditions = [
+      { ...cond('PodReadyToStartContainers', this.invalid === null), lastProbeTime: null, lastTransitionTime: this.transition('PodReadyToStartContainers', String(this.invalid === null)) },
+      {
+        ...cond('Initialized', initialized, isTerminal && initialized ? 'PodCompleted' : initialized ? undefined : 'ContainersNotInitialized', initialized ? undefined : `containers with incomplete status: [${incompleteInit.join(' ')}]`),
+        lastProbeTime: null,
+        lastTransitionTime: this.transition('Initialized', String(initialized)),
+      },
+      { ...cond('Ready', ready, readyReason, readyMsg), lastProbeTime: null, lastTransitionTime: this.transition('Ready', String(ready)) },
+      { ...cond('ContainersReady', ready, readyReason, readyMsg), lastProbeTime: null, lastTransitionTime: this.transition('ContainersReady', String(ready)) },
+    ];
+    const status: Record<string, unknown> = {
+      phase,
+      conditions,
+      hostIP: '127.0.0.1',
+      hostIPs: [{ ip: '127.0.0.1' }],
+      podIP: this.podIp,
+      podIPs: [{ ip: this.podIp }],
+      startTime: formatSeconds(this.startTime),
+      containerStatuses: regular.map((c) => this.containerStatus(c, nowMs)),
+    };
+    if (init.length > 0) status.initContainerStatuses = init.map((c) => this.containerStatus(c, nowMs));
+    if (this.reason) status.reason = this.reason;
+    if (this.message) status.message = this.message;
+    return { metadata: { uid: this.uid }, status };
+  }
+
+  private async event(type: string, reason: string, message: string): Promise<void> {
+    const now = formatSeconds(nowNs());
+    try {
+      await this.host.rest.request('POST', `/api/v1/namespaces/${encodeURIComponent(this.namespace)}/events`, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `${this.name}.${randomBytes(8).toString('hex')}`, namespace: this.namespace },
+        involvedObject: { apiVersion: 'v1', kind: 'Pod', namespace: this.namespace, name: this.name, uid: this.uid },
+        reason,
+        message,
+        type,
+        source: { component: 'kubelet', host: this.node },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+    } catch (err) {
+      this.host.log(`pod ${this.namespace}/${this.name}: event failed: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- logs ------------------------------------------------------------
+
+  hasContainer(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /**
+   * Which run a log request reads, decided from the status the API shows (as
+   * the kubelet decides from its status manager), with the kubelet's errors.
+   */
+  logTarget(name: string, previous: boolean): LogTarget {
+    const c = this.byName.get(name);
+    const pod = this.name;
+    if (!c) return { ok: false, status: 404, message: `container "${name}" not found in pod "${pod}"` };
+    if (previous) {
+      if (!c.last) return { ok: false, status: 400, message: `previous terminated container "${name}" in pod "${pod}" not found` };
+      return { ok: true, store: c.last.store };
+    }
+    if (c.current) return { ok: true, store: c.current.store };
+    if (c.last) return { ok: true, store: c.last.store };
+    return { ok: false, status: 400, message: `container "${name}" in pod "${pod}" is waiting to start: ${c.waiting.reason}` };
+  }
+}

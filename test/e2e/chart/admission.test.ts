@@ -1,0 +1,184 @@
+// Proof on the real apiserver of the chart's confused-deputy guard: a user
+// who may create LogTails but not read a pod's logs cannot have the operator
+// read them, on CREATE or UPDATE; the same user is admitted once granted
+// `get pods/log` on that pod. Users are impersonated by the admin (--as),
+// which the authorizer in the policy's CEL sees as the requesting user.
+import { expect } from 'chai';
+import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import { createNamespace, installChartCrd, mustKubectl, poll, renderChart, type Rendered } from './chart-e2e.ts';
+
+const DENIED = /denied request: user (\S+) may not get pods\/log for pod (\S+), so may not create or change a LogTail that captures it/;
+
+function logTail(ns: string, name: string, podName: string, labels: Record<string, string> = {}): string {
+  return JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns, labels }, spec: { podName } });
+}
+
+function role(ns: string, name: string, rules: unknown[]): string {
+  return JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name, namespace: ns }, rules });
+}
+
+function binding(ns: string, name: string, roleKind: 'Role' | 'ClusterRole', roleName: string, user: string): string {
+  return JSON.stringify({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name, namespace: ns },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: roleName },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+  });
+}
+
+function pod(ns: string, name: string): string {
+  return JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns }, spec: { containers: [{ name: 'main', image: 'busybox:stable' }] } });
+}
+
+describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let ns: string;
+  let rendered: Rendered;
+  let user: string;
+  const cleanup: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    const releaseNs = uniqueName('chart-vap');
+    ns = uniqueName('chart-vap-t');
+    user = uniqueName('alice');
+    await createNamespace(c, releaseNs);
+    await createNamespace(c, ns);
+    rendered = await renderChart({ release: uniqueName('vap'), namespace: releaseNs });
+    cleanup.push(rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'target'));
+    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'other'));
+    // may write LogTails, may not read any pod's logs
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logtail-writer', [{ apiGroups: ['logtail.dev'], resources: ['logtails'], verbs: ['create', 'get', 'list', 'patch', 'update'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'alice-writer', 'Role', 'logtail-writer', user));
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    // no operator runs here, so nothing holds these; a later test's operator must not pick them up
+    await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  async function createAs(who: string, name: string, podName: string): Promise<{ code: number | null; stderr: string }> {
+    return c.kubectl(['create', '-f', '-', `--as=${who}`], { input: logTail(ns, name, podName) });
+  }
+
+  it('denies a user who may create LogTails but not get pods/log on the pod', async () => {
+    // the policy is enforced once the apiserver has compiled it; until then creation may pass
+    const stderr = await poll('the policy to deny', 30_000, async () => {
+      const r = await createAs(user, 'denied', 'target');
+      if (r.code === 0) {
+        await mustKubectl(c, ['delete', 'logtail', 'denied', '-n', ns]);
+        return undefined;
+      }
+      return r.stderr;
+    });
+    const m = DENIED.exec(stderr);
+    expect(m, stderr).to.not.equal(null);
+    expect(m![1]).to.equal(user);
+    expect(m![2]).to.equal(`${ns}/target`);
+    // and the LogTail was not stored
+    const get = await c.kubectl(['get', 'logtail', 'denied', '-n', ns]);
+    expect(get.stderr).to.match(/NotFound/);
+  });
+
+  it("still denies the user when pods/log is granted only on a different pod", async () => {
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logs-of-other', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['other'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'alice-logs-of-other', 'Role', 'logs-of-other', user));
+    // the grant takes effect for "other" …
+    await poll('a LogTail for the pod the user may read', 15_000, async () => ((await createAs(user, 'other-logs', 'other')).code === 0 ? true : undefined));
+    // … and nothing changes for "target"
+    const r = await createAs(user, 'still-denied', 'target');
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr).to.match(DENIED);
+  });
+
+  it('admits the same user once granted get pods/log on that pod', async () => {
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logs-of-target', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['target'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'alice-logs-of-target', 'Role', 'logs-of-target', user));
+    let last = '';
+    await poll('the LogTail to be admitted', 15_000, async () => {
+      const r = await createAs(user, 'admitted', 'target');
+      last = r.stderr;
+      return r.code === 0 ? true : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; last refusal: ${last}`, { cause: err });
+    });
+    const lt = JSON.parse(await mustKubectl(c, ['get', 'logtail', 'admitted', '-n', ns, '-o', 'json'])) as { spec: { podName: string } };
+    expect(lt.spec.podName).to.equal('target');
+  });
+
+  it('checks UPDATE too: the user loses pods/log and can no longer change the LogTail', async () => {
+    await mustKubectl(c, ['delete', 'rolebinding', 'alice-logs-of-target', '-n', ns]);
+    const stderr = await poll('the update to be denied', 15_000, async () => {
+      const r = await c.kubectl(['label', 'logtail', 'admitted', '-n', ns, `touched=${Date.now()}`, '--overwrite', `--as=${user}`]);
+      return r.code === 0 ? undefined : r.stderr;
+    });
+    expect(stderr).to.match(DENIED);
+  });
+});
+
+describe('chart: aggregated LogTail roles', function () {
+  this.timeout(120_000);
+  let c: TestCluster;
+  let ns: string;
+  let rendered: Rendered;
+  const cleanup: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    const releaseNs = uniqueName('chart-agg');
+    ns = uniqueName('chart-agg-t');
+    await createNamespace(c, releaseNs);
+    await createNamespace(c, ns);
+    rendered = await renderChart({ release: uniqueName('agg'), namespace: releaseNs });
+    cleanup.push(rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'app'));
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    // no operator runs here, so nothing holds these; a later test's operator must not pick them up
+    await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  // kube-controller-manager folds these into admin/edit/view by their labels;
+  // it does not run here, so the roles are bound directly, as aggregation would.
+  function roleName(suffix: 'edit' | 'view'): string {
+    const r = rendered.objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name.endsWith(`-${suffix}`));
+    if (!r) throw new Error(`no ${suffix} ClusterRole rendered`);
+    return r.metadata.name;
+  }
+
+  it('the edit role lets a user with pods/log create, change and delete LogTails', async () => {
+    const bob = uniqueName('bob');
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'bob-edit', 'ClusterRole', roleName('edit'), bob));
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'read-logs', [{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'bob-logs', 'Role', 'read-logs', bob));
+    await poll('bob to create a LogTail', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${bob}`], { input: logTail(ns, 'by-bob', 'app') })).code === 0 ? true : undefined));
+    const del = await c.kubectl(['delete', 'logtail', 'by-bob', '-n', ns, `--as=${bob}`, '--wait=false']);
+    expect(del.code, del.stderr).to.equal(0);
+    // the operator alone writes status
+    const st = await c.kubectl(['auth', 'can-i', 'patch', 'logtails.logtail.dev', '--subresource=status', '-n', ns, `--as=${bob}`]);
+    expect(st.stdout.trim()).to.equal('no');
+  });
+
+  it('the view role lets a user read LogTails but not create them', async () => {
+    const carol = uniqueName('carol');
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'carol-view', 'ClusterRole', roleName('view'), carol));
+    await poll('carol to list LogTails', 15_000, async () => ((await c.kubectl(['get', 'lt', '-n', ns, `--as=${carol}`])).code === 0 ? true : undefined));
+    const r = await c.kubectl(['create', '-f', '-', `--as=${carol}`], { input: logTail(ns, 'by-carol', 'app') });
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr).to.match(/forbidden: User "[^"]+" cannot create resource "logtails"/);
+  });
+});

@@ -1,0 +1,215 @@
+// Helpers for the chart's proofs on the local control plane: apply what
+// `helm template` renders, ask the authorizer about the chart's
+// ServiceAccount, and run the operator with that ServiceAccount's token.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../../src/dev/cluster.ts';
+import { freePort, sleep } from '../../../src/dev/proc.ts';
+import type { TestCluster } from '../fixture.ts';
+import { CHART_CRD, renderRaw, parseManifests, type RenderOptions, type K8sObject, type Deployment } from '../../unit/chart/chart-helpers.ts';
+
+export const PSA_VIOLATION_WARNING = /would violate PodSecurity "restricted:latest"/;
+export const PSA_REFUSED = /violates PodSecurity "restricted:latest"/;
+
+let crd: Promise<void> | undefined;
+
+/** The CRD as the chart ships it (helm installs crds/ before the templates). */
+export function installChartCrd(c: TestCluster): Promise<void> {
+  if (!crd) {
+    crd = (async () => {
+      const r = await c.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CHART_CRD]);
+      if (r.code !== 0) throw new Error(`CRD apply failed: ${r.stderr}`);
+      const w = await c.kubectl(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
+      if (w.code !== 0) throw new Error(`CRD not established: ${w.stderr}`);
+    })();
+  }
+  return crd;
+}
+
+export async function mustKubectl(c: TestCluster, args: string[], input?: string): Promise<string> {
+  const r = await c.kubectl(args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+export async function createNamespace(c: TestCluster, ns: string, labels: Record<string, string> = {}): Promise<void> {
+  await mustKubectl(c, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } }));
+}
+
+export interface Rendered {
+  text: string;
+  objects: K8sObject[];
+  deployment: Deployment;
+}
+
+export async function renderChart(o: RenderOptions): Promise<Rendered> {
+  const r = await renderRaw(o);
+  if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
+  const objects = parseManifests(r.stdout);
+  const deployment = objects.find((x) => x.kind === 'Deployment') as Deployment | undefined;
+  if (!deployment) throw new Error('the chart rendered no Deployment');
+  return { text: r.stdout, objects, deployment };
+}
+
+/** A Pod with exactly the Deployment's pod template, as a controller would create it. */
+export function podFromTemplate(d: Deployment, name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: d.metadata.namespace, labels: d.spec.template.metadata.labels },
+    spec: d.spec.template.spec,
+  };
+}
+
+export interface Identity {
+  user: string;
+  groups: string[];
+}
+
+/** The identity a pod running as this ServiceAccount authenticates as. */
+export function serviceAccountIdentity(ns: string, sa: string): Identity {
+  return { user: `system:serviceaccount:${ns}:${sa}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'] };
+}
+
+function asArgs(id: Identity): string[] {
+  return [`--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)];
+}
+
+/**
+ * `kubectl auth can-i` as `id`. `what` is `VERB RESOURCE[/SUBRESOURCE][/NAME]`-style
+ * arguments; `ns` undefined means --all-namespaces.
+ */
+export async function canI(c: TestCluster, id: Identity, verb: string, resource: string, ns: string | undefined, extra: string[] = []): Promise<boolean> {
+  const args = ['auth', 'can-i', verb, resource, ...(ns === undefined ? ['--all-namespaces'] : ['-n', ns]), ...extra, ...asArgs(id)];
+  const r = await c.kubectl(args);
+  const out = r.stdout.trim();
+  if (out === 'yes') return true;
+  if (out === 'no') return false;
+  throw new Error(`kubectl ${args.join(' ')}: unexpected answer (${r.code}) ${r.stdout} ${r.stderr}`);
+}
+
+/** `kubectl auth can-i --list` rows as "resource|names|verbs" (non-resource URLs left out). */
+export async function canIList(c: TestCluster, id: Identity, ns: string): Promise<Set<string>> {
+  const out = await mustKubectl(c, ['auth', 'can-i', '--list', '-n', ns, ...asArgs(id)]);
+  const rows = new Set<string>();
+  for (const line of out.split('\n').slice(1)) {
+    const m = /^(\S+)\s+\[\]\s+\[([^\]]*)\]\s+\[([^\]]*)\]/.exec(line);
+    if (!m) continue;
+    for (const verb of m[3]!.split(' ').filter(Boolean)) rows.add(`${m[1]}|${m[2] || '*'}|${verb}`);
+  }
+  return rows;
+}
+
+export function kubeconfigWithToken(c: TestCluster, token: string, namespace: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'logtail-sa-kubeconfig-'));
+  const file = join(dir, 'kubeconfig');
+  const ca = readFileSync(c.state.caFile).toString('base64');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: local',
+      '  cluster:',
+      `    server: ${c.state.apiserverUrl}`,
+      `    certificate-authority-data: ${ca}`,
+      'users:',
+      '- name: operator',
+      '  user:',
+      `    token: ${token}`,
+      'contexts:',
+      '- name: operator',
+      '  context:',
+      '    cluster: local',
+      '    user: operator',
+      `    namespace: ${namespace}`,
+      'current-context: operator',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+export interface RunningOperator {
+  child: ChildProcess;
+  logFile: string;
+  log(): string;
+  stop(): Promise<number | null>;
+}
+
+const running = new Set<RunningOperator>();
+process.on('exit', () => {
+  for (const op of running) op.child.kill('SIGKILL');
+});
+
+/**
+ * The operator as a local process that knows only the given kubeconfig: no
+ * admin credentials in its environment, so every API call it makes is
+ * authorised as the ServiceAccount.
+ */
+export async function startOperatorAs(o: { kubeconfig: string; podNamespace: string; args: string[] }): Promise<RunningOperator & { httpPort: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'logtail-chart-op-'));
+  const logFile = join(dir, 'operator.log');
+  const fd = openSync(logFile, 'a');
+  const httpPort = await freePort();
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir, POD_NAMESPACE: o.podNamespace, LOG_LEVEL: 'debug', KUBECONFIG: o.kubeconfig };
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--kubeconfig', o.kubeconfig, '--http-addr', `127.0.0.1:${httpPort}`, ...o.args], {
+    stdio: ['ignore', fd, fd],
+    env,
+  });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const op = {
+    child,
+    logFile,
+    httpPort,
+    log: () => readFileSync(logFile, 'utf8'),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 40_000);
+        await exited;
+        clearTimeout(t);
+      }
+      running.delete(op);
+      return child.exitCode;
+    },
+  };
+  running.add(op);
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) {
+    if (child.exitCode !== null) throw new Error(`operator exited ${child.exitCode}:\n${op.log()}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+      if (r.ok) return op;
+    } catch {
+      /* not listening yet */
+    }
+    await sleep(200);
+  }
+  throw new Error(`operator not ready in 60 s:\n${op.log()}`);
+}
+
+/** Lines of the operator's log that show the apiserver refusing it. */
+export function forbiddenLines(log: string): string[] {
+  return log.split('\n').filter((l) => /\b403\b|forbidden/i.test(l));
+}
+
+export async function poll<T>(what: string, timeoutMs: number, f: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(250);
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms${lastErr ? `; last error: ${String(lastErr)}` : ''}`);
+}

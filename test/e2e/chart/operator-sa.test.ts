@@ -1,0 +1,232 @@
+// Proof that the chart's RBAC is sufficient: the operator, run as a local
+// process with leader election on and a kubeconfig holding only the chart
+// ServiceAccount's token (`kubectl create token`), completes a capture end to
+// end with no 403 in its log — cluster-wide, and with watchNamespaces set.
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import {
+  createNamespace,
+  forbiddenLines,
+  installChartCrd,
+  kubeconfigWithToken,
+  mustKubectl,
+  poll,
+  renderChart,
+  startOperatorAs,
+  type Rendered,
+  type RunningOperator,
+} from './chart-e2e.ts';
+
+const SCRIPT = { containers: { main: { lines: 100, lineBytes: 50, linesPerSecond: 1000, exitCode: 0 } } };
+
+interface LogTailStatus {
+  phase?: string;
+  message?: string;
+  bytes?: number;
+  containers?: Array<{ name: string; object?: { uri: string; size: number } }>;
+}
+
+async function ensureSimulator(c: TestCluster): Promise<void> {
+  const r = await c.kubectl(['get', 'nodes', '-o', 'name']);
+  if (r.code !== 0 || !r.stdout.includes('node/')) throw new Error(`no simulated node is registered (kubectl get nodes: ${r.stdout || r.stderr}); the node simulator must run to play the pod`);
+}
+
+async function simPod(c: TestCluster, ns: string, name: string): Promise<void> {
+  await mustKubectl(
+    c,
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, annotations: { 'sim.logtail.dev/script': JSON.stringify(SCRIPT) } },
+      spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox:stable' }] },
+    }),
+  );
+}
+
+async function logTail(c: TestCluster, ns: string, name: string, podName: string): Promise<void> {
+  await mustKubectl(c, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns }, spec: { podName } }));
+}
+
+async function status(c: TestCluster, ns: string, name: string): Promise<LogTailStatus | undefined> {
+  const r = await c.kubectl(['get', 'logtail', name, '-n', ns, '-o', 'json']);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return (JSON.parse(r.stdout) as { status?: LogTailStatus }).status;
+}
+
+async function waitTerminal(c: TestCluster, ns: string, name: string, timeoutMs: number): Promise<LogTailStatus> {
+  let last: LogTailStatus | undefined;
+  try {
+    return await poll(`LogTail ${ns}/${name} to finish`, timeoutMs, async () => {
+      last = await status(c, ns, name);
+      return ['Complete', 'Incomplete', 'Failed'].includes(last?.phase ?? '') ? last : undefined;
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status ${JSON.stringify(last)}`, { cause: err });
+  }
+}
+
+interface Setup {
+  releaseNs: string;
+  rendered: Rendered;
+  sa: string;
+  lease: string;
+  kubeconfig: string;
+  storeDir: string;
+}
+
+async function installChartAndToken(c: TestCluster, values: Record<string, unknown>, cleanup: string[]): Promise<Setup> {
+  const releaseNs = uniqueName('chart-op');
+  await createNamespace(c, releaseNs);
+  const rendered = await renderChart({ release: uniqueName('op'), namespace: releaseNs, values });
+  cleanup.push(rendered.text);
+  await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+  const spec = rendered.deployment.spec.template.spec;
+  const sa = spec.serviceAccountName!;
+  const lease = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
+  const token = (await mustKubectl(c, ['create', 'token', sa, '-n', releaseNs, '--duration=1h'])).trim();
+  expect(token.split('.'), 'not a JWT').to.have.length(3);
+  const kubeconfig = kubeconfigWithToken(c, token, releaseNs);
+  // the kubeconfig really is the ServiceAccount
+  const who = JSON.parse(await mustKubectl(c, ['auth', 'whoami', '-o', 'json', '--kubeconfig', kubeconfig])) as { status: { userInfo: { username: string } } };
+  expect(who.status.userInfo.username).to.equal(`system:serviceaccount:${releaseNs}:${sa}`);
+  const storeDir = mkdtempSync(join(tmpdir(), 'logtail-chart-store-'));
+  return { releaseNs, rendered, sa, lease, kubeconfig, storeDir };
+}
+
+async function expectCaptured(c: TestCluster, ns: string, name: string, storeDir: string): Promise<void> {
+  const st = await waitTerminal(c, ns, name, 90_000);
+  expect(st.phase, st.message).to.equal('Complete');
+  expect(st.bytes).to.be.greaterThan(0);
+  const obj = st.containers?.find((x) => x.name === 'main')?.object;
+  expect(obj, JSON.stringify(st)).to.not.equal(undefined);
+  const path = fileURLToPath(obj!.uri);
+  expect(path.startsWith(storeDir), `${path} is outside the store ${storeDir}`).to.equal(true);
+  expect(existsSync(path)).to.equal(true);
+  expect(statSync(path).size).to.equal(obj!.size);
+}
+
+async function expectLeaseHeld(c: TestCluster, s: Setup): Promise<void> {
+  const lease = JSON.parse(await mustKubectl(c, ['get', 'lease', s.lease, '-n', s.releaseNs, '-o', 'json'])) as { spec: { holderIdentity?: string } };
+  expect(lease.spec.holderIdentity, 'the operator did not take the Lease').to.be.a('string').and.not.equal('');
+}
+
+function dumpOnFailure(op: RunningOperator | undefined, test: Mocha.Test | undefined): void {
+  if (op && test?.state === 'failed') console.error('operator log tail:\n' + op.log().split('\n').slice(-60).join('\n'));
+}
+
+describe('chart: the operator runs on the chart ServiceAccount token (cluster-wide)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let s: Setup;
+  let op: RunningOperator | undefined;
+  let targetNs: string;
+  const cleanup: string[] = [];
+  const namespaces: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await ensureSimulator(c);
+    await installChartCrd(c);
+    s = await installChartAndToken(c, {}, cleanup);
+    targetNs = uniqueName('chart-op-t');
+    await createNamespace(c, targetNs);
+    namespaces.push(targetNs);
+  });
+
+  afterEach(function () {
+    dumpOnFailure(op, this.currentTest);
+  });
+
+  after(async function () {
+    this.timeout(90_000);
+    await op?.stop();
+    for (const ns of namespaces) await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  it('starts with --leader-elect, becomes leader and is ready', async () => {
+    op = await startOperatorAs({ kubeconfig: s.kubeconfig, podNamespace: s.releaseNs, args: ['--leader-elect', '--leader-election-id', s.lease, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'] });
+    await expectLeaseHeld(c, s);
+  });
+
+  it('completes a capture end to end', async () => {
+    expect(op, 'operator not started').to.not.equal(undefined);
+    await simPod(c, targetNs, 'app');
+    await logTail(c, targetNs, 'app', 'app');
+    await expectCaptured(c, targetNs, 'app', s.storeDir);
+  });
+
+  it('was never refused by the apiserver and stops cleanly', async () => {
+    expect(op, 'operator not started').to.not.equal(undefined);
+    const code = await op!.stop();
+    expect(forbiddenLines(op!.log())).to.deep.equal([]);
+    expect(code, 'exit code after SIGTERM').to.equal(0);
+  });
+});
+
+describe('chart: the operator runs on the chart ServiceAccount token (watchNamespaces, namespaced Roles)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let s: Setup;
+  let op: RunningOperator | undefined;
+  let watched: string;
+  let unwatched: string;
+  const cleanup: string[] = [];
+  const namespaces: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await ensureSimulator(c);
+    await installChartCrd(c);
+    watched = uniqueName('chart-op-w');
+    unwatched = uniqueName('chart-op-u');
+    await createNamespace(c, watched);
+    await createNamespace(c, unwatched);
+    namespaces.push(watched, unwatched);
+    s = await installChartAndToken(c, { watchNamespaces: [watched] }, cleanup);
+  });
+
+  afterEach(function () {
+    dumpOnFailure(op, this.currentTest);
+  });
+
+  after(async function () {
+    this.timeout(90_000);
+    await op?.stop();
+    for (const ns of namespaces) await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  it('starts with --leader-elect and --watch-namespaces, becomes leader and is ready', async () => {
+    op = await startOperatorAs({
+      kubeconfig: s.kubeconfig,
+      podNamespace: s.releaseNs,
+      args: ['--leader-elect', '--leader-election-id', s.lease, '--watch-namespaces', watched, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'],
+    });
+    await expectLeaseHeld(c, s);
+  });
+
+  it('completes a capture in the watched namespace and leaves other namespaces alone', async () => {
+    expect(op, 'operator not started').to.not.equal(undefined);
+    await simPod(c, unwatched, 'app');
+    await logTail(c, unwatched, 'app', 'app');
+    await simPod(c, watched, 'app');
+    await logTail(c, watched, 'app', 'app');
+    await expectCaptured(c, watched, 'app', s.storeDir);
+    expect(await status(c, unwatched, 'app'), 'a LogTail outside watchNamespaces was touched').to.equal(undefined);
+  });
+
+  it('was never refused by the apiserver and stops cleanly', async () => {
+    expect(op, 'operator not started').to.not.equal(undefined);
+    const code = await op!.stop();
+    expect(forbiddenLines(op!.log())).to.deep.equal([]);
+    expect(code, 'exit code after SIGTERM').to.equal(0);
+  });
+});

@@ -1,0 +1,227 @@
+// Proof on the real apiserver that the chart's RBAC gives the operator's
+// ServiceAccount what it needs and nothing it does not: `kubectl auth can-i`
+// as the ServiceAccount (with the groups its token carries), cluster-wide and
+// with watchNamespaces. That the allowed set is also enough is shown by
+// running the operator with the ServiceAccount's token (operator-sa.test.ts).
+import { expect } from 'chai';
+import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import { canI, canIList, createNamespace, installChartCrd, mustKubectl, renderChart, serviceAccountIdentity, type Identity, type Rendered } from './chart-e2e.ts';
+
+type Check = [verb: string, resource: string, extra?: string[]];
+
+/** What the operator's code does, per watched namespace. */
+const NEEDED: Check[] = [
+  ['get', 'logtails.logtail.dev'],
+  ['list', 'logtails.logtail.dev'],
+  ['watch', 'logtails.logtail.dev'],
+  ['patch', 'logtails.logtail.dev'],
+  ['update', 'logtails.logtail.dev'],
+  ['delete', 'logtails.logtail.dev'],
+  ['patch', 'logtails.logtail.dev', ['--subresource=status']],
+  ['update', 'logtails.logtail.dev', ['--subresource=status']],
+  ['get', 'pods'],
+  ['list', 'pods'],
+  ['watch', 'pods'],
+  ['get', 'pods', ['--subresource=log']],
+  ['create', 'events'],
+  ['patch', 'events'],
+];
+
+/** What a log reader must never be able to do. */
+const FORBIDDEN: Check[] = [
+  ['get', 'secrets'],
+  ['list', 'secrets'],
+  ['watch', 'secrets'],
+  ['get', 'configmaps'],
+  ['create', 'pods', ['--subresource=exec']],
+  ['get', 'pods', ['--subresource=exec']],
+  ['create', 'pods', ['--subresource=attach']],
+  ['get', 'pods', ['--subresource=attach']],
+  ['create', 'pods', ['--subresource=portforward']],
+  ['create', 'pods'],
+  ['update', 'pods'],
+  ['patch', 'pods'],
+  ['delete', 'pods'],
+  ['deletecollection', 'pods'],
+  ['create', 'pods', ['--subresource=eviction']],
+  ['create', 'serviceaccounts', ['--subresource=token']],
+  ['create', 'logtails.logtail.dev'],
+  ['create', 'roles.rbac.authorization.k8s.io'],
+  ['create', 'rolebindings.rbac.authorization.k8s.io'],
+  ['escalate', 'roles.rbac.authorization.k8s.io'],
+  ['bind', 'roles.rbac.authorization.k8s.io'],
+  ['update', 'leases.coordination.k8s.io'],
+  ['*', '*'],
+];
+
+/** Cluster-scoped things, asked once. */
+const FORBIDDEN_CLUSTER: Check[] = [
+  ['get', 'nodes', ['--subresource=proxy']],
+  ['create', 'nodes', ['--subresource=proxy']],
+  ['get', 'nodes'],
+  ['impersonate', 'users'],
+  ['impersonate', 'groups'],
+  ['impersonate', 'serviceaccounts'],
+  ['escalate', 'clusterroles.rbac.authorization.k8s.io'],
+  ['bind', 'clusterroles.rbac.authorization.k8s.io'],
+  ['create', 'clusterrolebindings.rbac.authorization.k8s.io'],
+  ['update', 'customresourcedefinitions.apiextensions.k8s.io'],
+  ['update', 'validatingadmissionpolicies.admissionregistration.k8s.io'],
+  ['delete', 'validatingadmissionpolicybindings.admissionregistration.k8s.io'],
+];
+
+const LIST_ROWS_NEEDED = [
+  'logtails.logtail.dev|*|get',
+  'logtails.logtail.dev|*|list',
+  'logtails.logtail.dev|*|watch',
+  'logtails.logtail.dev|*|patch',
+  'logtails.logtail.dev|*|update',
+  'logtails.logtail.dev|*|delete',
+  'logtails.logtail.dev/status|*|patch',
+  'logtails.logtail.dev/status|*|update',
+  'pods|*|get',
+  'pods|*|list',
+  'pods|*|watch',
+  'pods/log|*|get',
+  'events|*|create',
+  'events|*|patch',
+];
+
+function label(v: string, r: string, extra: string[] = []): string {
+  return [v, r, ...extra].join(' ');
+}
+
+async function expectAll(c: TestCluster, id: Identity, checks: Check[], ns: string | undefined, want: boolean): Promise<void> {
+  const wrong: string[] = [];
+  for (const [verb, resource, extra] of checks) {
+    if ((await canI(c, id, verb, resource, ns, extra ?? [])) !== want) wrong.push(label(verb, resource, extra));
+  }
+  expect(wrong, `${want ? 'denied but needed' : 'allowed but must not be'} (namespace ${ns ?? '<all>'})`).to.deep.equal([]);
+}
+
+async function applyChart(c: TestCluster, r: Rendered, cleanup: string[]): Promise<void> {
+  cleanup.push(r.text);
+  await mustKubectl(c, ['apply', '-f', '-'], r.text);
+}
+
+/** What an unbound ServiceAccount in the same namespace may do (discovery, self reviews, …). */
+async function baseline(c: TestCluster, releaseNs: string, ns: string): Promise<Set<string>> {
+  const sa = 'baseline-' + Math.random().toString(36).slice(2, 8);
+  await mustKubectl(c, ['create', 'serviceaccount', sa, '-n', releaseNs]);
+  return canIList(c, serviceAccountIdentity(releaseNs, sa), ns);
+}
+
+describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceAccount)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let releaseNs: string;
+  let targetNs: string;
+  let release: string;
+  let sa: Identity;
+  let leaseName: string;
+  const cleanup: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    releaseNs = uniqueName('chart-rbac');
+    targetNs = uniqueName('chart-rbac-t');
+    release = uniqueName('rbac');
+    await createNamespace(c, releaseNs);
+    await createNamespace(c, targetNs);
+    const r = await renderChart({ release, namespace: releaseNs });
+    await applyChart(c, r, cleanup);
+    const spec = r.deployment.spec.template.spec;
+    sa = serviceAccountIdentity(releaseNs, spec.serviceAccountName!);
+    leaseName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  it('can do everything the operator does, in any namespace and across all of them', async () => {
+    await expectAll(c, sa, NEEDED, targetNs, true);
+    await expectAll(c, sa, NEEDED, releaseNs, true);
+    await expectAll(c, sa, [['list', 'logtails.logtail.dev'], ['watch', 'logtails.logtail.dev'], ['list', 'pods'], ['watch', 'pods']], undefined, true);
+  });
+
+  it('can run leader election on its own Lease in the release namespace only', async () => {
+    expect(await canI(c, sa, 'create', 'leases.coordination.k8s.io', releaseNs)).to.equal(true);
+    expect(await canI(c, sa, 'get', `leases.coordination.k8s.io/${leaseName}`, releaseNs)).to.equal(true);
+    expect(await canI(c, sa, 'update', `leases.coordination.k8s.io/${leaseName}`, releaseNs)).to.equal(true);
+    expect(await canI(c, sa, 'get', 'leases.coordination.k8s.io/someone-elses-lease', releaseNs)).to.equal(false);
+    expect(await canI(c, sa, 'update', 'leases.coordination.k8s.io/someone-elses-lease', releaseNs)).to.equal(false);
+    expect(await canI(c, sa, 'delete', `leases.coordination.k8s.io/${leaseName}`, releaseNs)).to.equal(false);
+    expect(await canI(c, sa, 'create', 'leases.coordination.k8s.io', targetNs)).to.equal(false);
+    expect(await canI(c, sa, 'get', `leases.coordination.k8s.io/${leaseName}`, targetNs)).to.equal(false);
+    expect(await canI(c, sa, 'update', `leases.coordination.k8s.io/${leaseName}`, targetNs)).to.equal(false);
+  });
+
+  it('cannot read secrets, exec/attach, change pods, proxy to nodes, mint tokens, impersonate or escalate', async () => {
+    await expectAll(c, sa, FORBIDDEN, targetNs, false);
+    await expectAll(c, sa, FORBIDDEN, releaseNs, false);
+    await expectAll(c, sa, [['list', 'secrets'], ['watch', 'secrets'], ['get', 'secrets']], undefined, false);
+    await expectAll(c, sa, FORBIDDEN_CLUSTER, undefined, false);
+  });
+
+  it('holds nothing beyond those rules (can-i --list, minus what every ServiceAccount has)', async () => {
+    for (const ns of [targetNs, releaseNs]) {
+      const base = await baseline(c, releaseNs, ns);
+      const rows = [...(await canIList(c, sa, ns))].filter((r) => !base.has(r)).sort();
+      const want = [...LIST_ROWS_NEEDED];
+      if (ns === releaseNs) want.push('leases.coordination.k8s.io|*|create', `leases.coordination.k8s.io|${leaseName}|get`, `leases.coordination.k8s.io|${leaseName}|update`);
+      expect(rows, `namespace ${ns}`).to.deep.equal(want.sort());
+    }
+  });
+});
+
+describe('chart: operator RBAC with watchNamespaces (namespaced Roles only)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let releaseNs: string;
+  let watched: string[];
+  let other: string;
+  let sa: Identity;
+  let rendered: Rendered;
+  const cleanup: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    releaseNs = uniqueName('chart-wns');
+    watched = [uniqueName('chart-wns-a'), uniqueName('chart-wns-b')];
+    other = uniqueName('chart-wns-x');
+    for (const ns of [releaseNs, ...watched, other]) await createNamespace(c, ns);
+    rendered = await renderChart({ release: uniqueName('wns'), namespace: releaseNs, values: { watchNamespaces: watched } });
+    await applyChart(c, rendered, cleanup);
+    sa = serviceAccountIdentity(releaseNs, rendered.deployment.spec.template.spec.serviceAccountName!);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  it('renders no ClusterRoleBinding for the operator', () => {
+    expect(rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding')).to.deep.equal([]);
+  });
+
+  it('can do everything the operator does in each watched namespace', async () => {
+    for (const ns of watched) await expectAll(c, sa, NEEDED, ns, true);
+  });
+
+  it('has no access in other namespaces and none across all namespaces', async () => {
+    await expectAll(c, sa, NEEDED, other, false);
+    await expectAll(c, sa, NEEDED, releaseNs, false);
+    await expectAll(c, sa, [['list', 'pods'], ['watch', 'pods'], ['list', 'logtails.logtail.dev'], ['watch', 'logtails.logtail.dev'], ['get', 'pods', ['--subresource=log']]], undefined, false);
+  });
+
+  it('is still denied secrets, exec/attach, pod changes and node proxy in the watched namespaces', async () => {
+    for (const ns of watched) await expectAll(c, sa, FORBIDDEN, ns, false);
+    await expectAll(c, sa, FORBIDDEN_CLUSTER, undefined, false);
+  });
+});

@@ -1,0 +1,179 @@
+// Lifecycle behaviour: restarts, deletion with the finalizer, stream slots,
+// TTL, namespace scoping, graceful shutdown, leader failover.
+import { expect } from 'chai';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { sleep } from '../../../src/dev/proc.ts';
+import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, waitForLogTail, type OperatorProcess } from './harness.ts';
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.endsWith('/')) walk(join(d, e.slice(0, -1)));
+      else out.push(join(d, e));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe('operator: lifecycle', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let ns: string;
+  const ops: OperatorProcess[] = [];
+
+  before(async function () {
+    this.timeout(300_000);
+    c = await cluster();
+    await installCrd(c);
+    ns = uniqueName('life');
+    await createNamespace(c, ns);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const op of ops) console.error('operator log tail:\n' + op.log().split('\n').slice(-40).join('\n'));
+    await Promise.all(ops.map((op) => op.stop('SIGTERM')));
+    ops.length = 0;
+  });
+
+  async function operator(o: Parameters<typeof startOperator>[1] = {}): Promise<OperatorProcess> {
+    const op = await startOperator(c, o);
+    ops.push(op);
+    return op;
+  }
+
+  it('stores each instance of a restarting container as its own object', async () => {
+    await operator();
+    // The LogTail first, so the capture sees the first run; the kubelet only
+    // keeps the current and previous run, which the restart delay respects.
+    await apply(c, logTailManifest(ns, 'crashy', { podName: 'crashy' }));
+    await apply(c, podManifest(ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 200, lineBytes: 60, linesPerSecond: 400, exitCodes: [2, 2, 0], restartDelaySeconds: 2 } } } }));
+    const lt = await waitForLogTail(c, ns, 'crashy', 90_000);
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(lt.status?.result).to.equal('Succeeded');
+    const caps = [...(lt.status?.containers ?? [])].sort((a, b) => a.restart - b.restart);
+    expect(caps.map((x) => [x.restart, x.exitCode])).to.deep.equal([
+      [0, 2],
+      [1, 2],
+      [2, 0],
+    ]);
+    const dir = join(c.env.LOGTAIL_SIM_DIR!, ns, 'crashy');
+    const recorded = [join(dir, 'main.0.log'), join(dir, 'main.1.log'), simOutputPath(c, ns, 'crashy', 'main')];
+    for (let i = 0; i < 3; i++) {
+      expect(caps[i]!.object?.uri, `restart ${i}`).to.match(new RegExp(`main-${i}\\.log$`));
+      expect(await sha256File(uriToPath(caps[i]!.object!.uri)), `restart ${i}`).to.equal(await sha256File(recorded[i]!));
+    }
+  });
+
+  it('holds the finalizer while capturing, and on delete aborts the upload and lets the LogTail go', async () => {
+    const op = await operator();
+    await apply(c, podManifest(ns, 'forever', { script: { containers: { main: { lines: 50, lineBytes: 80, linesPerSecond: 100, holdSeconds: -1 } } } }));
+    await apply(c, logTailManifest(ns, 'forever', { podName: 'forever' }));
+    let del;
+    try {
+      const lt = await waitForLogTail(c, ns, 'forever', 60_000, (x) => x.status?.phase === 'Streaming' && (x.status?.bytes ?? 0) > 0);
+      expect(lt.metadata.finalizers).to.include('logtail.dev/finalizer');
+    } finally {
+      del = await c.kubectl(['delete', 'logtail', 'forever', '-n', ns, '--timeout=60s']);
+    }
+    expect(del.code, del.stderr).to.equal(0);
+    expect(await getLogTail(c, ns, 'forever')).to.equal(undefined);
+    // nothing committed, no temp file left behind
+    expect(filesUnder(join(op.storeDir, ns, 'forever'))).to.deep.equal([]);
+    expect(op.log()).to.match(/"stopReason":"Deleted"/);
+    await c.kubectl(['delete', 'pod', 'forever', '-n', ns, '--wait=false']);
+  });
+
+  it('queues captures beyond --max-concurrent-streams as Pending/WaitingForSlot', async () => {
+    // scoped to this namespace: leftovers elsewhere must not take the slot
+    await operator({ args: ['--max-concurrent-streams', '1', '--watch-namespaces', ns] });
+    await apply(c, podManifest(ns, 'slot-a', { script: { containers: { main: { lines: 60, lineBytes: 80, linesPerSecond: 10 } } } }));
+    await apply(c, logTailManifest(ns, 'slot-a', { podName: 'slot-a' }));
+    await waitForLogTail(c, ns, 'slot-a', 60_000, (x) => x.status?.phase === 'Streaming');
+    await apply(c, podManifest(ns, 'slot-b', { script: { containers: { main: { lines: 10, lineBytes: 80 } } } }));
+    await apply(c, logTailManifest(ns, 'slot-b', { podName: 'slot-b' }));
+    const waiting = await waitForLogTail(c, ns, 'slot-b', 30_000, (x) => x.status?.reason === 'WaitingForSlot');
+    expect(waiting.status?.phase).to.equal('Pending');
+    const a = await waitForLogTail(c, ns, 'slot-a', 90_000);
+    const b = await waitForLogTail(c, ns, 'slot-b', 90_000);
+    expect([a.status?.phase, b.status?.phase]).to.deep.equal(['Complete', 'Complete']);
+  });
+
+  it('deletes a finished LogTail after ttlSecondsAfterFinished, keeping the stored object', async () => {
+    await operator();
+    await apply(c, podManifest(ns, 'ttl', { script: { containers: { main: { lines: 10, lineBytes: 50 } } } }));
+    await apply(c, logTailManifest(ns, 'ttl', { podName: 'ttl', ttlSecondsAfterFinished: 2 }));
+    const lt = await waitForLogTail(c, ns, 'ttl', 60_000);
+    expect(lt.status?.phase).to.equal('Complete');
+    const uri = lt.status!.containers![0]!.object!.uri;
+    const end = Date.now() + 30_000;
+    while ((await getLogTail(c, ns, 'ttl')) !== undefined) {
+      if (Date.now() > end) throw new Error('LogTail not deleted after its TTL');
+      await sleep(500);
+    }
+    expect(await sha256File(uriToPath(uri))).to.equal(await sha256File(simOutputPath(c, ns, 'ttl', 'main')));
+  });
+
+  it('with --watch-namespaces, captures only in those namespaces', async () => {
+    const other = uniqueName('life-other');
+    await createNamespace(c, other);
+    await operator({ args: ['--watch-namespaces', ns] });
+    for (const n of [ns, other]) {
+      await apply(c, podManifest(n, 'scoped', { script: { containers: { main: { lines: 10, lineBytes: 50 } } } }));
+      await apply(c, logTailManifest(n, 'scoped', { podName: 'scoped' }));
+    }
+    const mine = await waitForLogTail(c, ns, 'scoped', 60_000);
+    expect(mine.status?.phase).to.equal('Complete');
+    await sleep(2000);
+    const theirs = await getLogTail(c, other, 'scoped');
+    expect(theirs?.status).to.equal(undefined);
+    expect(theirs?.metadata.finalizers ?? []).to.deep.equal([]);
+  });
+
+  it('on SIGTERM stops captures and exits 0; the next operator finishes the capture byte-exactly', async () => {
+    const op1 = await operator();
+    await apply(c, podManifest(ns, 'graceful', { script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 500 } } } }));
+    await apply(c, logTailManifest(ns, 'graceful', { podName: 'graceful' }));
+    await waitForLogTail(c, ns, 'graceful', 60_000, (x) => (x.status?.bytes ?? 0) > 20_000);
+    const t0 = Date.now();
+    const code = await op1.stop('SIGTERM');
+    expect(code).to.equal(0);
+    expect(Date.now() - t0).to.be.below(20_000);
+    expect(op1.log()).to.match(/"stopReason":"OperatorExiting"/);
+    await operator({ storeDir: op1.storeDir });
+    const lt = await waitForLogTail(c, ns, 'graceful', 90_000);
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, 'graceful', 'main')));
+    expect((await events(c, ns, 'graceful')).filter((e) => e.reason === 'Complete')).to.have.length(1);
+  });
+
+  it('with two replicas and leader election, the standby takes over a killed leader and finishes its captures', async () => {
+    const lease = uniqueName('lease');
+    const args = ['--leader-elect', '--leader-election-namespace', ns, '--leader-election-id', lease];
+    const first = await operator({ args });
+    await sleep(1000);
+    const second = await operator({ args, storeDir: first.storeDir });
+    await apply(c, podManifest(ns, 'ha', { script: { containers: { main: { lines: 4000, lineBytes: 100, linesPerSecond: 200 } } } }));
+    await apply(c, logTailManifest(ns, 'ha', { podName: 'ha' }));
+    await waitForLogTail(c, ns, 'ha', 60_000, (x) => (x.status?.bytes ?? 0) > 10_000);
+    const holder = (await c.kubectl(['get', 'lease', lease, '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+    const leader = holder.endsWith(`-${first.child.pid}`) ? first : second;
+    const standby = leader === first ? second : first;
+    expect(holder).to.match(new RegExp(`-${leader.child.pid}$`));
+    await leader.stop('SIGKILL');
+    const lt = await waitForLogTail(c, ns, 'ha', 120_000);
+    expect(lt.status?.phase, `${lt.status?.message}\n${standby.log().slice(-2000)}`).to.equal('Complete');
+    expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, 'ha', 'main')));
+    const newHolder = (await c.kubectl(['get', 'lease', lease, '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+    expect(newHolder).to.match(new RegExp(`-${standby.child.pid}$`));
+  });
+});

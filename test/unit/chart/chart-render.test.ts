@@ -1,0 +1,353 @@
+// The chart as rendered by `helm template`: what it creates, how values reach
+// the operator, and what it refuses to render. The e2e tests in
+// test/e2e/chart/ apply the same output to a real apiserver.
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { FLAGS } from '../../../src/cmd/config.ts';
+import {
+  CHART_CRD,
+  CHART_DIR,
+  FILE_VALUES,
+  S3_VALUES,
+  helm,
+  all,
+  envOf,
+  find,
+  flattenRules,
+  operatorContainer,
+  render,
+  renderRaw,
+  rulesOf,
+  type Deployment,
+  type K8sObject,
+} from './chart-helpers.ts';
+
+const OPERATOR_ROWS = [
+  'logtail.dev|logtails|get|*',
+  'logtail.dev|logtails|list|*',
+  'logtail.dev|logtails|watch|*',
+  'logtail.dev|logtails|patch|*',
+  'logtail.dev|logtails|update|*',
+  'logtail.dev|logtails|delete|*',
+  'logtail.dev|logtails/status|patch|*',
+  'logtail.dev|logtails/status|update|*',
+  'core|pods|get|*',
+  'core|pods|list|*',
+  'core|pods|watch|*',
+  'core|pods/log|get|*',
+  'core|events|create|*',
+  'core|events|patch|*',
+].sort();
+
+async function renderFails(values: Record<string, unknown>, valuesFiles?: string[]): Promise<string> {
+  const r = await renderRaw({ values, ...(valuesFiles ? { valuesFiles } : {}) });
+  expect(r.code, `expected helm template to fail, it rendered:\n${r.stdout.slice(0, 400)}`).to.not.equal(0);
+  return r.stderr;
+}
+
+describe('chart: rendered objects (helm template)', function () {
+  this.timeout(60_000);
+  let objs: K8sObject[];
+  let dep: Deployment;
+
+  before(async function () {
+    this.timeout(600_000);
+    objs = await render({ release: 'lt', namespace: 'logtail-system' });
+    dep = find<Deployment>(objs, 'Deployment', 'lt-logtail-operator', 'logtail-system');
+  });
+
+  it('renders the ServiceAccount, RBAC, Deployment, metrics Service, admission policy and aggregated roles', () => {
+    const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    expect(kinds).to.deep.equal(
+      [
+        'ClusterRole/lt-logtail-operator',
+        'ClusterRole/lt-logtail-operator-edit',
+        'ClusterRole/lt-logtail-operator-view',
+        'ClusterRoleBinding/lt-logtail-operator',
+        'Deployment/lt-logtail-operator',
+        'Role/lt-logtail-operator-leader-election',
+        'RoleBinding/lt-logtail-operator-leader-election',
+        'Service/lt-logtail-operator-metrics',
+        'ServiceAccount/lt-logtail-operator',
+        'ValidatingAdmissionPolicy/lt-logtail-operator-pod-log-access',
+        'ValidatingAdmissionPolicyBinding/lt-logtail-operator-pod-log-access',
+      ].sort(),
+    );
+    for (const o of objs) {
+      if (!o.kind.startsWith('Cluster') && !o.kind.startsWith('ValidatingAdmission')) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal('logtail-system');
+    }
+  });
+
+  it('runs the operator under the restricted profile with a read-only root filesystem', () => {
+    const pod = dep.spec.template.spec;
+    const c = operatorContainer(dep);
+    expect(pod.securityContext).to.deep.include({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 });
+    expect(pod.securityContext?.seccompProfile).to.deep.equal({ type: 'RuntimeDefault' });
+    expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
+    expect(c.securityContext?.capabilities).to.deep.equal({ drop: ['ALL'] });
+    expect(pod.serviceAccountName).to.equal('lt-logtail-operator');
+    expect(pod.automountServiceAccountToken).to.equal(true);
+    // the only writable path besides a file:// store's claim
+    const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
+    expect(tmp, 'no /tmp mount').to.not.equal(undefined);
+    expect(pod.volumes?.find((v) => v.name === tmp!.name)?.emptyDir).to.have.property('sizeLimit');
+  });
+
+  it('probes /healthz and /readyz on the port the operator listens on', () => {
+    const c = operatorContainer(dep);
+    const env = envOf(c);
+    expect(c.livenessProbe?.httpGet).to.deep.equal({ path: '/healthz', port: 'http' });
+    expect(c.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http' });
+    const port = c.ports?.find((p) => p.name === 'http');
+    expect(env.LOGTAIL_HTTP_ADDR).to.equal(`:${port?.containerPort}`);
+    const svc = find(objs, 'Service') as unknown as { spec: { selector: Record<string, string>; ports: Array<{ name: string; targetPort: string }> } };
+    expect(svc.spec.ports[0]!.targetPort).to.equal('http');
+    expect(dep.spec.template.metadata.labels).to.include(svc.spec.selector);
+  });
+
+  it('passes settings only through environment variables the operator reads', () => {
+    const c = operatorContainer(dep);
+    const known = new Set<string>([...Object.values(FLAGS).map((f) => f.env), 'POD_NAMESPACE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
+    for (const e of c.env ?? []) expect(known.has(e.name), `${e.name} is not read by the operator`).to.equal(true);
+    const env = envOf(c);
+    expect(env).to.include({
+      LOGTAIL_STORE: 's3://logtail-example/captures',
+      AWS_REGION: 'eu-west-1',
+      LOGTAIL_LEADER_ELECT: 'true',
+      LOGTAIL_LEADER_ELECTION_ID: 'lt-logtail-operator',
+      LOGTAIL_MAX_CONCURRENT_STREAMS: '64',
+      LOGTAIL_SHUTDOWN_TIMEOUT: '20s',
+      LOG_LEVEL: 'info',
+    });
+    expect(env).to.not.have.property('LOGTAIL_WATCH_NAMESPACES');
+    expect(env).to.not.have.property('LOGTAIL_S3_FORCE_PATH_STYLE');
+    const podNs = c.env!.find((e) => e.name === 'POD_NAMESPACE');
+    expect(podNs?.valueFrom).to.deep.equal({ fieldRef: { fieldPath: 'metadata.namespace' } });
+  });
+
+  it('takes S3 keys from the named Secret, never as plain values', () => {
+    const c = operatorContainer(dep);
+    for (const [name, key] of [
+      ['AWS_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID'],
+      ['AWS_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY'],
+    ] as const) {
+      const e = c.env!.find((x) => x.name === name);
+      expect(e?.value, name).to.equal(undefined);
+      expect(e?.valueFrom).to.deep.equal({ secretKeyRef: { name: 'logtail-s3', key } });
+    }
+  });
+
+  it('gives the pod more time to stop than the operator takes to checkpoint', () => {
+    // The operator exits at the latest 5 s after --shutdown-timeout.
+    expect(dep.spec.template.spec.terminationGracePeriodSeconds).to.be.greaterThan(20 + 5);
+  });
+
+  it('binds the operator to exactly the rules of docs/security.md, cluster-wide', () => {
+    const cr = find(objs, 'ClusterRole', 'lt-logtail-operator');
+    expect(flattenRules(rulesOf(cr))).to.deep.equal(OPERATOR_ROWS);
+    const crb = find(objs, 'ClusterRoleBinding') as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
+    expect(crb.roleRef).to.include({ kind: 'ClusterRole', name: 'lt-logtail-operator' });
+    expect(crb.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
+  });
+
+  it('limits the Lease rules to the release namespace and to the Lease the operator is told to use', () => {
+    const role = find(objs, 'Role', 'lt-logtail-operator-leader-election', 'logtail-system');
+    expect(flattenRules(rulesOf(role))).to.deep.equal(['coordination.k8s.io|leases|create|*', 'coordination.k8s.io|leases|get|lt-logtail-operator', 'coordination.k8s.io|leases|update|lt-logtail-operator']);
+    expect(envOf(operatorContainer(dep)).LOGTAIL_LEADER_ELECTION_ID).to.equal('lt-logtail-operator');
+  });
+
+  it('never grants a wildcard, secrets, exec/attach, node proxy, tokens, impersonate, escalate or bind', () => {
+    const forbidden = /\|(\*|secrets|pods\/exec|pods\/attach|pods\/portforward|nodes\/proxy|serviceaccounts\/token|configmaps)\||\|(\*|impersonate|escalate|bind)\|/;
+    for (const o of [...all(objs, 'ClusterRole'), ...all(objs, 'Role')]) {
+      for (const row of flattenRules(rulesOf(o))) {
+        expect(row, `${o.kind}/${o.metadata.name}`).to.not.match(forbidden);
+        expect(row.split('|')[0], `${o.kind}/${o.metadata.name}`).to.not.equal('*');
+      }
+    }
+  });
+
+  it('ships the confused-deputy admission policy on CREATE and UPDATE of logtails', () => {
+    const vap = find(objs, 'ValidatingAdmissionPolicy') as unknown as {
+      spec: { failurePolicy: string; matchConstraints: { resourceRules: Array<{ apiGroups: string[]; operations: string[]; resources: string[] }> }; validations: Array<{ expression: string }> };
+    };
+    expect(vap.spec.failurePolicy).to.equal('Fail');
+    expect(vap.spec.matchConstraints.resourceRules).to.have.length(1);
+    expect(vap.spec.matchConstraints.resourceRules[0]).to.deep.include({ apiGroups: ['logtail.dev'], operations: ['CREATE', 'UPDATE'], resources: ['logtails'] });
+    const expr = vap.spec.validations[0]!.expression.replace(/\s+/g, '');
+    expect(expr).to.equal("authorizer.group('').resource('pods').subresource('log').namespace(object.metadata.namespace).name(object.spec.podName).check('get').allowed()");
+    const binding = find(objs, 'ValidatingAdmissionPolicyBinding') as unknown as { spec: { policyName: string; validationActions: string[] } };
+    expect(binding.spec).to.deep.equal({ policyName: 'lt-logtail-operator-pod-log-access', validationActions: ['Deny'] });
+  });
+
+  it('aggregates LogTail write into admin/edit and read into view', () => {
+    const edit = find(objs, 'ClusterRole', 'lt-logtail-operator-edit');
+    const view = find(objs, 'ClusterRole', 'lt-logtail-operator-view');
+    expect(edit.metadata.labels).to.include({ 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' });
+    expect(edit.metadata.labels).to.not.have.property('rbac.authorization.k8s.io/aggregate-to-view');
+    expect(view.metadata.labels).to.include({ 'rbac.authorization.k8s.io/aggregate-to-view': 'true' });
+    expect(flattenRules(rulesOf(edit))).to.include.members(['logtail.dev|logtails|create|*', 'logtail.dev|logtails|delete|*', 'logtail.dev|logtails|update|*']);
+    expect(flattenRules(rulesOf(edit)).filter((r) => r.startsWith('logtail.dev|logtails/status|'))).to.deep.equal(['logtail.dev|logtails/status|get|*', 'logtail.dev|logtails/status|list|*', 'logtail.dev|logtails/status|watch|*']);
+    expect(flattenRules(rulesOf(view)).map((r) => r.split('|')[2])).to.satisfy((verbs: string[]) => verbs.every((v) => ['get', 'list', 'watch'].includes(v)));
+  });
+});
+
+describe('chart: values', function () {
+  this.timeout(60_000);
+
+  it('with watchNamespaces, binds a Role in each namespace and nothing cluster-wide', async () => {
+    const objs = await render({ release: 'lt', namespace: 'ops', values: { watchNamespaces: ['team-a', 'team-b'] } });
+    expect(all(objs, 'ClusterRoleBinding')).to.have.length(0);
+    expect(all(objs, 'ClusterRole').map((o) => o.metadata.name).sort()).to.deep.equal(['lt-logtail-operator-edit', 'lt-logtail-operator-view']);
+    for (const ns of ['team-a', 'team-b']) {
+      const role = find(objs, 'Role', 'lt-logtail-operator', ns);
+      expect(flattenRules(rulesOf(role))).to.deep.equal(OPERATOR_ROWS);
+      const rb = find(objs, 'RoleBinding', 'lt-logtail-operator', ns) as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
+      expect(rb.roleRef).to.include({ kind: 'Role', name: 'lt-logtail-operator' });
+      expect(rb.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'ops' }]);
+    }
+    const dep = find<Deployment>(objs, 'Deployment');
+    expect(envOf(operatorContainer(dep)).LOGTAIL_WATCH_NAMESPACES).to.equal('team-a,team-b');
+    // the Lease stays in the release namespace
+    expect(find(objs, 'Role', 'lt-logtail-operator-leader-election').metadata.namespace).to.equal('ops');
+  });
+
+  it('refuses a file:// store without a PersistentVolumeClaim', async () => {
+    const stderr = await renderFails({ store: { url: 'file:///var/lib/logtail' } });
+    expect(stderr).to.match(/file:\/\/ store, which needs store\.filesystem\.existingClaim/);
+  });
+
+  it('mounts a file:// store on its PersistentVolumeClaim at the store directory', async () => {
+    const objs = await render({ valuesFiles: [FILE_VALUES] });
+    const dep = find<Deployment>(objs, 'Deployment');
+    const c = operatorContainer(dep);
+    const mount = c.volumeMounts?.find((m) => m.mountPath === '/var/lib/logtail');
+    expect(mount, JSON.stringify(c.volumeMounts)).to.not.equal(undefined);
+    const vol = dep.spec.template.spec.volumes?.find((v) => v.name === mount!.name);
+    expect(vol?.persistentVolumeClaim).to.deep.equal({ claimName: 'logtail-captures' });
+    const env = envOf(c);
+    expect(env.LOGTAIL_STORE).to.equal('file:///var/lib/logtail');
+    expect(env).to.not.have.property('AWS_REGION');
+    expect(c.env!.some((e) => e.name.startsWith('AWS_'))).to.equal(false);
+  });
+
+  it('refuses a file:// store that is relative or would sit on /tmp or /', async () => {
+    for (const url of ['file://./data', 'file:///', 'file:///tmp/store']) {
+      const stderr = await renderFails({ store: { url, filesystem: { existingClaim: 'pvc' } } });
+      expect(stderr, url).to.match(/absolute directory|not a usable mount point|does not match pattern/);
+    }
+  });
+
+  it('refuses to render without a store, or with an unsupported one', async () => {
+    expect(await renderFails({}, [])).to.match(/store\.url is required/);
+    expect(await renderFails({ store: { url: 'gs://bucket' } })).to.match(/does not match pattern|only s3:\/\/ and file:\/\//);
+    expect(await renderFails({ store: { url: 's3://X' } })).to.match(/valid bucket name/);
+  });
+
+  it('has no value that takes an S3 key as plain text (the schema refuses one)', async () => {
+    const stderr = await renderFails({ store: { credentials: { secretAccessKey: 'plain' } } });
+    expect(stderr).to.match(/additional properties 'secretAccessKey' not allowed|secretAccessKey/);
+  });
+
+  it('schema refuses unknown keys and bad types', async () => {
+    expect(await renderFails({ replicaCont: 3 })).to.match(/replicaCont/);
+    expect(await renderFails({ maxConcurrentStreams: 0 })).to.match(/maxConcurrentStreams/);
+    expect(await renderFails({ idleTimeout: '10 seconds' })).to.match(/idleTimeout/);
+    expect(await renderFails({ watchNamespaces: ['Not_A_Namespace'] })).to.match(/watchNamespaces/);
+  });
+
+  it('refuses several replicas without leader election, and a grace period shorter than the shutdown', async () => {
+    expect(await renderFails({ replicaCount: 2, leaderElection: { enabled: false } })).to.match(/needs leaderElection\.enabled/);
+    expect(await renderFails({ terminationGracePeriodSeconds: 20 })).to.match(/terminationGracePeriodSeconds/);
+  });
+
+  it('without leader election: one replica, no Lease Role, the operator told not to elect', async () => {
+    const objs = await render({ values: { replicaCount: 1, leaderElection: { enabled: false } } });
+    expect(objs.some((o) => o.metadata.name.endsWith('-leader-election'))).to.equal(false);
+    const env = envOf(operatorContainer(find<Deployment>(objs, 'Deployment')));
+    expect(env.LOGTAIL_LEADER_ELECT).to.equal('false');
+    expect(env).to.not.have.property('LOGTAIL_LEADER_ELECTION_ID');
+  });
+
+  it('maps endpoint, path style, region and a session token onto the operator', async () => {
+    const objs = await render({
+      values: { store: { url: 's3://bkt/p', endpoint: 'https://minio.example:9000', forcePathStyle: false, region: 'x-1', credentials: { existingSecret: 's', sessionTokenKey: 'tok' } } },
+    });
+    const c = operatorContainer(find<Deployment>(objs, 'Deployment'));
+    expect(envOf(c)).to.include({ LOGTAIL_S3_ENDPOINT: 'https://minio.example:9000', LOGTAIL_S3_FORCE_PATH_STYLE: 'false', AWS_REGION: 'x-1' });
+    expect(c.env!.find((e) => e.name === 'AWS_SESSION_TOKEN')?.valueFrom).to.deep.equal({ secretKeyRef: { name: 's', key: 'tok' } });
+  });
+
+  it('passes no keys at all when no Secret is named (the SDK default chain, e.g. IRSA)', async () => {
+    const objs = await render({ values: { store: { credentials: { existingSecret: '' } }, serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/r' } } } });
+    const c = operatorContainer(find<Deployment>(objs, 'Deployment'));
+    expect(c.env!.map((e) => e.name)).to.not.include.members(['AWS_ACCESS_KEY_ID']);
+    expect(c.env!.map((e) => e.name)).to.not.include('AWS_SECRET_ACCESS_KEY');
+    expect(find(objs, 'ServiceAccount').metadata.annotations).to.deep.equal({ 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/r' });
+  });
+
+  it('renders a ServiceMonitor only when asked, selecting the metrics Service', async () => {
+    expect(all(await render(), 'ServiceMonitor')).to.have.length(0);
+    const objs = await render({ values: { metrics: { serviceMonitor: { enabled: true, labels: { release: 'prom' } } } } });
+    const sm = find(objs, 'ServiceMonitor') as unknown as { metadata: { labels: Record<string, string> }; spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string; path: string }> } };
+    const svc = find(objs, 'Service');
+    expect(sm.metadata.labels).to.include({ release: 'prom' });
+    expect(svc.metadata.labels).to.include(sm.spec.selector.matchLabels);
+    expect(sm.spec.endpoints[0]).to.include({ port: 'http-metrics', path: '/metrics' });
+  });
+
+  it('can leave out the admission policy and the aggregated roles', async () => {
+    const objs = await render({ values: { admissionPolicy: { enabled: false }, aggregateRoles: { enabled: false } } });
+    expect(objs.map((o) => o.kind)).to.not.include('ValidatingAdmissionPolicy');
+    expect(all(objs, 'ClusterRole').map((o) => o.metadata.name)).to.deep.equal(['lt-logtail-operator']);
+  });
+
+  it('uses the digest instead of the tag when one is given', async () => {
+    const digest = 'sha256:' + 'a'.repeat(64);
+    const objs = await render({ values: { image: { repository: 'reg.example/logtail-operator', digest } } });
+    expect(operatorContainer(find<Deployment>(objs, 'Deployment')).image).to.equal(`reg.example/logtail-operator@${digest}`);
+    const plain = await render({ values: { image: { repository: 'reg.example/logtail-operator' } } });
+    expect(operatorContainer(find<Deployment>(plain, 'Deployment')).image).to.equal('reg.example/logtail-operator:0.1.0');
+  });
+});
+
+describe('chart: NOTES.txt', function () {
+  this.timeout(60_000);
+
+  async function notes(values: Record<string, unknown> = {}): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), 'logtail-notes-'));
+    writeFileSync(join(dir, 'values.json'), JSON.stringify(values));
+    const r = await helm(['install', 'lt', CHART_DIR, '--namespace', 'logtail-system', '--dry-run=client', '-f', S3_VALUES, '-f', join(dir, 'values.json')]);
+    expect(r.code, r.stderr).to.equal(0);
+    const i = r.stdout.indexOf('NOTES:\n');
+    expect(i, 'no NOTES in the install output').to.be.greaterThan(-1);
+    return r.stdout.slice(i + 'NOTES:\n'.length);
+  }
+
+  it('shows a first LogTail that is valid for the CRD, how to apply it and how to read its status', async () => {
+    const text = await notes({ watchNamespaces: ['team-a'] });
+    const block = /^---\n([\s\S]*?)\n---$/m.exec(text);
+    expect(block, text).to.not.equal(null);
+    const lt = parse(block![1]!) as { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; spec: Record<string, unknown> };
+    const crd = parse(readFileSync(CHART_CRD, 'utf8')) as {
+      spec: { group: string; names: { kind: string }; versions: Array<{ name: string; schema: { openAPIV3Schema: { properties: { spec: { required: string[]; properties: Record<string, unknown> } } } } }> };
+    };
+    const version = crd.spec.versions[0]!;
+    expect(lt.apiVersion).to.equal(`${crd.spec.group}/${version.name}`);
+    expect(lt.kind).to.equal(crd.spec.names.kind);
+    const specSchema = version.schema.openAPIV3Schema.properties.spec;
+    for (const req of specSchema.required) expect(lt.spec, `required spec.${req}`).to.have.property(req);
+    for (const k of Object.keys(lt.spec)) expect(specSchema.properties, `spec.${k} is not in the CRD`).to.have.property(k);
+    expect(lt.metadata.namespace, 'the example should sit in a watched namespace').to.equal('team-a');
+    expect(text).to.include('kubectl apply -f my-pod-logs.yaml');
+    expect(text).to.include('kubectl -n team-a get lt');
+    expect(text).to.include('kubectl -n team-a describe lt my-pod-logs');
+  });
+
+  it('warns when no S3 credentials Secret is named', async () => {
+    expect(await notes({ store: { credentials: { existingSecret: '' } } })).to.match(/default chain/);
+    expect(await notes()).to.not.match(/default chain/);
+  });
+});
