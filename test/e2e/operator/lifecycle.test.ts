@@ -10,7 +10,7 @@ import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
-    let entries: string[] = [];
+    let entries: string[];
     try {
       entries = readdirSync(d, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
     } catch {
