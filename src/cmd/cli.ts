@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // `logtail` / `kubectl logtail`: read a LogTail's result back, verified.
 import { createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
@@ -9,9 +8,7 @@ import { KubeApi, isNotFound } from '../adapters/kube-api.ts';
 import { storeFromUrl } from '../adapters/store/index.ts';
 import type { LogTail } from '../core/spec.ts';
 import type { ContainerCapture } from '../core/status.ts';
-import { checkNodeVersion } from './node-version.ts';
 
-checkNodeVersion('kubectl-logtail');
 
 const USAGE = `usage:
   logtail get NAME [-n NAMESPACE] [-c CONTAINER] [--restart N] [--allow-incomplete]

@@ -3,8 +3,12 @@
 // the simulated container wrote.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { nodeVersionOk } from '../../../src/cmd/node-version.ts';
+import { REPO_ROOT } from '../../../src/dev/cluster.ts';
+import { run as runCmd } from '../../../src/dev/proc.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 import {
   apply,
@@ -187,6 +191,71 @@ describe('operator: capture end to end (filesystem store)', function () {
     // stripped of their timestamps, the lines are exactly what the container wrote
     const stripped = lines.map((l) => l.slice(31) + '\n').join('');
     expect(stripped).to.equal(readFileSync(simOutputPath(c, ns, 'gz', 'main'), 'utf8'));
+  });
+
+  describe('the logtail CLI', () => {
+    const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...c.env } });
+
+    it('get writes the captured log and verifies its sha256', async () => {
+      const r = await cli(['get', 'single', '-n', ns]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(createHash('sha256').update(r.stdout).digest('hex')).to.equal(await sha256File(simOutputPath(c, ns, 'single', 'main')));
+      expect(r.stderr).to.match(/^verified sha256 [0-9a-f]{64}/);
+    });
+
+    it('get -c picks one of several containers, and asks for -c when it is missing', async () => {
+      const r = await cli(['get', 'multi', '-n', ns, '-c', 'build']);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(Buffer.from(r.stdout).equals(readFileSync(simOutputPath(c, ns, 'multi', 'build')))).to.equal(true);
+      const ask = await cli(['get', 'multi', '-n', ns]);
+      expect(ask.code).to.equal(1);
+      expect(ask.stderr).to.match(/captured 3 containers .*choose one with -c/);
+    });
+
+    it('says clearly when the LogTail is missing or not Complete', async () => {
+      const missing = await cli(['get', 'no-such-logtail', '-n', ns]);
+      expect(missing.code).to.equal(1);
+      expect(missing.stderr).to.equal(`error: LogTail "no-such-logtail" not found in namespace "${ns}"\n`);
+      await apply(c, logTailManifest(ns, 'notyet', { podName: 'notyet-pod', podNotFoundTimeout: '1m' }));
+      await waitForLogTail(c, ns, 'notyet', 30_000, (lt) => lt.status?.phase === 'Pending');
+      const pending = await cli(['get', 'notyet', '-n', ns]);
+      expect(pending.code).to.equal(1);
+      expect(pending.stderr).to.match(/is not Complete: phase Pending \(reason WaitingForPod/);
+    });
+
+    it('describe shows status, containers, conditions and events', async () => {
+      const r = await cli(['describe', 'multi', '-n', ns]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.match(/Phase: +Complete \(Captured\)/);
+      expect(r.stdout).to.match(/Result: +Failed, exit code 2/);
+      expect(r.stdout).to.match(/build restart 0: Stored, exit 2 \(Error\)/);
+      expect(r.stdout).to.match(/object: file:\/\/\//);
+      expect(r.stdout).to.match(/Finished +True/);
+      expect(r.stdout).to.match(/Normal +Complete/);
+    });
+
+    it('get refuses an object whose bytes no longer match the recorded checksum', async () => {
+      const lt = await waitForLogTail(c, ns, 'single', 5_000);
+      const path = uriToPath(lt.status!.containers![0]!.object!.uri);
+      const bytes = readFileSync(path);
+      bytes[10] = bytes[10]! ^ 1;
+      writeFileSync(path, bytes);
+      const r = await cli(['get', 'single', '-n', ns]);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/checksum mismatch/);
+    });
+
+    it('tells a kubectl plugin user on an old Node what it needs', async function () {
+      const old = '/usr/bin/node';
+      const v = await runCmd(old, ['--version']).catch(() => undefined);
+      if (!v || v.code !== 0 || nodeVersionOk(v.stdout.trim().slice(1))) this.skip(); // needs an older system Node to exist
+      const out = join(REPO_ROOT, '.test-results', 'dist-cli');
+      const build = await runCmd(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'tsconfig.json'), '--outDir', out]);
+      expect(build.code, build.stdout).to.equal(0);
+      const r = await runCmd(old, [join(out, 'src', 'cmd', 'logtail.js'), 'get', 'x']);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/kubectl-logtail needs Node\.js >= 22\.19 .*this is Node 20\./);
+    });
   });
 
   it('fails with PodNotFound when the pod never appears', async () => {

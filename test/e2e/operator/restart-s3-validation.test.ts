@@ -72,7 +72,7 @@ describe('operator: S3 store', function () {
       expect(obj.size).to.equal(bytes.length);
 
       // the CLI reads it back from S3 and verifies the checksum
-      const cli = await runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'cli.ts'), 'get', 'tos3', '-n', ns], { env: { ...process.env, ...c.env } });
+      const cli = await runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), 'get', 'tos3', '-n', ns], { env: { ...process.env, ...c.env } });
       expect(cli.code, cli.stderr).to.equal(0);
       expect(createHash('sha256').update(cli.stdout).digest('hex')).to.equal(await sha256File(recorded));
       expect(cli.stderr).to.match(/verified sha256/);
