@@ -32,6 +32,8 @@ export interface LogStream extends AsyncIterable<Buffer> {
   close(): void;
   /** Body bytes received so far. */
   readonly bytesReceived: number;
+  /** Bytes received and not yet handed to the consumer. */
+  readonly queuedBytes: number;
 }
 
 // Sockets survive a cleanly ended response and serve the next open; TLS
@@ -172,6 +174,10 @@ export async function openLogStream(kc: KubeConfig, req: LogStreamRequest): Prom
   });
 }
 
+/** Bytes received but not yet consumed before the socket is paused (the per-stream memory bound). */
+export const QUEUE_HIGH_WATER = 1 << 20;
+const QUEUE_LOW_WATER = 256 << 10;
+
 type Waiter = { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void };
 
 const DONE: IteratorResult<Buffer> = { value: undefined, done: true };
@@ -184,6 +190,7 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
   private readonly what: string;
   private readonly signal: AbortSignal | undefined;
   private readonly queue: Buffer[] = [];
+  queuedBytes = 0;
   private waiter: Waiter | undefined;
   private waitingSince = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -200,6 +207,7 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
     if (!this.signal?.aborted || this.aborted || this.closed) return;
     this.aborted = true;
     this.queue.length = 0;
+    this.queuedBytes = 0;
     this.failure = { error: this.signal.reason };
     this.failureDelivered = false;
     this.ended = false;
@@ -245,7 +253,8 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
     if (this.closed) return Promise.resolve(DONE);
     const chunk = this.queue.shift();
     if (chunk !== undefined) {
-      if (this.queue.length === 0 && !this.isTerminal() && this.res.isPaused()) this.res.resume();
+      this.queuedBytes -= chunk.length;
+      if (this.queuedBytes <= QUEUE_LOW_WATER && !this.isTerminal() && this.res.isPaused()) this.res.resume();
       return Promise.resolve({ value: chunk, done: false });
     }
     if (this.failure) {
@@ -289,7 +298,10 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
       return;
     }
     this.queue.push(chunk);
-    this.res.pause();
+    this.queuedBytes += chunk.length;
+    // Let the network run ahead of the consumer by a bounded amount: pausing
+    // at the first queued chunk would serialise receiving and storing.
+    if (this.queuedBytes >= QUEUE_HIGH_WATER) this.res.pause();
   };
 
   private readonly checkIdle = () => {

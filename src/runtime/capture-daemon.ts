@@ -18,6 +18,9 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { Semaphore } from './semaphore.ts';
 
+/** Output is batched up to this size while more input is already queued. */
+const FLUSH_BYTES = 512 << 10;
+
 export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership';
 
 export class StopRequest extends Error {
@@ -509,6 +512,19 @@ export class CaptureDaemon {
       let terminatedSeen = false;
       let instanceEnd: string | undefined;
       let relaxed = false;
+      const pieces: Buffer[] = [];
+      let pendingBytes = 0;
+      const emit = (b: Buffer) => {
+        pieces.push(b);
+        pendingBytes += b.length;
+      };
+      const flushPending = async () => {
+        const out = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, pendingBytes);
+        pieces.length = 0;
+        pendingBytes = 0;
+        await sink!.write(out);
+        this.deps.metrics?.bytesCaptured.inc({ namespace: this.ns() }, out.length);
+      };
 
       stream: while (true) {
         signal.throwIfAborted();
@@ -540,24 +556,23 @@ export class CaptureDaemon {
           });
           filter.beginConnection({ strict: terminatedAtOpen && !previous && !relaxed });
           this.log.debug('log stream open', { container: name, restart: k, previous, terminatedAtOpen, sinceTime: filter.sinceTime(), rc: st?.restartCount, state: Object.keys(st?.state ?? {})[0] });
-          const pieces: Buffer[] = [];
-          const emit = (b: Buffer) => {
-            pieces.push(b);
-          };
           for await (const chunk of stream) {
             filter.push(chunk, emit);
-            if (pieces.length > 0) {
-              const out = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-              pieces.length = 0;
-              await sink.write(out);
+            // Batch while the network is ahead of us (fewer, larger hash and
+            // store calls); write at once when nothing more is waiting.
+            if (pendingBytes >= FLUSH_BYTES || (pendingBytes > 0 && stream.queuedBytes === 0)) {
+              await flushPending();
               progressed = true;
-              this.deps.metrics?.bytesCaptured.inc({ namespace: this.ns() }, out.length);
             }
             c.bytes = filter.bytes;
             c.lines = filter.lines;
             if (!c.firstTimestamp && filter.firstTimestamp) c.firstTimestamp = filter.firstTimestamp;
             const cp = filter.checkpoint();
             c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
+          }
+          if (pendingBytes > 0) {
+            await flushPending();
+            progressed = true;
           }
           c.bytes = filter.bytes;
           c.lines = filter.lines;
@@ -598,6 +613,11 @@ export class CaptureDaemon {
           throw new CaptureError('StreamEnded', 'transient', `the log stream of ${name} ended while the container is still running`);
         } catch (err) {
           if (signal.aborted) throw signal.reason;
+          // What the filter emitted before the break is part of the log: store it.
+          if (pendingBytes > 0) {
+            await flushPending();
+            progressed = true;
+          }
           if (err instanceof ResumeMismatchError) {
             // The kubelet served the next run as "current" before the pod's
             // status showed the restart. Once the status shows it, the next
