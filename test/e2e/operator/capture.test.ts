@@ -193,6 +193,20 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(stripped).to.equal(readFileSync(simOutputPath(c, ns, 'gz', 'main'), 'utf8'));
   });
 
+  it('exposes metrics, health and readiness over HTTP', async () => {
+    const base = `http://127.0.0.1:${op.httpPort}`;
+    expect((await fetch(`${base}/healthz`)).status).to.equal(200);
+    expect((await fetch(`${base}/readyz`)).status).to.equal(200);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const value = (re: RegExp) => Number(text.match(re)?.[1] ?? NaN);
+    expect(value(new RegExp(`^logtail_bytes_captured_total\\{namespace="${ns}"\\} (\\d+)`, 'm'))).to.be.greaterThan(2_000_000);
+    expect(value(/^logtail_captures_finished_total\{phase="Complete",result="Succeeded"\} (\d+)/m)).to.be.at.least(1);
+    expect(value(/^logtail_stream_retries_total\{reason="KubeletUnreachable"\} (\d+)/m)).to.be.at.least(1);
+    expect(value(/^logtail_exit_to_complete_seconds_count (\d+)/m)).to.be.at.least(1);
+    expect(text).to.match(/^logtail_active_streams \d+/m);
+    expect(text).to.match(/^# TYPE logtail_informer_restarts_total counter/m);
+  });
+
   describe('the logtail CLI', () => {
     const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...c.env } });
 
