@@ -17,6 +17,7 @@ export interface LogStreamRequest {
   sinceTime?: string;
   previous?: boolean;
   limitBytes?: number;
+  tailLines?: number;
   /**
    * Longest wait for the response head, and for the next chunk while the
    * consumer is waiting for one. A quiet container is indistinguishable from
@@ -44,11 +45,12 @@ const httpAgent = new http.Agent({ keepAlive: true });
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
-export function logPath(req: Pick<LogStreamRequest, 'namespace' | 'pod' | 'container' | 'follow' | 'timestamps' | 'sinceTime' | 'previous' | 'limitBytes'>): string {
+export function logPath(req: Pick<LogStreamRequest, 'namespace' | 'pod' | 'container' | 'follow' | 'timestamps' | 'sinceTime' | 'previous' | 'limitBytes' | 'tailLines'>): string {
   const q = new URLSearchParams({ container: req.container, follow: String(req.follow), timestamps: String(req.timestamps) });
   if (req.sinceTime !== undefined) q.set('sinceTime', req.sinceTime);
   if (req.previous) q.set('previous', 'true');
   if (req.limitBytes !== undefined) q.set('limitBytes', String(req.limitBytes));
+  if (req.tailLines !== undefined) q.set('tailLines', String(req.tailLines));
   return `/api/v1/namespaces/${encodeURIComponent(req.namespace)}/pods/${encodeURIComponent(req.pod)}/log?${q.toString()}`;
 }
 

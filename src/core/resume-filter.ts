@@ -44,9 +44,12 @@ function sameTimestamp(buf: Buffer, at: number, ts: Buffer, tsAt: number): boole
 
 /** A strict resume met a stream that does not contain the checkpoint line. */
 export class ResumeMismatchError extends Error {
-  constructor(message: string) {
+  /** missing: the checkpoint line is not in the stream; window: a tail response does not reach back past it. */
+  readonly kind: 'missing' | 'window';
+  constructor(message: string, kind: 'missing' | 'window' = 'missing') {
     super(message);
     this.name = 'ResumeMismatchError';
+    this.kind = kind;
   }
 }
 
@@ -55,6 +58,12 @@ export interface ResumeFilterOptions {
   keepTimestamps: boolean;
   /** Resume an instance whose bytes up to this point are already stored. */
   checkpoint?: CheckpointInput | undefined;
+  /**
+   * The caller gives up each chunk it pushes: the filter may rearrange bytes
+   * inside it (emitted buffers still never change afterwards). Saves a copy
+   * and an allocation per chunk when timestamps are stripped.
+   */
+  inPlace?: boolean;
 }
 
 const TS_LEN = 30;
@@ -163,12 +172,20 @@ export class ResumeFilter {
   private re = -1;
   private out: Buffer | null = null;
   private outLen = 0;
+  private outStart = 0;
+  // In-place mode: lines are compacted within the caller's chunk (the caller
+  // hands over ownership), so stripping timestamps allocates nothing. `base`
+  // is where this chunk's not-yet-emitted region starts.
+  private readonly inPlace: boolean;
+  private base = 0;
   private emitFn: (b: Buffer) => void = () => {};
 
   private strict = false;
+  private tailWindow = false;
 
   constructor(opts: ResumeFilterOptions) {
     this.keep = opts.keepTimestamps;
+    this.inPlace = opts.inPlace ?? false;
     const cp = opts.checkpoint;
     if (cp !== undefined) {
       if (!isKubeletTimestamp(cp.time)) throw new Error(`checkpoint time "${String(cp.time)}" is not a kubelet timestamp`);
@@ -208,11 +225,14 @@ export class ResumeFilter {
    * constructor's checkpoint), later ones at sinceTime(). Whatever the
    * previous connection left half-read is discarded.
    */
-  beginConnection(opts: { strict?: boolean } = {}): void {
+  beginConnection(opts: { strict?: boolean; tailWindow?: boolean } = {}): void {
     // strict: a resumed stream that does not contain the checkpoint line is
     // refused (ResumeMismatchError) instead of continuing with a gap; used
     // where the kubelet may be serving another run of the container.
-    this.strict = opts.strict ?? false;
+    // tailWindow: the response is a `tailLines` window, not a `sinceTime`
+    // replay; it is refused unless it starts before the checkpoint (implies strict).
+    this.tailWindow = opts.tailWindow ?? false;
+    this.strict = (opts.strict ?? false) || this.tailWindow;
     const cutInside = this.state;
     this.pfxLen = 0;
     this.connHasTs = false;
@@ -239,7 +259,8 @@ export class ResumeFilter {
   /**
    * Feeds the next bytes of the current connection; calls `emit` (zero or
    * more times, never with an empty buffer) with the log bytes they complete.
-   * Emitted buffers may share memory with `chunk`; neither is modified.
+   * Emitted buffers may share memory with `chunk`; emitted bytes never change
+   * afterwards, and the chunk itself is modified only in `inPlace` mode.
    */
   push(chunk: Buffer, emit: (b: Buffer) => void): void {
     if (!this.started) this.beginConnection();
@@ -249,6 +270,7 @@ export class ResumeFilter {
     this.emitFn = emit;
     this.re = -1;
     this.out = null;
+    this.base = 0;
     let pos = 0;
     while (pos < n) {
       switch (this.state) {
@@ -380,13 +402,24 @@ export class ResumeFilter {
   // start is to be emitted (so the caller emits the prefix under keep).
   private commit(buf: Buffer, at: number): boolean {
     this.connFirstLine = false;
+    if (this.tailWindow && !this.connHasTs) {
+      // A tail response may start in the middle of a run of lines sharing the
+      // checkpoint's timestamp, where ordinals would be wrong: accept it only
+      // if its first line is strictly older than the checkpoint.
+      if (!this.seeking || buf.compare(this.seekTs, 0, TS_LEN, at, at + TS_LEN) >= 0) {
+        throw new ResumeMismatchError('the tail response does not reach back past the checkpoint', 'window');
+      }
+    }
     if (this.connHasTs && sameTimestamp(buf, at, this.tsBuf, this.tsAt)) {
       this.ordinal++;
     } else {
-      if (buf === this.pfx) {
-        // pfx is refilled by the next straddling prefix: copy now.
-        buf.copy(this.lastTs, 0, at, at + TS_LEN);
-        this.tsBuf = this.lastTs;
+      if (buf === this.pfx || this.inPlace) {
+        // pfx is refilled by the next straddling prefix, and in-place
+        // compaction may overwrite these bytes: copy now (a JS loop, no
+        // native call per line).
+        const ts = this.lastTs;
+        for (let i = 0; i < TS_LEN; i++) ts[i] = buf[at + i] as number;
+        this.tsBuf = ts;
         this.tsAt = 0;
       } else {
         this.tsBuf = buf;
@@ -465,17 +498,33 @@ export class ResumeFilter {
         this.re = e;
         return;
       }
-      this.out = Buffer.allocUnsafe(this.cur.length);
-      this.outLen = this.cur.copy(this.out, 0, this.rs, this.re);
+      if (this.inPlace) {
+        // Moving bytes left, never past what was already emitted.
+        this.out = this.cur;
+        this.outStart = this.base;
+        this.cur.copyWithin(this.outStart, this.rs, this.re);
+        this.outLen = this.re - this.rs;
+      } else {
+        this.out = Buffer.allocUnsafe(this.cur.length);
+        this.outStart = 0;
+        this.outLen = this.cur.copy(this.out, 0, this.rs, this.re);
+      }
     }
-    this.outLen += this.cur.copy(this.out, this.outLen, s, e);
+    if (this.inPlace) {
+      this.cur.copyWithin(this.outStart + this.outLen, s, e);
+      this.outLen += e - s;
+    } else {
+      this.outLen += this.cur.copy(this.out, this.outLen, s, e);
+    }
   }
 
   private flush(): void {
     if (this.out !== null) {
-      if (this.outLen > 0) this.emitFn(this.out.subarray(0, this.outLen));
+      if (this.outLen > 0) this.emitFn(this.out.subarray(this.outStart, this.outStart + this.outLen));
+      if (this.inPlace) this.base = this.outStart + this.outLen;
     } else if (this.re > this.rs) {
       this.emitFn(this.rs === 0 && this.re === this.cur.length ? this.cur : this.cur.subarray(this.rs, this.re));
+      this.base = this.re;
     }
     this.out = null;
     this.re = -1;

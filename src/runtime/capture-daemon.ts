@@ -20,6 +20,8 @@ import type { Semaphore } from './semaphore.ts';
 
 /** Output is batched up to this size while more input is already queued. */
 const FLUSH_BYTES = 512 << 10;
+/** Lines asked for when draining an ended instance (see captureInstance). */
+const DRAIN_TAIL_LINES = 500;
 
 export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership';
 
@@ -506,12 +508,16 @@ export class CaptureDaemon {
         await this.publish(true);
         await this.event('Normal', 'Streaming', `capturing the log of pod ${this.spec.podName}`);
       }
-      const filter = new ResumeFilter({ keepTimestamps: this.spec.timestamps });
+      // inPlace: the socket's chunks are ours; stripping timestamps then
+      // compacts each chunk instead of copying it.
+      const filter = new ResumeFilter({ keepTimestamps: this.spec.timestamps, inPlace: true });
+      const streamStart = Date.now();
       const backoff = new Backoff({ initialIntervalMs: this.spec.retry.initialIntervalMs, maxIntervalMs: this.spec.retry.maxIntervalMs, maxElapsedMs: this.spec.retry.maxElapsedMs });
       let gap: { reason: string; message: string } | undefined;
       let terminatedSeen = false;
       let instanceEnd: string | undefined;
       let relaxed = false;
+      let tailFailed = false;
       const pieces: Buffer[] = [];
       let pendingBytes = 0;
       const emit = (b: Buffer) => {
@@ -519,11 +525,11 @@ export class CaptureDaemon {
         pendingBytes += b.length;
       };
       const flushPending = async () => {
-        const out = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, pendingBytes);
-        pieces.length = 0;
+        const batch = pieces.splice(0, pieces.length);
+        const n = pendingBytes;
         pendingBytes = 0;
-        await sink!.write(out);
-        this.deps.metrics?.bytesCaptured.inc({ namespace: this.ns() }, out.length);
+        for (const piece of batch) await sink!.write(piece);
+        this.deps.metrics?.bytesCaptured.inc({ namespace: this.ns() }, n);
       };
 
       stream: while (true) {
@@ -542,20 +548,25 @@ export class CaptureDaemon {
         const endedAt = terminatedOf(st, k)?.finishedAt;
         if (endedAt) instanceEnd = iso(endedAt);
         let progressed = false;
+        // Draining an ended instance: first try a small tailLines window
+        // instead of replaying the whole last second (which, for a container
+        // that wrote fast, can be most of its log).
+        const useTail = terminatedAtOpen && !tailFailed && filter.checkpoint() !== undefined;
         try {
           const stream = await openLogStream(this.deps.kc, {
             namespace: this.ns(),
             pod: this.spec.podName,
             container: name,
-            follow: true,
+            follow: !useTail,
             timestamps: true,
-            sinceTime: filter.sinceTime(),
+            sinceTime: useTail ? undefined : filter.sinceTime(),
+            tailLines: useTail ? DRAIN_TAIL_LINES : undefined,
             previous: previous || undefined,
             idleTimeoutMs: this.deps.idleTimeoutMs,
             signal,
           });
-          filter.beginConnection({ strict: terminatedAtOpen && !previous && !relaxed });
-          this.log.debug('log stream open', { container: name, restart: k, previous, terminatedAtOpen, sinceTime: filter.sinceTime(), rc: st?.restartCount, state: Object.keys(st?.state ?? {})[0] });
+          filter.beginConnection({ strict: terminatedAtOpen && !previous && !relaxed, tailWindow: useTail });
+          this.log.debug('log stream open', { container: name, restart: k, previous, terminatedAtOpen, tail: useTail, sinceTime: filter.sinceTime(), rc: st?.restartCount, state: Object.keys(st?.state ?? {})[0] });
           for await (const chunk of stream) {
             filter.push(chunk, emit);
             // Batch while the network is ahead of us (fewer, larger hash and
@@ -585,10 +596,15 @@ export class CaptureDaemon {
           if (filter.gaps > 0 && !gap) {
             gap = { reason: 'LogGap', message: `${name}: ${filter.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` };
           }
-          if (filter.resuming && terminatedAtOpen && !gap) {
-            // A drained stream never reached our checkpoint line: the kubelet
-            // no longer has it (rotation), so bytes after it may be missing.
-            gap = { reason: 'LogGap', message: `${name}: the kubelet's log no longer contains the resume point ${filter.sinceTime() ?? ''}` };
+          if (filter.resuming) {
+            // The response ended before it reached our resume point: an early
+            // end (a cut the proxy turned into a clean end), not the end of
+            // the log. A rotated log would show later lines instead.
+            if (useTail) {
+              tailFailed = true;
+              continue stream;
+            }
+            if (terminatedAtOpen) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${name} ended before reaching the resume point ${filter.sinceTime() ?? ''}`);
           }
           if (filter.firstTimestamp && firstTimestampBefore && filter.firstTimestamp !== firstTimestampBefore && !gap) {
             gap = { reason: 'LogGap', message: `${name}: the log starts at ${filter.firstTimestamp}, an earlier run of the capture saw it start at ${firstTimestampBefore} (rotated by the kubelet)` };
@@ -617,6 +633,13 @@ export class CaptureDaemon {
           if (pendingBytes > 0) {
             await flushPending();
             progressed = true;
+          }
+          if (err instanceof ResumeMismatchError && useTail) {
+            // The window did not reach back to our checkpoint (or did not
+            // contain it): fall back to the sinceTime replay, which decides.
+            tailFailed = true;
+            this.log.debug('tail window insufficient; replaying from the checkpoint second', { container: name, restart: k, error: err.message });
+            continue stream;
           }
           if (err instanceof ResumeMismatchError) {
             // The kubelet served the next run as "current" before the pod's
@@ -683,8 +706,10 @@ export class CaptureDaemon {
       await this.recordTermination(name, k, c);
       const digest = await sink.finish();
       const t0 = Date.now();
+      this.log.debug('instance streamed', { container: name, restart: k, bytes: digest.bytes, streamMs: t0 - streamStart });
       const committed = await this.commitOrAdopt(writer, digest);
       this.deps.metrics?.storeUploadSeconds.observe((Date.now() - t0) / 1000);
+      this.log.debug('instance committed', { container: name, restart: k, commitMs: Date.now() - t0 });
       if (committed.size !== digest.objectBytes) {
         throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
       }

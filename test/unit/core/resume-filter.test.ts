@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ResumeFilter, isKubeletTimestamp, type Checkpoint } from '../../../src/core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError, isKubeletTimestamp, type Checkpoint } from '../../../src/core/resume-filter.ts';
 import {
   LogBuilder,
   RECORD_MAX,
@@ -86,9 +86,9 @@ type CutMode = 'uniform' | 'prefix' | 'mixed';
  * Captures `log` over connections cut at random places; each reconnection
  * asks for filter.sinceTime(), the last connection runs to the end.
  */
-function capture(log: ReferenceLog, keep: boolean, seed: number, cuts: number, mode: CutMode): CaptureResult {
+function capture(log: ReferenceLog, keep: boolean, seed: number, cuts: number, mode: CutMode, inPlace = false): CaptureResult {
   const rng = new Rng(seed);
-  const filter = new ResumeFilter({ keepTimestamps: keep });
+  const filter = new ResumeFilter({ keepTimestamps: keep, inPlace });
   const out: Buffer[] = [];
   const sinceTimes: (string | undefined)[] = [];
   let connections = 0;
@@ -107,16 +107,19 @@ function capture(log: ReferenceLog, keep: boolean, seed: number, cuts: number, m
     }
     filter.beginConnection();
     connections++;
-    feed(filter, bytes.subarray(0, cut), rng, out);
+    feed(filter, bytes.subarray(0, cut), rng, out, inPlace);
   }
   return { out: Buffer.concat(out), filter, connections, sinceTimes };
 }
 
-function feed(filter: ResumeFilter, stream: Buffer, rng: Rng, out: Buffer[]): void {
+function feed(filter: ResumeFilter, stream: Buffer, rng: Rng, out: Buffer[], inPlace = false): void {
   let pos = 0;
   while (pos < stream.length) {
     const size = rng.chance(0.3) ? rng.int(1, 40) : rng.int(1, 70_000);
-    const chunk = stream.subarray(pos, Math.min(stream.length, pos + size));
+    const view = stream.subarray(pos, Math.min(stream.length, pos + size));
+    // In-place mode may rearrange the chunk: give it a private copy, and keep
+    // only references to what it emits, so a later change would show.
+    const chunk = inPlace ? Buffer.from(view) : view;
     filter.push(chunk, (b) => {
       expect(b.length).to.be.greaterThan(0);
       out.push(b);
@@ -333,6 +336,50 @@ describe('core/resume-filter', () => {
         }
       }
     });
+  });
+
+  describe('draining through a tailLines window', () => {
+    const t = (n: number) => `2026-11-27T10:00:05.00000000${n}Z `;
+    const full = Buffer.from(`${t(1)}one\n${t(2)}same\n${t(2)}same\n${t(3)}last\n`);
+    const start = () => {
+      const f = new ResumeFilter({ keepTimestamps: false });
+      const out: Buffer[] = [];
+      f.beginConnection();
+      // the first connection carried "one" and the first "same", then broke
+      f.push(full.subarray(0, full.indexOf('same\n') + 5), (b) => out.push(b));
+      return { f, out };
+    };
+
+    it('emits exactly the missing lines when the window starts before the checkpoint', () => {
+      const { f, out } = start();
+      f.beginConnection({ tailWindow: true });
+      f.push(full, (b) => out.push(b));
+      expect(Buffer.concat(out).toString()).to.equal('one\nsame\nsame\nlast\n');
+    });
+
+    it("refuses a window that starts at the checkpoint's timestamp, where ordinals cannot be trusted", () => {
+      const { f, out } = start();
+      f.beginConnection({ tailWindow: true });
+      const window = full.subarray(full.indexOf(t(2)) + t(2).length + 5); // starts at the second "same"
+      expect(() => f.push(window, (b) => out.push(b))).to.throw(ResumeMismatchError).with.property('kind', 'window');
+      // the replay that follows still resumes exactly
+      f.beginConnection();
+      f.push(full, (b) => out.push(b));
+      expect(Buffer.concat(out).toString()).to.equal('one\nsame\nsame\nlast\n');
+    });
+  });
+
+  describe('in-place mode (the caller hands over its chunks)', () => {
+    for (const keep of [false, true]) {
+      it(`is byte-exact across random cuts and never changes what it emitted (keepTimestamps=${keep})`, () => {
+        for (let seed = 1; seed <= 8; seed++) {
+          for (const make of [burstLog, longLineLog]) {
+            const log = make(seed);
+            expectExact(capture(log, keep, seed * 7919, 8, 'mixed', true), log, keep, `${make.name} seed ${seed}`);
+          }
+        }
+      });
+    }
   });
 
   describe('anomalies', () => {
