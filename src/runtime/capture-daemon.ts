@@ -398,12 +398,10 @@ export class CaptureDaemon {
       if (!started) {
         if (podTerminal(pod)) {
           // The pod ended without ever running this container (e.g. an init container failed first).
+          // Nothing was written, so nothing is missing: not a gap.
           const c = this.entry(name, Math.max(k, 0), init);
-          c.state = 'Stored';
+          c.state = 'Waiting';
           c.reason = 'NeverStarted';
-          if (worst.kind === 'stored' && k < 0) {
-            /* nothing to capture is not a gap */
-          }
           return worst;
         }
         await this.waitPodChange(2000);
@@ -436,6 +434,12 @@ export class CaptureDaemon {
       pod = this.cachedPod() ?? (await this.freshPod());
       if (!pod) return worst;
       if (end.kind === 'failed' && end.reason !== 'LogGap') return worst;
+      // A later run already exists (we started with "previous", or it
+      // restarted meanwhile): capture it, whatever the pod's phase says now.
+      if (instanceStarted(containerStatus(pod, name), k + 1)) {
+        k += 1;
+        continue;
+      }
       // Will this container run again?
       const entry = this.entry(name, k, init);
       const restartable = init ? pod.spec?.initContainers?.find((c) => c.name === name)?.restartPolicy === 'Always' : true;

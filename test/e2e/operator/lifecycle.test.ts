@@ -74,6 +74,27 @@ describe('operator: lifecycle', function () {
     }
   });
 
+  it('captures the previous and the last run of a pod that restarted before the LogTail existed', async () => {
+    await operator();
+    await apply(c, podManifest(ns, 'late', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 50, lineBytes: 60, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } }));
+    const end = Date.now() + 30_000;
+    while ((await c.kubectl(['get', 'pod', 'late', '-n', ns, '-o', 'jsonpath={.status.phase}'])).stdout !== 'Succeeded') {
+      if (Date.now() > end) throw new Error('pod did not finish');
+      await sleep(300);
+    }
+    await apply(c, logTailManifest(ns, 'late', { podName: 'late' }));
+    const lt = await waitForLogTail(c, ns, 'late', 60_000);
+    expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
+    const caps = [...(lt.status?.containers ?? [])].sort((a, b) => a.restart - b.restart);
+    expect(caps.map((x) => [x.restart, x.exitCode])).to.deep.equal([
+      [0, 3],
+      [1, 0],
+    ]);
+    const dir = join(c.env.LOGTAIL_SIM_DIR!, ns, 'late');
+    expect(await sha256File(uriToPath(caps[0]!.object!.uri))).to.equal(await sha256File(join(dir, 'main.0.log')));
+    expect(await sha256File(uriToPath(caps[1]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, 'late', 'main')));
+  });
+
   it('holds the finalizer while capturing, and on delete aborts the upload and lets the LogTail go', async () => {
     const op = await operator();
     await apply(c, podManifest(ns, 'forever', { script: { containers: { main: { lines: 50, lineBytes: 80, linesPerSecond: 100, holdSeconds: -1 } } } }));
