@@ -279,4 +279,14 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(lt.status?.reason).to.equal('PodNotFound');
     expect(lt.status?.result).to.equal('Unknown');
   });
+
+  it('answers kubectl wait on the Complete and Finished conditions', async () => {
+    const ok = await c.kubectl(['wait', '--for=condition=Complete', 'lt/single', '-n', ns, '--timeout=10s']);
+    expect(ok.code, ok.stderr).to.equal(0);
+    // a failed capture is Finished but never Complete, so waiting on Finished cannot hang
+    const finished = await c.kubectl(['wait', '--for=condition=Finished', 'lt/nopod', '-n', ns, '--timeout=10s']);
+    expect(finished.code, finished.stderr).to.equal(0);
+    const notComplete = await c.kubectl(['wait', '--for=condition=Complete', 'lt/nopod', '-n', ns, '--timeout=2s']);
+    expect(notComplete.code).to.not.equal(0);
+  });
 });
