@@ -2,6 +2,8 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { createServer } from 'node:net';
 
+export { sleep } from '../adapters/retry.ts';
+
 export interface RunResult {
   code: number | null;
   stdout: string;
@@ -46,21 +48,6 @@ export function freePort(): Promise<number> {
       const port = addr.port;
       srv.close(() => resolve(port));
     });
-  });
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -7,11 +7,11 @@ import type { KubeConfig, V1ContainerStatus, V1Pod } from '@kubernetes/client-no
 import { CaptureError } from '../adapters/errors.ts';
 import { type KubeApi, isTransientApiError } from '../adapters/kube-api.ts';
 import { openLogStream } from '../adapters/log-stream.ts';
-import { Backoff } from '../adapters/retry.ts';
+import { Backoff, sleep } from '../adapters/retry.ts';
 import type { ObjectStore, ObjectWriter } from '../adapters/store/types.ts';
 import { renderKey } from '../core/key-template.ts';
 import { ResumeFilter, ResumeMismatchError } from '../core/resume-filter.ts';
-import type { LogTail, ResolvedSpec } from '../core/spec.ts';
+import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, conditionsForPhase, isTerminalPhase, statusEquals } from '../core/status.ts';
 import { ContentSink } from './content-sink.ts';
 import type { Logger } from './logger.ts';
@@ -56,32 +56,6 @@ type InstanceEnd =
   | { kind: 'partial'; reason: string; message: string }
   | { kind: 'failed'; reason: string; message: string };
 
-const REASON_FOR_PHASE: Record<string, string> = {
-  Complete: 'Captured',
-};
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function allContainerNames(pod: V1Pod): Array<{ name: string; init: boolean }> {
-  return [
-    ...(pod.spec?.initContainers ?? []).map((c) => ({ name: c.name, init: true })),
-    ...(pod.spec?.containers ?? []).map((c) => ({ name: c.name, init: false })),
-  ];
-}
-
 function containerStatus(pod: V1Pod, name: string): V1ContainerStatus | undefined {
   return [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find((s) => s.name === name);
 }
@@ -117,6 +91,8 @@ function terminatedOf(st: V1ContainerStatus | undefined, k: number) {
 
 export class CaptureDaemon {
   readonly key: string;
+  /** `namespace/podName` of the pod this capture follows. */
+  readonly podKey: string;
   readonly generation: number;
   private readonly lt: LogTail;
   private readonly spec: ResolvedSpec;
@@ -136,6 +112,7 @@ export class CaptureDaemon {
     this.spec = spec;
     this.deps = deps;
     this.key = `${lt.metadata.namespace}/${lt.metadata.name}`;
+    this.podKey = `${lt.metadata.namespace}/${spec.podName}`;
     this.generation = lt.metadata.generation ?? 0;
     this.log = deps.logger.child({ namespace: lt.metadata.namespace, name: lt.metadata.name });
     // Status is durable memory: retry counts, the bound pod UID and finished
@@ -331,15 +308,12 @@ export class CaptureDaemon {
     if (!pod) return;
     if (!this.status.podUID) this.status.podUID = pod.metadata!.uid;
 
-    const all = allContainerNames(pod);
-    const wanted = this.spec.containers ?? all.map((c) => c.name);
-    const unknown = wanted.filter((n) => !all.some((c) => c.name === n));
-    if (unknown.length > 0) {
-      await this.finish('Failed', 'InvalidSpec', `container(s) ${unknown.join(', ')} not in pod ${this.spec.podName} (it has ${all.map((c) => c.name).join(', ')})`, 'Unknown');
+    const selection = selectContainers(this.spec.containers, pod.spec ?? { containers: [] });
+    if (!selection.ok) {
+      await this.finish('Failed', 'InvalidSpec', `pod ${this.spec.podName}: ${selection.message}`, 'Unknown');
       return;
     }
-    const selected = all.filter((c) => wanted.includes(c.name));
-    const outcomes = await Promise.all(selected.map((c) => this.captureContainer(c.name, c.init).catch((err: unknown) => {
+    const outcomes = await Promise.all(selection.containers.map((c) => this.captureContainer(c.name, c.init).catch((err: unknown) => {
       if (signal.aborted) throw signal.reason;
       return { kind: 'failed', reason: (err as CaptureError).reason ?? 'InternalError', message: String((err as Error).message ?? err) } as InstanceEnd;
     })));
@@ -875,7 +849,7 @@ export class CaptureDaemon {
     if (!isTerminalPhase(phase)) throw new Error(`finish() with non-terminal phase ${phase}`);
     this.status.result = result;
     this.status.completionTime = this.now().toISOString();
-    this.setPhase(phase, reason === 'Captured' ? REASON_FOR_PHASE.Complete! : reason, message);
+    this.setPhase(phase, reason, message);
     await this.publish(true);
     this.deps.metrics?.capturesFinished.inc({ phase, result });
     const exits = this.status.containers.map((c) => Date.parse(c.finishedAt ?? '')).filter((t) => Number.isFinite(t));
