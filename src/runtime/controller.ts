@@ -39,6 +39,8 @@ export class Controller {
   private readonly queue: WorkQueue;
   private readonly slots: Semaphore;
   private readonly daemons = new Map<string, CaptureDaemon>();
+  /** The same daemons by `namespace/podName`, for pod events. */
+  private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
   /** Keys whose daemon finished, until the cache shows the terminal status it wrote. */
   private readonly finished = new Map<string, Finished>();
   private readonly ltInformers: Array<SupervisedInformer<LogTail>> = [];
@@ -141,11 +143,25 @@ export class Controller {
     const ns = pod.metadata?.namespace;
     const name = pod.metadata?.name;
     if (!ns || !name) return;
-    for (const [key, d] of this.daemons) {
-      if (!key.startsWith(ns + '/')) continue;
-      const lt = this.getLogTail(ns, key.slice(ns.length + 1));
-      if (lt?.spec?.podName === name) d.podChanged();
-    }
+    // Every pod event in the watched namespaces lands here: look the
+    // interested daemons up instead of scanning all of them.
+    for (const d of this.daemonsByPod.get(`${ns}/${name}`) ?? []) d.podChanged();
+  }
+
+  private addDaemon(key: string, d: CaptureDaemon): void {
+    this.daemons.set(key, d);
+    const set = this.daemonsByPod.get(d.podKey) ?? new Set<CaptureDaemon>();
+    set.add(d);
+    this.daemonsByPod.set(d.podKey, set);
+  }
+
+  private removeDaemon(key: string): void {
+    const d = this.daemons.get(key);
+    if (!d) return;
+    this.daemons.delete(key);
+    const set = this.daemonsByPod.get(d.podKey);
+    set?.delete(d);
+    if (set?.size === 0) this.daemonsByPod.delete(d.podKey);
   }
 
   private async writeStatus(lt: LogTail, status: LogTailStatus): Promise<void> {
@@ -162,7 +178,7 @@ export class Controller {
     if (!lt) {
       if (daemon) {
         await daemon.stop('Deleted', this.o.finalizerDeadlineMs);
-        this.daemons.delete(key);
+        this.removeDaemon(key);
       }
       this.finished.delete(key);
       return;
@@ -174,7 +190,7 @@ export class Controller {
       if (daemon) {
         // The finalizer is held until the capture has flushed or aborted its upload.
         await daemon.stop('Deleted', this.o.finalizerDeadlineMs);
-        this.daemons.delete(key);
+        this.removeDaemon(key);
       }
       await this.dropFinalizer(lt);
       return;
@@ -184,7 +200,7 @@ export class Controller {
     if (isTerminalPhase(phase)) {
       if (daemon) {
         await daemon.done;
-        this.daemons.delete(key);
+        this.removeDaemon(key);
       }
       this.finished.delete(key);
       await this.dropFinalizer(lt);
@@ -196,7 +212,7 @@ export class Controller {
       if (daemon.generation !== generation) {
         // The CRD makes spec immutable; this only happens without its validation.
         await daemon.stop('SpecChanged', this.o.finalizerDeadlineMs);
-        this.daemons.delete(key);
+        this.removeDaemon(key);
         await this.failInvalid(lt, 'the spec changed while the capture was running; LogTail specs are immutable, delete and recreate it');
       }
       return;
@@ -231,12 +247,12 @@ export class Controller {
       idleTimeoutMs: this.o.idleTimeoutMs,
       statusIntervalMs: this.o.statusIntervalMs,
     });
-    this.daemons.set(key, d);
+    this.addDaemon(key, d);
     d.start();
     void d.done.then(() => {
       if (this.daemons.get(key) === d && !d.signal.aborted) {
         this.finished.set(key, { uid, generation });
-        this.daemons.delete(key);
+        this.removeDaemon(key);
         this.queue.add(key);
       }
     });
