@@ -3,76 +3,33 @@
 // bodies (dates, micro-times) its own way; a kubelet's writes are plain JSON
 // patches, so the simulator sends exactly what it means. Reads go through
 // @kubernetes/client-node informers (see simulator.ts).
-import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
+import { KubeApi, KubeApiError } from '../../adapters/kube-api.ts';
 
-export class ApiError extends Error {
-  readonly status: number;
-  readonly body: unknown;
-  constructor(method: string, path: string, status: number, body: unknown) {
-    const msg = typeof body === 'object' && body !== null && 'message' in body ? String((body as { message: unknown }).message) : String(body);
-    super(`${method} ${path}: ${status} ${msg}`);
-    this.status = status;
-    this.body = body;
-  }
-}
+// The operator's own JSON client does the HTTP; this file only adds the
+// kubelet's vocabulary of writes.
+export { KubeApiError as ApiError };
 
 export const MERGE_PATCH = 'application/merge-patch+json';
 export const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
 
 export class KubeRest {
   readonly kc: KubeConfig;
-  private readonly base: URL;
-  private readonly opts: https.RequestOptions;
-  private readonly agent: https.Agent;
+  private readonly api: KubeApi;
 
-  private constructor(kc: KubeConfig, opts: https.RequestOptions) {
+  private constructor(kc: KubeConfig) {
     this.kc = kc;
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.base = new URL(cluster.server);
-    this.opts = opts;
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 32, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized ?? true });
+    this.api = new KubeApi(kc);
   }
 
   static async fromFile(path: string): Promise<KubeRest> {
     const kc = new KubeConfig();
     kc.loadFromFile(path);
-    const opts: https.RequestOptions = { headers: {} };
-    await kc.applyToHTTPSOptions(opts);
-    return new KubeRest(kc, opts);
+    return new KubeRest(kc);
   }
 
   request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<T> {
-    const url = new URL(path, this.base);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = { ...(this.opts.headers as Record<string, string>), Accept: 'application/json' };
-    if (payload) {
-      headers['Content-Type'] = contentType;
-      headers['Content-Length'] = payload.length;
-    }
-    return new Promise<T>((resolve, reject) => {
-      const req = https.request(url, { method, headers, agent: this.agent, auth: this.opts.auth, servername: this.opts.servername }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = text;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            /* not JSON: keep the text */
-          }
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve(parsed as T);
-          else reject(new ApiError(method, url.pathname, status, parsed));
-        });
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
+    return this.api.request<T>(method, path, body, contentType, timeoutMs);
   }
 
   get<T = unknown>(path: string): Promise<T> {
@@ -89,12 +46,12 @@ export class KubeRest {
   }
 
   close(): void {
-    this.agent.destroy();
+    this.api.close();
   }
 }
 
 export function isStatus(err: unknown, ...codes: number[]): boolean {
-  return err instanceof ApiError && codes.includes(err.status);
+  return err instanceof KubeApiError && codes.includes(err.status);
 }
 
 /** Minimal shapes of the objects the simulator reads (plain JSON from the API). */
