@@ -67,3 +67,9 @@ export function uniqueName(prefix: string): string {
   counter += 1;
   return `${prefix}-${process.pid.toString(36)}-${counter}-${Math.random().toString(36).slice(2, 6)}`;
 }
+
+/** Creates (or keeps) a namespace with these labels; idempotent, so reruns on a reused cluster work. */
+export async function createNamespace(c: TestCluster, ns: string, labels: Record<string, string> = {}): Promise<void> {
+  const r = await c.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } }) });
+  if (r.code !== 0) throw new Error(`creating namespace ${ns} failed: ${r.stderr}`);
+}

@@ -1,13 +1,12 @@
 // Helpers for the chart's proofs on the local control plane: apply what
 // `helm template` renders, ask the authorizer about the chart's
 // ServiceAccount, and run the operator with that ServiceAccount's token.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../../src/dev/cluster.ts';
-import { freePort, sleep } from '../../../src/dev/proc.ts';
+import { sleep } from '../../../src/dev/proc.ts';
 import type { TestCluster } from '../fixture.ts';
+import { launchOperator, type LaunchedOperator } from '../operator/harness.ts';
 import { CHART_CRD, renderRaw, parseManifests, type RenderOptions, type K8sObject, type Deployment } from '../../unit/chart/chart-helpers.ts';
 
 export const PSA_VIOLATION_WARNING = /would violate PodSecurity "restricted:latest"/;
@@ -34,9 +33,7 @@ export async function mustKubectl(c: TestCluster, args: string[], input?: string
   return r.stdout;
 }
 
-export async function createNamespace(c: TestCluster, ns: string, labels: Record<string, string> = {}): Promise<void> {
-  await mustKubectl(c, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels } }));
-}
+export { createNamespace } from '../fixture.ts';
 
 export interface Rendered {
   text: string;
@@ -134,64 +131,21 @@ export function kubeconfigWithToken(c: TestCluster, token: string, namespace: st
   return file;
 }
 
-export interface RunningOperator {
-  child: ChildProcess;
-  logFile: string;
-  log(): string;
-  stop(): Promise<number | null>;
-}
-
-const running = new Set<RunningOperator>();
-process.on('exit', () => {
-  for (const op of running) op.child.kill('SIGKILL');
-});
+export type RunningOperator = LaunchedOperator;
 
 /**
  * The operator as a local process that knows only the given kubeconfig: no
  * admin credentials in its environment, so every API call it makes is
  * authorised as the ServiceAccount.
  */
-export async function startOperatorAs(o: { kubeconfig: string; podNamespace: string; args: string[] }): Promise<RunningOperator & { httpPort: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'logtail-chart-op-'));
-  const logFile = join(dir, 'operator.log');
-  const fd = openSync(logFile, 'a');
-  const httpPort = await freePort();
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir, POD_NAMESPACE: o.podNamespace, LOG_LEVEL: 'debug', KUBECONFIG: o.kubeconfig };
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--kubeconfig', o.kubeconfig, '--http-addr', `127.0.0.1:${httpPort}`, ...o.args], {
-    stdio: ['ignore', fd, fd],
-    env,
+export function startOperatorAs(o: { kubeconfig: string; podNamespace: string; args: string[] }): Promise<RunningOperator> {
+  const home = mkdtempSync(join(tmpdir(), 'logtail-chart-op-'));
+  return launchOperator({
+    args: ['--kubeconfig', o.kubeconfig, ...o.args],
+    env: { PATH: process.env.PATH, HOME: home, POD_NAMESPACE: o.podNamespace, LOG_LEVEL: 'debug', KUBECONFIG: o.kubeconfig },
+    readyTimeoutMs: 60_000,
+    stopTimeoutMs: 40_000,
   });
-  closeSync(fd);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const op = {
-    child,
-    logFile,
-    httpPort,
-    log: () => readFileSync(logFile, 'utf8'),
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 40_000);
-        await exited;
-        clearTimeout(t);
-      }
-      running.delete(op);
-      return child.exitCode;
-    },
-  };
-  running.add(op);
-  const end = Date.now() + 60_000;
-  while (Date.now() < end) {
-    if (child.exitCode !== null) throw new Error(`operator exited ${child.exitCode}:\n${op.log()}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
-      if (r.ok) return op;
-    } catch {
-      /* not listening yet */
-    }
-    await sleep(200);
-  }
-  throw new Error(`operator not ready in 60 s:\n${op.log()}`);
 }
 
 /** Lines of the operator's log that show the apiserver refusing it. */

@@ -26,10 +26,7 @@ export function installCrd(c: TestCluster): Promise<void> {
   return crdInstalled;
 }
 
-export async function createNamespace(c: TestCluster, ns: string): Promise<void> {
-  const r = await c.kubectl(['create', 'namespace', ns]);
-  if (r.code !== 0 && !r.stderr.includes('AlreadyExists')) throw new Error(r.stderr);
-}
+export { createNamespace } from '../fixture.ts';
 
 export async function apply(c: TestCluster, obj: unknown): Promise<void> {
   const r = await c.kubectl(['apply', '-f', '-'], { input: JSON.stringify(obj) });
@@ -148,35 +145,43 @@ export async function events(c: TestCluster, ns: string, name: string): Promise<
   return (JSON.parse(r.stdout) as { items: Array<{ reason: string; message: string; type: string; metadata: { name: string } }> }).items;
 }
 
-export interface OperatorProcess {
+/** An operator running as a child process; killed if the test process exits. */
+export interface LaunchedOperator {
   child: ChildProcess;
   logFile: string;
-  storeDir: string;
   httpPort: number;
   log(): string;
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string } = {}): Promise<OperatorProcess> {
+export interface OperatorProcess extends LaunchedOperator {
+  storeDir: string;
+}
+
+const running = new Set<LaunchedOperator>();
+process.on('exit', () => {
+  for (const op of running) op.child.kill('SIGKILL');
+});
+
+/**
+ * Starts `src/cmd/main.ts` with exactly `env` (nothing else is inherited) on a
+ * free --http-addr, and returns once /readyz answers (informers synced, or a
+ * healthy standby).
+ */
+export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv; readyTimeoutMs?: number; stopTimeoutMs?: number }): Promise<LaunchedOperator> {
   const dir = mkdtempSync(join(tmpdir(), 'logtail-op-'));
-  const storeDir = o.storeDir ?? join(dir, 'store');
-  mkdirSync(storeDir, { recursive: true });
   const logFile = join(dir, 'operator.log');
   const fd = openSync(logFile, 'a');
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--store', o.store ?? `file://${storeDir}`, '--http-addr', `127.0.0.1:${httpPort}`, '--status-interval', '500ms', ...(o.args ?? [])], {
-    stdio: ['ignore', fd, fd],
-    env: { ...process.env, ...c.env, KUBECONFIG: o.kubeconfig ?? c.kubeconfigPath, LOG_LEVEL: 'debug', ...o.env },
-  });
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--http-addr', `127.0.0.1:${httpPort}`, ...o.args], { stdio: ['ignore', fd, fd], env: o.env });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const op: OperatorProcess = {
+  const op: LaunchedOperator = {
     child,
     logFile,
-    storeDir,
     httpPort,
     log: () => readFileSync(logFile, 'utf8'),
-    stop: async (signal = 'SIGTERM', timeoutMs = 30_000) => {
+    stop: async (signal = 'SIGTERM', timeoutMs = o.stopTimeoutMs ?? 30_000) => {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);
       const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -187,8 +192,8 @@ export async function startOperator(c: TestCluster, o: { store?: string; args?: 
   };
   running.add(op);
   child.on('exit', () => running.delete(op));
-  // ready = informers synced
-  const end = Date.now() + 30_000;
+  const readyTimeoutMs = o.readyTimeoutMs ?? 30_000;
+  const end = Date.now() + readyTimeoutMs;
   while (Date.now() < end) {
     if (child.exitCode !== null) throw new Error(`operator exited ${child.exitCode}:\n${op.log()}`);
     try {
@@ -199,10 +204,16 @@ export async function startOperator(c: TestCluster, o: { store?: string; args?: 
     }
     await sleep(100);
   }
-  throw new Error(`operator not ready in 30 s:\n${op.log()}`);
+  throw new Error(`operator not ready in ${readyTimeoutMs / 1000} s:\n${op.log()}`);
 }
 
-const running = new Set<OperatorProcess>();
-process.on('exit', () => {
-  for (const op of running) op.child.kill('SIGKILL');
-});
+/** The operator with the fixture's admin kubeconfig and environment, on a filesystem store. */
+export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string } = {}): Promise<OperatorProcess> {
+  const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'logtail-store-'));
+  mkdirSync(storeDir, { recursive: true });
+  const op = await launchOperator({
+    args: ['--store', o.store ?? `file://${storeDir}`, '--status-interval', '500ms', ...(o.args ?? [])],
+    env: { ...process.env, ...c.env, KUBECONFIG: o.kubeconfig ?? c.kubeconfigPath, LOG_LEVEL: 'debug', ...o.env },
+  });
+  return Object.assign(op, { storeDir });
+}

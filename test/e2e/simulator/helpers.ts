@@ -53,9 +53,7 @@ export async function apiJson<T>(c: TestCluster, method: string, path: string, b
   return JSON.parse(r.body.toString()) as T;
 }
 
-export async function createNamespace(c: TestCluster, name: string): Promise<void> {
-  await apiJson(c, 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-}
+export { createNamespace } from '../fixture.ts';
 
 export interface PodOptions {
   script?: unknown;
