@@ -33,7 +33,9 @@ import {
   PHASES,
   POD_RESULTS,
   STATUS_FIELDS,
+  MAX_UNCAPTURED_RUNS,
   STORED_OBJECT_FIELDS,
+  UNCAPTURED_RUNS_FIELDS,
 } from '../../../src/core/status.ts';
 
 interface Schema {
@@ -207,6 +209,11 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
     expect(keys(containerItem?.properties?.object)).to.deep.equal([...STORED_OBJECT_FIELDS].sort());
     expect(keys(containerItem?.properties?.checkpoint)).to.deep.equal([...CHECKPOINT_FIELDS].sort());
     expect(keys(status.properties?.conditions?.items)).to.deep.equal([...CONDITION_FIELDS].sort());
+    expect(keys(status.properties?.uncapturedRuns?.items)).to.deep.equal([...UNCAPTURED_RUNS_FIELDS].sort());
+  });
+
+  it('bounds the list of uncaptured runs as the code does', () => {
+    expect(status.properties?.uncapturedRuns?.maxItems).to.equal(MAX_UNCAPTURED_RUNS);
   });
 
   it('uses the same enums and patterns as the code', () => {
