@@ -118,21 +118,38 @@ export class RetryExhaustedError extends Error {
   }
 }
 
-/** setTimeout as a promise that rejects with `signal.reason` as soon as the signal aborts. */
+/** Longest delay setTimeout honours: Node fires a longer one after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * setTimeout as a promise that rejects with `signal.reason` as soon as the
+ * signal aborts. Waits longer than MAX_TIMER_MS are slept in chunks (so a
+ * huge delay waits, instead of firing after 1 ms); Infinity waits for the
+ * signal; a negative delay is 0; NaN is refused.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (Number.isNaN(ms)) return Promise.reject(new RangeError('sleep: delay is NaN'));
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
+    let left = Math.max(0, ms);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
+    const arm = () => {
+      const chunk = Math.min(left, MAX_TIMER_MS);
+      timer = setTimeout(() => {
+        left -= chunk;
+        if (left > 0) return arm();
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, chunk);
+    };
+    arm();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -12,6 +12,8 @@ import { SPEC_CORPUS as corpus } from './crd-corpus.ts';
 import { DURATION_PATTERN, parseDuration } from '../../../src/core/duration.ts';
 import {
   COMPRESSIONS,
+  DURATION_CAPS,
+  MAX_TTL_SECONDS,
   DNS1123_LABEL_PATTERN,
   DNS1123_SUBDOMAIN_PATTERN,
   GROUP,
@@ -85,6 +87,8 @@ const CEL_TWINS: Record<string, (self: never) => boolean> = {
     !s.startsWith('/') && !s.endsWith('/') && !s.includes('//'),
   "!self.matches('(^|/)[.][.]?(/|$)')": (s: string) => !/(^|\/)[.][.]?(\/|$)/.test(s),
   "duration(self) > duration('0s')": (s: string) => parseDuration(s) > 0,
+  "duration(self) <= duration('1h')": (s: string) => parseDuration(s) <= 3_600_000,
+  "duration(self) <= duration('24h')": (s: string) => parseDuration(s) <= 86_400_000,
   "duration(has(self.initialInterval) ? self.initialInterval : '500ms') <= duration(has(self.maxInterval) ? self.maxInterval : '10s')": (
     s: Record<string, unknown>,
   ) => durationOr(s.initialInterval, '500ms') <= durationOr(s.maxInterval, '10s'),
@@ -230,6 +234,19 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
       if (s.pattern !== undefined && s.pattern.includes('ms|s|m|h')) expect(s.pattern, path).to.equal(DURATION_PATTERN);
     });
     expect(durations).to.have.length(7);
+  });
+
+  it('caps every duration with the same bounds as resolveSpec', () => {
+    const capOf = (s: Schema | undefined) => s?.['x-kubernetes-validations']?.map((v) => v.rule).find((r) => r.startsWith('duration(self) <='));
+    const want = (cap: { text: string }) => `duration(self) <= duration('${cap.text}')`;
+    for (const r of ['retry', 'terminatedRetry']) {
+      const p = spec.properties?.[r]?.properties;
+      expect(capOf(p?.initialInterval), r).to.equal(want(DURATION_CAPS.interval));
+      expect(capOf(p?.maxInterval), r).to.equal(want(DURATION_CAPS.interval));
+      expect(capOf(p?.maxElapsed), r).to.equal(want(DURATION_CAPS.maxElapsed));
+    }
+    expect(capOf(spec.properties?.podNotFoundTimeout)).to.equal(want(DURATION_CAPS.podNotFoundTimeout));
+    expect(spec.properties?.ttlSecondsAfterFinished?.maximum).to.equal(MAX_TTL_SECONDS);
   });
 
   it('describes every field (kubectl explain)', () => {
