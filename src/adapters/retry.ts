@@ -2,16 +2,10 @@
 // sequence; what it lacks and we need is added here: symmetric jitter, a time
 // budget, cancellation, and permanent-vs-transient classification.
 import { ExponentialStrategy } from 'backoff';
+import type { RetryPolicy } from '../core/spec.ts';
 import { CaptureError, classify as defaultClassify, describeError } from './errors.ts';
 
-export interface RetryPolicy {
-  initialIntervalMs: number;
-  maxIntervalMs: number;
-  /** Time budget: no new attempt starts after this much time without success. */
-  maxElapsedMs: number;
-  /** 0..1: each delay is drawn uniformly from ±jitter around the nominal one. Default 0.2. */
-  jitter?: number;
-}
+export type { RetryPolicy };
 
 export interface BackoffOptions {
   now?: () => number;

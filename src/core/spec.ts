@@ -16,6 +16,19 @@ export const SINGULAR = 'logtail';
 export const KIND = 'LogTail';
 export const SHORT_NAME = 'lt';
 export const FINALIZER = 'logtail.dev/finalizer';
+/** The LogTail resource, in the shape client-node's CustomObjectsApi takes. */
+export const LOGTAIL_RESOURCE = { group: GROUP, version: VERSION, plural: PLURAL } as const;
+
+/** API path of the LogTail collection, cluster-wide or in one namespace. */
+export function logTailsPath(namespace?: string): string {
+  const base = `/apis/${GROUP}/${VERSION}`;
+  return namespace ? `${base}/namespaces/${namespace}/${PLURAL}` : `${base}/${PLURAL}`;
+}
+
+/** API path of one LogTail; append `/status` for its status subresource. */
+export function logTailPath(namespace: string, name: string): string {
+  return `${logTailsPath(namespace)}/${name}`;
+}
 
 export type Compression = 'none' | 'gzip';
 export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip'];
@@ -46,10 +59,18 @@ export interface LogTail {
   status?: LogTailStatus;
 }
 
+/**
+ * Exponential backoff with a time budget: the one policy type, used by the
+ * spec (`retry`, `terminatedRetry`) and by every retry loop
+ * (`adapters/retry.ts`).
+ */
 export interface RetryPolicy {
   initialIntervalMs: number;
   maxIntervalMs: number;
+  /** Time budget: no new attempt starts after this much time without success. */
   maxElapsedMs: number;
+  /** 0..1: each delay is drawn uniformly from ±jitter around the nominal one. Default 0.2. */
+  jitter?: number;
 }
 
 /** A validated spec with every default applied; durations in milliseconds. */

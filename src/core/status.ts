@@ -30,7 +30,6 @@ export const Reason = {
   KeyExists: 'KeyExists',
   MalformedLines: 'MalformedLines',
 } as const;
-export type KnownReason = (typeof Reason)[keyof typeof Reason];
 
 export interface Condition {
   type: ConditionType;
@@ -244,26 +243,6 @@ export function statusEquals(a: unknown, b: unknown): boolean {
   for (const k of Object.keys(ao)) if (!statusEquals(ao[k], bo[k])) return false;
   for (const k of Object.keys(bo)) if (!(k in ao) && bo[k] !== undefined) return false;
   return true;
-}
-
-/** Reason of the Event recorded when a capture ends in `phase`; undefined for non-terminal phases. */
-export function terminalEventReason(phase: Phase): string | undefined {
-  switch (phase) {
-    case 'Complete':
-      return 'Captured';
-    case 'Incomplete':
-      return 'CapturedWithGap';
-    case 'Failed':
-      return 'CaptureFailed';
-    default:
-      return undefined;
-  }
-}
-
-/** Event type for the terminal Event: Normal only for a complete capture. */
-export function terminalEventType(phase: Phase): 'Normal' | 'Warning' | undefined {
-  if (!isTerminalPhase(phase)) return undefined;
-  return phase === 'Complete' ? 'Normal' : 'Warning';
 }
 
 export type UncapturedList = Pick<LogTailStatus, 'uncapturedRuns' | 'uncapturedRunsDropped'>;

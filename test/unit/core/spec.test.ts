@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { DEFAULT_KEY_TEMPLATE } from '../../../src/core/key-template.ts';
-import { DURATION_CAPS, MAX_TTL_SECONDS, resolveSpec, selectContainers, type ResolvedSpec } from '../../../src/core/spec.ts';
+import { API_VERSION, DURATION_CAPS, LOGTAIL_RESOURCE, MAX_TTL_SECONDS, logTailPath, logTailsPath, resolveSpec, selectContainers, type ResolvedSpec } from '../../../src/core/spec.ts';
+import { resourcePath } from '../../../src/runtime/supervised-informer.ts';
 
 function ok(spec: unknown): ResolvedSpec {
   const r = resolveSpec(spec);
@@ -121,6 +122,14 @@ describe('core/spec', () => {
       expect(resolveSpec({ podName: 'p', ttlSecondsAfterFinished: MAX_TTL_SECONDS }).ok).to.equal(true);
       expect(fails({ podName: 'p', ttlSecondsAfterFinished: MAX_TTL_SECONDS + 1 })).to.match(/spec\.ttlSecondsAfterFinished: must be an integer between 0 and 2592000 \(30 days\)/);
     });
+  });
+
+  it('defines the LogTail API path once', () => {
+    expect(API_VERSION).to.equal('logtail.dev/v1alpha1');
+    expect(logTailsPath()).to.equal('/apis/logtail.dev/v1alpha1/logtails');
+    expect(logTailsPath('ci')).to.equal('/apis/logtail.dev/v1alpha1/namespaces/ci/logtails');
+    expect(logTailPath('ci', 'build-1')).to.equal('/apis/logtail.dev/v1alpha1/namespaces/ci/logtails/build-1');
+    for (const ns of [undefined, 'ci']) expect(resourcePath({ ...LOGTAIL_RESOURCE, namespace: ns })).to.equal(logTailsPath(ns));
   });
 
   describe('selectContainers', () => {

@@ -9,8 +9,6 @@ import {
   phaseFromContainers,
   setCondition,
   statusEquals,
-  terminalEventReason,
-  terminalEventType,
   totals,
   type Condition,
   type ContainerState,
@@ -86,7 +84,7 @@ describe('core/status', () => {
     });
   });
 
-  it('classifies terminal phases and their events', () => {
+  it('classifies terminal phases', () => {
     expect((['Pending', 'Streaming', 'Complete', 'Incomplete', 'Failed', undefined] as (Phase | undefined)[]).map(isTerminalPhase)).to.deep.equal([
       false,
       false,
@@ -95,13 +93,6 @@ describe('core/status', () => {
       true,
       false,
     ]);
-    expect(terminalEventReason('Complete')).to.equal('Captured');
-    expect(terminalEventReason('Incomplete')).to.equal('CapturedWithGap');
-    expect(terminalEventReason('Failed')).to.equal('CaptureFailed');
-    expect(terminalEventReason('Streaming')).to.equal(undefined);
-    expect(terminalEventType('Complete')).to.equal('Normal');
-    expect(terminalEventType('Incomplete')).to.equal('Warning');
-    expect(terminalEventType('Pending')).to.equal(undefined);
   });
 
   describe('statusEquals', () => {
