@@ -512,6 +512,13 @@ describe('core/resume-filter', () => {
         '2026-11-27T10:00:05.123456789+01:00\n',
         'plain text\n',
         '\n',
+        // Same second as its neighbours, one fraction digit not a digit (the hot path checks only the differing digits).
+        `${ts.slice(0, 25)}x${ts.slice(26)} fraction\n`,
+        // Same layout and zone, impossible fields.
+        `${ts.slice(0, 5)}13${ts.slice(7)} month 13\n`,
+        `${ts.slice(0, 8)}31${ts.slice(10)} 31 November\n`,
+        `${ts.slice(0, 11)}24${ts.slice(13)} hour 24\n`,
+        `${ts.slice(0, 30)}24:00 offset hour 24\n`,
       ];
       for (const line of bad) {
         for (const chunk of [1, 7, 1000]) {
