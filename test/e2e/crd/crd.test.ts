@@ -194,6 +194,7 @@ describe('e2e crd (crds/logtail.dev_logtails.yaml on kube-apiserver)', function 
       ],
       uncapturedRuns: [{ container: 'main', init: false, fromRestart: 0, toRestart: 41, reason: 'LogGap' }],
       uncapturedRunsDropped: 7,
+      storedRunsDropped: 3,
       conditions: conditionsForPhase('Complete', 'Captured', 'done', 1, [], now),
     };
     const patched = await c.kubectl(['-n', ns, 'patch', `${PLURAL}.${GROUP}`, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { ...status, bogus: 1 } })]);
