@@ -32,7 +32,7 @@ import {
   validTimestampAt,
 } from './kubelet-timestamp.ts';
 
-export { compareTimestamps, isKubeletTimestamp, sinceTimeOf, timestampMs } from './kubelet-timestamp.ts';
+export { compareTimestamps, isKubeletTimestamp, sinceTimeOf, stampedInLaterSecond, timestampMs } from './kubelet-timestamp.ts';
 
 /** Position in the log up to which bytes have been emitted. */
 export interface Checkpoint {

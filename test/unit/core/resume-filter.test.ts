@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ResumeFilter, ResumeMismatchError, compareTimestamps, isKubeletTimestamp, sinceTimeOf, type Checkpoint } from '../../../src/core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError, compareTimestamps, isKubeletTimestamp, sinceTimeOf, stampedInLaterSecond, timestampMs, type Checkpoint } from '../../../src/core/resume-filter.ts';
 import {
   LogBuilder,
   RECORD_MAX,
@@ -442,6 +442,22 @@ describe('core/resume-filter', () => {
         expect(Math.sign(compareTimestamps(a, b)), `${a} vs ${b}`).to.equal(want);
         expect(Math.sign(compareTimestamps(b, a)), `${b} vs ${a}`).to.equal(-want);
       }
+    });
+
+    it('tells whether a line was stamped after a container finished, by instant', () => {
+      const finished = '2026-11-27T10:00:05Z';
+      const table: [string, boolean][] = [
+        ['2026-11-27T10:00:05.999999999Z', false],
+        ['2026-11-27T10:00:06.000000000Z', true],
+        ['2026-11-27T11:00:05.999999999+01:00', false], // 10:00:05Z: a string compare says later
+        ['2026-11-27T11:00:06.000000000+01:00', true],
+        ['2026-11-27T06:30:06.000000000-03:30', true], // 10:00:06Z: a string compare says earlier
+        ['2026-11-27T06:30:05.500000000-03:30', false],
+      ];
+      for (const [ts, want] of table) expect(stampedInLaterSecond(ts, finished), ts).to.equal(want);
+      expect(stampedInLaterSecond('2026-11-27T10:00:06.000000000Z', '2026-11-27T10:00:05.999Z')).to.equal(true);
+      expect(() => stampedInLaterSecond('2026-11-27T10:00:06.000000000Z', 'yesterday')).to.throw(RangeError);
+      expect(timestampMs('2026-11-27T11:00:05.123456789+01:00')).to.equal(Date.parse('2026-11-27T10:00:05.123Z'));
     });
 
     it('recognises the kubelet layouts and nothing else', () => {
