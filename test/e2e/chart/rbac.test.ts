@@ -11,20 +11,16 @@ type Check = [verb: string, resource: string, extra?: string[]];
 
 /** What the operator's code does, per watched namespace. */
 const NEEDED: Check[] = [
-  ['get', 'logtails.logtail.dev'],
   ['list', 'logtails.logtail.dev'],
   ['watch', 'logtails.logtail.dev'],
   ['patch', 'logtails.logtail.dev'],
-  ['update', 'logtails.logtail.dev'],
   ['delete', 'logtails.logtail.dev'],
   ['patch', 'logtails.logtail.dev', ['--subresource=status']],
-  ['update', 'logtails.logtail.dev', ['--subresource=status']],
   ['get', 'pods'],
   ['list', 'pods'],
   ['watch', 'pods'],
   ['get', 'pods', ['--subresource=log']],
   ['create', 'events'],
-  ['patch', 'events'],
 ];
 
 /** What a log reader must never be able to do. */
@@ -46,6 +42,16 @@ const FORBIDDEN: Check[] = [
   ['create', 'pods', ['--subresource=eviction']],
   ['create', 'serviceaccounts', ['--subresource=token']],
   ['create', 'logtails.logtail.dev'],
+  // Verbs the code never uses (issue 12, item 2): the operator PATCHes
+  // LogTails and their status, creates Events, and never GETs a LogTail
+  // (its informer lists and watches).
+  ['get', 'logtails.logtail.dev'],
+  ['update', 'logtails.logtail.dev'],
+  ['update', 'logtails.logtail.dev', ['--subresource=status']],
+  ['get', 'logtails.logtail.dev', ['--subresource=status']],
+  ['patch', 'events'],
+  ['update', 'events'],
+  ['delete', 'events'],
   ['create', 'roles.rbac.authorization.k8s.io'],
   ['create', 'rolebindings.rbac.authorization.k8s.io'],
   ['escalate', 'roles.rbac.authorization.k8s.io'],
@@ -71,20 +77,16 @@ const FORBIDDEN_CLUSTER: Check[] = [
 ];
 
 const LIST_ROWS_NEEDED = [
-  'logtails.logtail.dev|*|get',
   'logtails.logtail.dev|*|list',
   'logtails.logtail.dev|*|watch',
   'logtails.logtail.dev|*|patch',
-  'logtails.logtail.dev|*|update',
   'logtails.logtail.dev|*|delete',
   'logtails.logtail.dev/status|*|patch',
-  'logtails.logtail.dev/status|*|update',
   'pods|*|get',
   'pods|*|list',
   'pods|*|watch',
   'pods/log|*|get',
   'events|*|create',
-  'events|*|patch',
 ];
 
 function label(v: string, r: string, extra: string[] = []): string {

@@ -26,20 +26,16 @@ import {
 } from './chart-helpers.ts';
 
 const OPERATOR_ROWS = [
-  'logtail.dev|logtails|get|*',
   'logtail.dev|logtails|list|*',
   'logtail.dev|logtails|watch|*',
   'logtail.dev|logtails|patch|*',
-  'logtail.dev|logtails|update|*',
   'logtail.dev|logtails|delete|*',
   'logtail.dev|logtails/status|patch|*',
-  'logtail.dev|logtails/status|update|*',
   'core|pods|get|*',
   'core|pods|list|*',
   'core|pods|watch|*',
   'core|pods/log|get|*',
   'core|events|create|*',
-  'core|events|patch|*',
 ].sort();
 
 async function renderFails(values: Record<string, unknown>, valuesFiles?: string[]): Promise<string> {

@@ -107,10 +107,10 @@ without a claim would lose every capture: refuse it at render time.
 {{- define "logtail.operatorRules" -}}
 - apiGroups: ["logtail.dev"]
   resources: ["logtails"]
-  verbs: ["get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["logtail.dev"]
   resources: ["logtails/status"]
-  verbs: ["patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
@@ -119,5 +119,5 @@ without a claim would lose every capture: refuse it at render time.
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
