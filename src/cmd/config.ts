@@ -18,6 +18,10 @@ export interface OperatorConfig {
   shutdownTimeoutMs: number;
   kubeconfig?: string;
   logLevel: string;
+  requireAdmissionPolicy: boolean;
+  admissionPolicyName: string;
+  admissionPolicyBindingName: string;
+  admissionPolicyRecheckMs: number;
 }
 
 interface FlagDef {
@@ -45,6 +49,10 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   shutdownTimeoutMs: { flag: '--shutdown-timeout', env: 'LOGTAIL_SHUTDOWN_TIMEOUT', kind: 'duration', help: 'on SIGTERM, time allowed to stop captures and write their status (default 20s)' },
   kubeconfig: { flag: '--kubeconfig', env: 'KUBECONFIG', kind: 'string', help: 'kubeconfig file (default: in-cluster config, else ~/.kube/config)' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', kind: 'string', help: 'error, warn, info or debug (default info)' },
+  requireAdmissionPolicy: { flag: '--require-admission-policy', env: 'LOGTAIL_REQUIRE_ADMISSION_POLICY', kind: 'bool', help: 'capture only while the ValidatingAdmissionPolicy and binding named below exist (checked at start-up and on each leadership term); until then capture nothing and mark each unfinished LogTail AdmissionPolicyMissing (default false; the chart sets true)' },
+  admissionPolicyName: { flag: '--admission-policy-name', env: 'LOGTAIL_ADMISSION_POLICY_NAME', kind: 'string', help: 'name of the ValidatingAdmissionPolicy that --require-admission-policy looks for (default logtail-operator-pod-log-access)' },
+  admissionPolicyBindingName: { flag: '--admission-policy-binding-name', env: 'LOGTAIL_ADMISSION_POLICY_BINDING_NAME', kind: 'string', help: 'name of its ValidatingAdmissionPolicyBinding (default: the policy name)' },
+  admissionPolicyRecheckMs: { flag: '--admission-policy-recheck-interval', env: 'LOGTAIL_ADMISSION_POLICY_RECHECK_INTERVAL', kind: 'duration', help: 'while the admission policy is missing, how often to look again (default 30s)' },
 };
 
 function podNamespace(): string {
@@ -127,5 +135,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     shutdownTimeoutMs: dur('shutdownTimeoutMs', '20s'),
     kubeconfig: get('kubeconfig'),
     logLevel: get('logLevel') ?? 'info',
+    requireAdmissionPolicy: get('requireAdmissionPolicy') !== undefined ? parseBool(get('requireAdmissionPolicy')!, FLAGS.requireAdmissionPolicy.flag) : false,
+    admissionPolicyName: get('admissionPolicyName') ?? 'logtail-operator-pod-log-access',
+    admissionPolicyBindingName: get('admissionPolicyBindingName') ?? get('admissionPolicyName') ?? 'logtail-operator-pod-log-access',
+    admissionPolicyRecheckMs: dur('admissionPolicyRecheckMs', '30s'),
   };
 }

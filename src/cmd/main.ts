@@ -6,6 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
 import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import { Controller } from '../runtime/controller.ts';
+import { AdmissionGate } from '../runtime/admission-gate.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
@@ -53,6 +54,23 @@ const controller = new Controller({
   finalizerDeadlineMs: config.shutdownTimeoutMs,
 });
 
+// --require-admission-policy: hold the controller back until the policy exists.
+const gate = config.requireAdmissionPolicy
+  ? new AdmissionGate({
+      api,
+      logger,
+      names: { policy: config.admissionPolicyName, binding: config.admissionPolicyBindingName },
+      watchNamespaces: config.watchNamespaces,
+      recheckMs: config.admissionPolicyRecheckMs,
+    })
+  : undefined;
+
+/** Starts the controller, after the admission policy check when one is required. */
+async function startCapturing(signal: AbortSignal): Promise<void> {
+  if (gate && !(await gate.waitUntilPresent(signal))) return;
+  await controller.start();
+}
+
 let elector: LeaderElector | undefined;
 let electorRun: Promise<void> | undefined;
 let leading = !config.leaderElect;
@@ -71,7 +89,8 @@ function listen(addr: string): Server | undefined {
     } else if (url === '/readyz') {
       // Ready: caches synced while leading, or a healthy standby.
       const ok = !stopping && (leading ? controller.ready() : (elector?.healthy() ?? false));
-      res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : 'not ready\n');
+      const blocked = leading ? gate?.blockedBecause() : undefined;
+      res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : blocked ? `not ready: ${blocked}\n` : 'not ready\n');
     } else if (url === '/metrics') {
       metrics.registry
         .metrics()
@@ -123,6 +142,7 @@ logger.info('starting', {
   watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
   maxConcurrentStreams: config.maxConcurrentStreams,
   leaderElect: config.leaderElect,
+  requireAdmissionPolicy: config.requireAdmissionPolicy,
   server: kc.getCurrentCluster()?.server,
 });
 
@@ -137,10 +157,10 @@ if (config.leaderElect) {
     renewDeadlineMs: 10_000,
     retryPeriodMs: 2_000,
     logger,
-    onStartedLeading: async () => {
+    onStartedLeading: async (term: AbortSignal) => {
       leading = true;
       logger.info('leading', { identity });
-      await controller.start();
+      await startCapturing(AbortSignal.any([term, lifetime.signal]));
     },
     onStoppedLeading: () => {
       leading = false;
@@ -154,7 +174,7 @@ if (config.leaderElect) {
   });
   electorRun = elector.run(lifetime.signal);
 } else {
-  controller.start().catch((err: unknown) => {
+  startCapturing(lifetime.signal).catch((err: unknown) => {
     logger.error('controller failed to start', { error: String((err as Error)?.stack ?? err) });
     process.exitCode = 1;
     void shutdown('start-failed');

@@ -121,6 +121,7 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
   let release: string;
   let sa: Identity;
   let leaseName: string;
+  let policyName: string;
   const cleanup: string[] = [];
 
   before(async function () {
@@ -137,6 +138,16 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
     const spec = r.deployment.spec.template.spec;
     sa = serviceAccountIdentity(releaseNs, spec.serviceAccountName!);
     leaseName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
+    policyName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_ADMISSION_POLICY_NAME')!.value!;
+  });
+
+  it('can read its own admission policy and binding by name, and no other', async () => {
+    expect(await canI(c, sa, 'get', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
+    expect(await canI(c, sa, 'get', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
+    expect(await canI(c, sa, 'get', 'validatingadmissionpolicies.admissionregistration.k8s.io/someone-elses', undefined)).to.equal(false);
+    expect(await canI(c, sa, 'list', 'validatingadmissionpolicies.admissionregistration.k8s.io', undefined)).to.equal(false);
+    expect(await canI(c, sa, 'update', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
+    expect(await canI(c, sa, 'delete', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
   });
 
   after(async function () {
@@ -175,6 +186,8 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
       const rows = [...(await canIList(c, sa, ns))].filter((r) => !base.has(r)).sort();
       const want = [...LIST_ROWS_NEEDED];
       if (ns === releaseNs) want.push('leases.coordination.k8s.io|*|create', `leases.coordination.k8s.io|${leaseName}|get`, `leases.coordination.k8s.io|${leaseName}|update`);
+      // --require-admission-policy (cluster-scoped, so listed in every namespace): its own policy and binding, by name
+      want.push(`validatingadmissionpolicies.admissionregistration.k8s.io|${policyName}|get`, `validatingadmissionpolicybindings.admissionregistration.k8s.io|${policyName}|get`);
       expect(rows, `namespace ${ns}`).to.deep.equal(want.sort());
     }
   });

@@ -60,6 +60,8 @@ describe('chart: rendered objects (helm template)', function () {
     expect(kinds).to.deep.equal(
       [
         'ClusterRole/lt-logtail-operator',
+        'ClusterRole/lt-logtail-operator-admission-policy-reader',
+        'ClusterRoleBinding/lt-logtail-operator-admission-policy-reader',
         'ClusterRole/lt-logtail-operator-edit',
         'ClusterRole/lt-logtail-operator-view',
         'ClusterRoleBinding/lt-logtail-operator',
@@ -117,6 +119,9 @@ describe('chart: rendered objects (helm template)', function () {
       LOGTAIL_MAX_CONCURRENT_STREAMS: '64',
       LOGTAIL_SHUTDOWN_TIMEOUT: '20s',
       LOG_LEVEL: 'info',
+      LOGTAIL_REQUIRE_ADMISSION_POLICY: 'true',
+      LOGTAIL_ADMISSION_POLICY_NAME: 'lt-logtail-operator-pod-log-access',
+      LOGTAIL_ADMISSION_POLICY_BINDING_NAME: 'lt-logtail-operator-pod-log-access',
     });
     expect(env).to.not.have.property('LOGTAIL_WATCH_NAMESPACES');
     expect(env).to.not.have.property('LOGTAIL_S3_FORCE_PATH_STYLE');
@@ -294,10 +299,23 @@ describe('chart: values', function () {
     expect(sm.spec.endpoints[0]).to.include({ port: 'http-metrics', path: '/metrics' });
   });
 
-  it('can leave out the admission policy and the aggregated roles', async () => {
-    const objs = await render({ values: { admissionPolicy: { enabled: false }, aggregateRoles: { enabled: false } } });
+  it('can leave out the admission policy (only together with its requirement) and the aggregated roles', async () => {
+    const objs = await render({ values: { admissionPolicy: { enabled: false, required: false }, aggregateRoles: { enabled: false } } });
     expect(objs.map((o) => o.kind)).to.not.include('ValidatingAdmissionPolicy');
     expect(all(objs, 'ClusterRole').map((o) => o.metadata.name)).to.deep.equal(['lt-logtail-operator']);
+    expect(envOf(operatorContainer(find<Deployment>(objs, 'Deployment'))).LOGTAIL_REQUIRE_ADMISSION_POLICY).to.equal('false');
+    expect(await renderFails({ admissionPolicy: { enabled: false } })).to.match(/admissionPolicy.required needs admissionPolicy.enabled/);
+  });
+
+  it('requires the admission policy by default: the operator may read exactly that policy and binding, by name', async () => {
+    const objs = await render({ release: 'lt', namespace: 'logtail-system' });
+    const role = find(objs, 'ClusterRole', 'lt-logtail-operator-admission-policy-reader');
+    expect(flattenRules(rulesOf(role))).to.deep.equal([
+      'admissionregistration.k8s.io|validatingadmissionpolicies|get|lt-logtail-operator-pod-log-access',
+      'admissionregistration.k8s.io|validatingadmissionpolicybindings|get|lt-logtail-operator-pod-log-access',
+    ]);
+    const binding = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator-admission-policy-reader') as unknown as { subjects: Array<{ name: string; namespace: string }> };
+    expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
   });
 
   it('uses the digest instead of the tag when one is given', async () => {

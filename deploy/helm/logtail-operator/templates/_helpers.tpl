@@ -46,6 +46,11 @@ app.kubernetes.io/part-of: logtail
 {{- default (include "logtail.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/* Name of the ValidatingAdmissionPolicy and of its binding. */}}
+{{- define "logtail.admissionPolicyName" -}}
+{{- printf "%s-pod-log-access" (include "logtail.fullname" .) }}
+{{- end }}
+
 {{- define "logtail.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -94,6 +99,9 @@ without a claim would lose every capture: refuse it at render time.
 {{- $scheme := include "logtail.storeScheme" . }}
 {{- if eq $scheme "file" }}
 {{- $_ := include "logtail.storeDir" . }}
+{{- end }}
+{{- if and .Values.admissionPolicy.required (not .Values.admissionPolicy.enabled) }}
+{{- fail "admissionPolicy.required needs admissionPolicy.enabled: the operator would wait forever for a policy the chart does not install (set both to false only if you accept that anyone who may create a LogTail can capture any pod in their namespace)" }}
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a leader every replica would capture the same logs" }}
