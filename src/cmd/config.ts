@@ -22,6 +22,9 @@ export interface OperatorConfig {
   admissionPolicyName: string;
   admissionPolicyBindingName: string;
   admissionPolicyRecheckMs: number;
+  metricsAuth: boolean;
+  httpTlsCertFile?: string;
+  httpTlsKeyFile?: string;
 }
 
 interface FlagDef {
@@ -53,6 +56,9 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   admissionPolicyName: { flag: '--admission-policy-name', env: 'LOGTAIL_ADMISSION_POLICY_NAME', kind: 'string', help: 'name of the ValidatingAdmissionPolicy that --require-admission-policy looks for (default logtail-operator-pod-log-access)' },
   admissionPolicyBindingName: { flag: '--admission-policy-binding-name', env: 'LOGTAIL_ADMISSION_POLICY_BINDING_NAME', kind: 'string', help: 'name of its ValidatingAdmissionPolicyBinding (default: the policy name)' },
   admissionPolicyRecheckMs: { flag: '--admission-policy-recheck-interval', env: 'LOGTAIL_ADMISSION_POLICY_RECHECK_INTERVAL', kind: 'duration', help: 'while the admission policy is missing, how often to look again (default 30s)' },
+  metricsAuth: { flag: '--metrics-auth', env: 'LOGTAIL_METRICS_AUTH', kind: 'bool', help: 'serve /metrics only to callers whose bearer token passes a TokenReview and a SubjectAccessReview for get on the non-resource URL /metrics (default false)' },
+  httpTlsCertFile: { flag: '--http-tls-cert-file', env: 'LOGTAIL_HTTP_TLS_CERT_FILE', kind: 'string', help: 'PEM certificate (chain): serve --http-addr over HTTPS (with --http-tls-key-file); default plain HTTP' },
+  httpTlsKeyFile: { flag: '--http-tls-key-file', env: 'LOGTAIL_HTTP_TLS_KEY_FILE', kind: 'string', help: 'PEM private key for --http-tls-cert-file' },
 };
 
 function podNamespace(): string {
@@ -119,6 +125,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
   };
   const s3Endpoint = get('s3Endpoint');
+  if (!!get('httpTlsCertFile') !== !!get('httpTlsKeyFile')) throw new ConfigError(`${FLAGS.httpTlsCertFile.flag} and ${FLAGS.httpTlsKeyFile.flag} go together`);
   return {
     store: get('store') ?? 'file://./logtail-data',
     s3Endpoint,
@@ -139,5 +146,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     admissionPolicyName: get('admissionPolicyName') ?? 'logtail-operator-pod-log-access',
     admissionPolicyBindingName: get('admissionPolicyBindingName') ?? get('admissionPolicyName') ?? 'logtail-operator-pod-log-access',
     admissionPolicyRecheckMs: dur('admissionPolicyRecheckMs', '30s'),
+    metricsAuth: get('metricsAuth') !== undefined ? parseBool(get('metricsAuth')!, FLAGS.metricsAuth.flag) : false,
+    httpTlsCertFile: get('httpTlsCertFile'),
+    httpTlsKeyFile: get('httpTlsKeyFile'),
   };
 }

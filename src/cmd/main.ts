@@ -1,6 +1,8 @@
 // The operator's entry point: configuration, store, HTTP endpoints, leader
 // election, the controller, and a staged shutdown on SIGTERM/SIGINT.
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
@@ -10,6 +12,7 @@ import { AdmissionGate } from '../runtime/admission-gate.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
+import { MetricsAuthorizer } from '../runtime/metrics-auth.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { checkNodeVersion } from './node-version.ts';
 
@@ -77,12 +80,36 @@ let leading = !config.leaderElect;
 let stopping = false;
 const lifetime = new AbortController();
 
+// --metrics-auth: /metrics behind TokenReview + SubjectAccessReview.
+const metricsAuth = config.metricsAuth ? new MetricsAuthorizer({ api }) : undefined;
+
+function serveMetrics(req: IncomingMessage, res: ServerResponse): void {
+  const send = () =>
+    metrics.registry
+      .metrics()
+      .then((text: string) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text))
+      .catch((err: unknown) => res.writeHead(500).end(String(err)));
+  if (!metricsAuth) {
+    void send();
+    return;
+  }
+  metricsAuth
+    .check(req.headers.authorization)
+    .then((r) => {
+      if (r.status === 200) return send();
+      if (r.status === 500) logger.warn('metrics authorization failed', { error: r.message });
+      else logger.debug('metrics request refused', { status: r.status, reason: r.message });
+      res.writeHead(r.status, { 'Content-Type': 'text/plain', ...(r.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) }).end(r.message + '\n');
+    })
+    .catch((err: unknown) => res.writeHead(500).end(String(err)));
+}
+
 function listen(addr: string): Server | undefined {
   if (addr === 'off') return undefined;
   const i = addr.lastIndexOf(':');
   const host = i > 0 ? addr.slice(0, i) : undefined;
   const port = Number(addr.slice(i + 1));
-  const srv = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     if (url === '/healthz') {
       res.writeHead(stopping ? 503 : 200).end(stopping ? 'stopping\n' : 'ok\n');
@@ -92,14 +119,15 @@ function listen(addr: string): Server | undefined {
       const blocked = leading ? gate?.blockedBecause() : undefined;
       res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : blocked ? `not ready: ${blocked}\n` : 'not ready\n');
     } else if (url === '/metrics') {
-      metrics.registry
-        .metrics()
-        .then((text: string) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text))
-        .catch((err: unknown) => res.writeHead(500).end(String(err)));
+      serveMetrics(req, res);
     } else {
       res.writeHead(404).end();
     }
-  });
+  };
+  const srv: Server =
+    config.httpTlsCertFile && config.httpTlsKeyFile
+      ? (createHttpsServer({ cert: readFileSync(config.httpTlsCertFile), key: readFileSync(config.httpTlsKeyFile) }, handler) as unknown as Server)
+      : createServer(handler);
   srv.on('error', (err) => {
     logger.error('http server failed', { addr, error: String(err) });
     process.exitCode = 1;
@@ -143,6 +171,8 @@ logger.info('starting', {
   maxConcurrentStreams: config.maxConcurrentStreams,
   leaderElect: config.leaderElect,
   requireAdmissionPolicy: config.requireAdmissionPolicy,
+  metricsAuth: config.metricsAuth,
+  httpTls: !!config.httpTlsCertFile,
   server: kc.getCurrentCluster()?.server,
 });
 

@@ -66,6 +66,7 @@ describe('chart: rendered objects (helm template)', function () {
         'ClusterRole/lt-logtail-operator-view',
         'ClusterRoleBinding/lt-logtail-operator',
         'Deployment/lt-logtail-operator',
+        'NetworkPolicy/lt-logtail-operator',
         'Role/lt-logtail-operator-leader-election',
         'RoleBinding/lt-logtail-operator-leader-election',
         'Service/lt-logtail-operator-metrics',
@@ -120,6 +121,7 @@ describe('chart: rendered objects (helm template)', function () {
       LOGTAIL_SHUTDOWN_TIMEOUT: '20s',
       LOG_LEVEL: 'info',
       LOGTAIL_REQUIRE_ADMISSION_POLICY: 'true',
+      LOGTAIL_METRICS_AUTH: 'false',
       LOGTAIL_ADMISSION_POLICY_NAME: 'lt-logtail-operator-pod-log-access',
       LOGTAIL_ADMISSION_POLICY_BINDING_NAME: 'lt-logtail-operator-pod-log-access',
     });
@@ -316,6 +318,50 @@ describe('chart: values', function () {
     ]);
     const binding = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator-admission-policy-reader') as unknown as { subjects: Array<{ name: string; namespace: string }> };
     expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
+  });
+
+  it('renders a NetworkPolicy by default admitting only the scraper namespace/pods to the HTTP port', async () => {
+    type NetPol = K8sObject & { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from: unknown[]; ports: unknown[] }> } };
+    const objs = await render({ release: 'lt', namespace: 'logtail-system' });
+    const np = find<NetPol>(objs, 'NetworkPolicy', 'lt-logtail-operator', 'logtail-system');
+    const dep = find<Deployment>(objs, 'Deployment');
+    expect(dep.spec.template.metadata.labels).to.include(np.spec.podSelector.matchLabels);
+    expect(np.spec.policyTypes).to.deep.equal(['Ingress']);
+    expect(np.spec.ingress).to.deep.equal([
+      {
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+        ports: [{ protocol: 'TCP', port: 'http' }],
+      },
+    ]);
+    expect(operatorContainer(dep).ports?.map((p) => p.name)).to.deep.equal(['http']);
+    const custom = await render({ values: { networkPolicy: { metricsScraper: { namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['vmagent'] }] } } } } });
+    expect(find<NetPol>(custom, 'NetworkPolicy').spec.ingress[0]!.from).to.deep.equal([{ namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['vmagent'] }] } }]);
+    const off = await render({ values: { networkPolicy: { enabled: false } } });
+    expect(off.map((o) => o.kind)).to.not.include('NetworkPolicy');
+  });
+
+  it('metrics.auth: the operator is told to authorize scrapers and may create token and access reviews, nothing more', async () => {
+    const objs = await render({ values: { metrics: { auth: { enabled: true }, serviceMonitor: { enabled: true } } } });
+    expect(envOf(operatorContainer(find<Deployment>(objs, 'Deployment'))).LOGTAIL_METRICS_AUTH).to.equal('true');
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator-metrics-auth')))).to.deep.equal(['authentication.k8s.io|tokenreviews|create|*', 'authorization.k8s.io|subjectaccessreviews|create|*']);
+    const crb = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator-metrics-auth') as unknown as { subjects: Array<{ name: string }> };
+    expect(crb.subjects.map((x) => x.name)).to.deep.equal(['lt-logtail-operator']);
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator-metrics-reader')))).to.deep.equal(['<none>|/metrics|get|*']);
+    const sm = find(objs, 'ServiceMonitor') as unknown as { spec: { endpoints: Array<Record<string, unknown>> } };
+    expect(sm.spec.endpoints[0]!.bearerTokenFile).to.equal('/var/run/secrets/kubernetes.io/serviceaccount/token');
+    const plain = await render({});
+    expect(plain.filter((o) => /metrics-(auth|reader)$/.test(o.metadata.name))).to.deep.equal([]);
+  });
+
+  it('metrics.tls: mounts the Secret, points the operator at it and probes over HTTPS', async () => {
+    const objs = await render({ values: { metrics: { tls: { existingSecret: 'logtail-http-tls' } } } });
+    const dep = find<Deployment>(objs, 'Deployment');
+    const c = operatorContainer(dep);
+    expect(envOf(c)).to.include({ LOGTAIL_HTTP_TLS_CERT_FILE: '/etc/logtail/http-tls/tls.crt', LOGTAIL_HTTP_TLS_KEY_FILE: '/etc/logtail/http-tls/tls.key' });
+    expect(c.volumeMounts).to.deep.include({ name: 'http-tls', mountPath: '/etc/logtail/http-tls', readOnly: true });
+    expect(dep.spec.template.spec.volumes).to.deep.include({ name: 'http-tls', secret: { secretName: 'logtail-http-tls' } } as never);
+    expect(c.livenessProbe?.httpGet).to.deep.equal({ path: '/healthz', port: 'http', scheme: 'HTTPS' });
+    expect(c.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http', scheme: 'HTTPS' });
   });
 
   it('uses the digest instead of the tag when one is given', async () => {
