@@ -221,8 +221,8 @@ describe('chart: operator RBAC with watchNamespaces (namespaced Roles only)', fu
     for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
   });
 
-  it('renders no ClusterRoleBinding for the operator', () => {
-    expect(rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding')).to.deep.equal([]);
+  it('renders no cluster-wide binding for the operator but the one reading its own admission policy by name', () => {
+    expect(rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).to.deep.equal([`${rendered.deployment.metadata.name}-admission-policy-reader`]);
   });
 
   it('can do everything the operator does in each watched namespace', async () => {

@@ -151,7 +151,7 @@ describe('chart: rendered objects (helm template)', function () {
   it('binds the operator to exactly the rules of docs/security.md, cluster-wide', () => {
     const cr = find(objs, 'ClusterRole', 'lt-logtail-operator');
     expect(flattenRules(rulesOf(cr))).to.deep.equal(OPERATOR_ROWS);
-    const crb = find(objs, 'ClusterRoleBinding') as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
+    const crb = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator') as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
     expect(crb.roleRef).to.include({ kind: 'ClusterRole', name: 'lt-logtail-operator' });
     expect(crb.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
   });
@@ -200,10 +200,14 @@ describe('chart: rendered objects (helm template)', function () {
 describe('chart: values', function () {
   this.timeout(60_000);
 
-  it('with watchNamespaces, binds a Role in each namespace and nothing cluster-wide', async () => {
+  it('with watchNamespaces, binds a Role in each namespace and nothing cluster-wide but reading its own admission policy by name', async () => {
     const objs = await render({ release: 'lt', namespace: 'ops', values: { watchNamespaces: ['team-a', 'team-b'] } });
-    expect(all(objs, 'ClusterRoleBinding')).to.have.length(0);
-    expect(all(objs, 'ClusterRole').map((o) => o.metadata.name).sort()).to.deep.equal(['lt-logtail-operator-edit', 'lt-logtail-operator-view']);
+    // cluster-scoped objects: the only cluster-wide binding reads the two named admission objects
+    expect(all(objs, 'ClusterRoleBinding').map((o) => o.metadata.name)).to.deep.equal(['lt-logtail-operator-admission-policy-reader']);
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator-admission-policy-reader'))).every((r) => r.endsWith('|get|lt-logtail-operator-pod-log-access'))).to.equal(true);
+    expect(all(objs, 'ClusterRole').map((o) => o.metadata.name).sort()).to.deep.equal(['lt-logtail-operator-admission-policy-reader', 'lt-logtail-operator-edit', 'lt-logtail-operator-view']);
+    const noGate = await render({ release: 'lt', namespace: 'ops', values: { watchNamespaces: ['team-a'], admissionPolicy: { enabled: false, required: false } } });
+    expect(all(noGate, 'ClusterRoleBinding')).to.have.length(0);
     for (const ns of ['team-a', 'team-b']) {
       const role = find(objs, 'Role', 'lt-logtail-operator', ns);
       expect(flattenRules(rulesOf(role))).to.deep.equal(OPERATOR_ROWS);
