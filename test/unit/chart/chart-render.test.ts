@@ -368,10 +368,15 @@ describe('chart: values', function () {
     expect(c.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http', scheme: 'HTTPS' });
   });
 
-  it('uses the digest instead of the tag when one is given', async () => {
-    const digest = 'sha256:' + 'a'.repeat(64);
+  it('pins the image by digest, keeping the tag for readability: repository:tag@sha256:…', async () => {
+    // an obviously fake digest: no image is published
+    const digest = 'sha256:' + '0'.repeat(64);
     const objs = await render({ values: { image: { repository: 'reg.example/logtail-operator', digest } } });
-    expect(operatorContainer(find<Deployment>(objs, 'Deployment')).image).to.equal(`reg.example/logtail-operator@${digest}`);
+    expect(operatorContainer(find<Deployment>(objs, 'Deployment')).image).to.equal(`reg.example/logtail-operator:0.1.0@${digest}`);
+    const tagged = await render({ values: { image: { repository: 'reg.example/logtail-operator', tag: '0.1.0-rc1', digest } } });
+    expect(operatorContainer(find<Deployment>(tagged, 'Deployment')).image).to.equal(`reg.example/logtail-operator:0.1.0-rc1@${digest}`);
+    expect(await renderFails({ image: { repository: 'r', digest: 'sha256:abc' } })).to.match(/digest/);
+    expect(await renderFails({ image: { repository: 'r', digest: '0'.repeat(64) } })).to.match(/digest/);
     const plain = await render({ values: { image: { repository: 'reg.example/logtail-operator' } } });
     expect(operatorContainer(find<Deployment>(plain, 'Deployment')).image).to.equal('reg.example/logtail-operator:0.1.0');
   });

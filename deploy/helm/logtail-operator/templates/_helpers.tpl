@@ -51,11 +51,16 @@ app.kubernetes.io/part-of: logtail
 {{- printf "%s-pod-log-access" (include "logtail.fullname" .) }}
 {{- end }}
 
+{{/*
+repository:tag, or repository:tag@sha256:... when image.digest is set: the
+runtime pulls by the digest (the tag is then only for people reading it).
+*/}}
 {{- define "logtail.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $ref .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $ref }}
 {{- end }}
 {{- end }}
 
