@@ -20,7 +20,8 @@ const USAGE = `usage:
 
 Reads the current kubeconfig (KUBECONFIG). Objects in s3:// stores are read
 with the AWS SDK's default credentials; set LOGTAIL_S3_ENDPOINT (and
-AWS_REGION) for S3-compatible servers.
+AWS_REGION) for S3-compatible servers, LOGTAIL_S3_CA_BUNDLE (a PEM file) for
+one with a private CA.
 `;
 
 class CliError extends Error {}
@@ -114,6 +115,7 @@ async function get(api: KubeApi, ns: string, a: Args): Promise<void> {
     endpoint: process.env.LOGTAIL_S3_ENDPOINT,
     region: process.env.AWS_REGION ?? 'us-east-1',
     forcePathStyle: !!process.env.LOGTAIL_S3_ENDPOINT,
+    ...(process.env.LOGTAIL_S3_CA_BUNDLE ? { caBundle: process.env.LOGTAIL_S3_CA_BUNDLE } : {}),
   });
   try {
     const r = await readVerified({ store, object: cap.object!, compression: compression as Compression, ...(a.output ? { outFile: a.output } : {}) });

@@ -7,6 +7,9 @@ export interface OperatorConfig {
   s3Endpoint?: string;
   s3Region?: string;
   s3ForcePathStyle: boolean;
+  s3Sse?: 'AES256' | 'aws:kms';
+  s3SseKmsKeyId?: string;
+  s3CaBundle?: string;
   watchNamespaces: string[];
   maxConcurrentStreams: number;
   leaderElect: boolean;
@@ -41,6 +44,9 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   s3Endpoint: { flag: '--s3-endpoint', env: 'LOGTAIL_S3_ENDPOINT', kind: 'string', help: 'S3 endpoint URL for S3-compatible servers (default: AWS)' },
   s3Region: { flag: '--s3-region', env: 'AWS_REGION', kind: 'string', help: 'S3 region (default us-east-1)' },
   s3ForcePathStyle: { flag: '--s3-force-path-style', env: 'LOGTAIL_S3_FORCE_PATH_STYLE', kind: 'bool', help: 'path-style S3 addressing (default: true when --s3-endpoint is set)' },
+  s3Sse: { flag: '--s3-sse', env: 'LOGTAIL_S3_SSE', kind: 'string', help: 'server-side encryption of every object: AES256 (SSE-S3) or aws:kms (SSE-KMS) (default: none requested; the bucket default applies)' },
+  s3SseKmsKeyId: { flag: '--s3-sse-kms-key-id', env: 'LOGTAIL_S3_SSE_KMS_KEY_ID', kind: 'string', help: 'KMS key id or ARN for --s3-sse aws:kms (default: the AWS managed key)' },
+  s3CaBundle: { flag: '--s3-ca-bundle', env: 'LOGTAIL_S3_CA_BUNDLE', kind: 'string', help: 'PEM file of CA certificates to trust for an https --s3-endpoint (default: Node\'s built-in roots)' },
   watchNamespaces: { flag: '--watch-namespaces', env: 'LOGTAIL_WATCH_NAMESPACES', kind: 'list', help: 'comma-separated namespaces to watch (default: all); one informer per namespace, so namespaced Roles suffice' },
   maxConcurrentStreams: { flag: '--max-concurrent-streams', env: 'LOGTAIL_MAX_CONCURRENT_STREAMS', kind: 'int', help: 'log streams open at once; further captures wait as phase Pending, reason WaitingForSlot (default 64)' },
   leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
@@ -125,12 +131,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
   };
   const s3Endpoint = get('s3Endpoint');
+  const sse = get('s3Sse');
+  if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3Sse.flag}: expected AES256 or aws:kms, got "${sse}"`);
+  if (get('s3SseKmsKeyId') !== undefined && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3SseKmsKeyId.flag} needs ${FLAGS.s3Sse.flag} aws:kms`);
   if (!!get('httpTlsCertFile') !== !!get('httpTlsKeyFile')) throw new ConfigError(`${FLAGS.httpTlsCertFile.flag} and ${FLAGS.httpTlsKeyFile.flag} go together`);
   return {
     store: get('store') ?? 'file://./logtail-data',
     s3Endpoint,
     s3Region: get('s3Region'),
     s3ForcePathStyle: get('s3ForcePathStyle') !== undefined ? parseBool(get('s3ForcePathStyle')!, FLAGS.s3ForcePathStyle.flag) : !!s3Endpoint,
+    s3Sse: sse as OperatorConfig['s3Sse'],
+    s3SseKmsKeyId: get('s3SseKmsKeyId'),
+    s3CaBundle: get('s3CaBundle'),
     watchNamespaces: (get('watchNamespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxConcurrentStreams: num('maxConcurrentStreams', 64),
     leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER,

@@ -6,6 +6,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
+import { CaptureError } from '../adapters/errors.ts';
+import { retry } from '../adapters/retry.ts';
 import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import { Controller } from '../runtime/controller.ts';
 import { AdmissionGate } from '../runtime/admission-gate.ts';
@@ -41,6 +43,9 @@ const store = storeFromUrl(storeUrl, {
   endpoint: config.s3Endpoint,
   region: config.s3Region ?? 'us-east-1',
   forcePathStyle: config.s3ForcePathStyle,
+  ...(config.s3Sse ? { sse: config.s3Sse } : {}),
+  ...(config.s3SseKmsKeyId ? { sseKmsKeyId: config.s3SseKmsKeyId } : {}),
+  ...(config.s3CaBundle ? { caBundle: config.s3CaBundle } : {}),
 });
 const metrics = createMetrics();
 const api = new KubeApi(kc);
@@ -176,7 +181,29 @@ logger.info('starting', {
   server: kc.getCurrentCluster()?.server,
 });
 
-if (config.leaderElect) {
+// "Never overwrite" rests on the store: an S3 server that ignores
+// If-None-Match: * would silently replace objects. Check before anything runs,
+// standbys included; refuse to run (exit 1) on such a store. Transient errors
+// (store not reachable yet) are retried for a while first.
+if (store.verifyConditionalWrites) {
+  try {
+    await retry(() => store.verifyConditionalWrites!(), { initialIntervalMs: 500, maxIntervalMs: 5_000, maxElapsedMs: 60_000 }, {
+      classify: (e) => (e instanceof CaptureError ? e.kind : 'transient'),
+      onRetry: (e, attempt) => logger.warn('store check failed; retrying', { attempt, error: (e as Error).message }),
+    });
+    logger.info('store refuses overwrites (If-None-Match: * honoured on PutObject and CompleteMultipartUpload)', { store: storeUrl });
+  } catch (err) {
+    const e = err instanceof Error && err.name === 'RetryExhaustedError' && err.cause instanceof Error ? err.cause : (err as Error);
+    logger.error('refusing to run: the object store cannot guarantee that a stored log is never overwritten', { store: storeUrl, error: e.message });
+    process.stderr.write(`logtail-operator: refusing to run: ${e.message}\n`);
+    process.exitCode = 1;
+    await shutdown('store-check-failed');
+  }
+}
+
+if (stopping) {
+  // refused above; shutdown() exits
+} else if (config.leaderElect) {
   const identity = `${hostname()}-${process.pid}`;
   elector = new LeaderElector({
     kc,

@@ -368,6 +368,20 @@ describe('chart: values', function () {
     expect(c.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http', scheme: 'HTTPS' });
   });
 
+  it('maps SSE-S3/SSE-KMS and a CA bundle ConfigMap onto the operator', async () => {
+    const objs = await render({ values: { store: { sse: 'aws:kms', sseKmsKeyId: 'alias/logs', caBundle: { existingConfigMap: 'corp-ca', key: 'bundle.pem' } } } });
+    const dep = find<Deployment>(objs, 'Deployment');
+    const c = operatorContainer(dep);
+    expect(envOf(c)).to.include({ LOGTAIL_S3_SSE: 'aws:kms', LOGTAIL_S3_SSE_KMS_KEY_ID: 'alias/logs', LOGTAIL_S3_CA_BUNDLE: '/etc/logtail/s3-ca/bundle.pem' });
+    expect(c.volumeMounts).to.deep.include({ name: 's3-ca', mountPath: '/etc/logtail/s3-ca', readOnly: true });
+    expect(dep.spec.template.spec.volumes).to.deep.include({ name: 's3-ca', configMap: { name: 'corp-ca' } } as never);
+    const s3 = envOf(operatorContainer(find<Deployment>(await render({ values: { store: { sse: 'AES256' } } }), 'Deployment')));
+    expect(s3.LOGTAIL_S3_SSE).to.equal('AES256');
+    expect(s3).to.not.have.property('LOGTAIL_S3_SSE_KMS_KEY_ID');
+    expect(await renderFails({ store: { sseKmsKeyId: 'k' } })).to.match(/store.sseKmsKeyId needs store.sse: aws:kms/);
+    expect(await renderFails({ store: { sse: 'rot13' } })).to.match(/sse/);
+  });
+
   it('pins the image by digest, keeping the tag for readability: repository:tag@sha256:…', async () => {
     // an obviously fake digest: no image is published
     const digest = 'sha256:' + '0'.repeat(64);

@@ -105,6 +105,9 @@ without a claim would lose every capture: refuse it at render time.
 {{- if eq $scheme "file" }}
 {{- $_ := include "logtail.storeDir" . }}
 {{- end }}
+{{- if and .Values.store.sseKmsKeyId (ne .Values.store.sse "aws:kms") }}
+{{- fail "store.sseKmsKeyId needs store.sse: aws:kms" }}
+{{- end }}
 {{- if and .Values.admissionPolicy.required (not .Values.admissionPolicy.enabled) }}
 {{- fail "admissionPolicy.required needs admissionPolicy.enabled: the operator would wait forever for a policy the chart does not install (set both to false only if you accept that anyone who may create a LogTail can capture any pod in their namespace)" }}
 {{- end }}
