@@ -133,13 +133,14 @@ export interface Operator {
 }
 
 /**
- * The operator as a child process: `entry` is src/cmd/main.ts (type-stripped,
- * as `npm start` runs it) unless `dist` names the compiled dist/src/cmd/main.js.
+ * The operator as a child process: src/cmd/main.ts (type-stripped, as
+ * `npm start` runs it) unless `entry` names another, e.g. the compiled
+ * dist/src/cmd/main.js the image runs.
  */
-export async function startOperator(state: ClusterState, dir: string, o: { name: string; store: string; args?: string[]; env?: Record<string, string>; dist?: boolean }): Promise<Operator> {
+export async function startOperator(state: ClusterState, dir: string, o: { name: string; store: string; args?: string[]; env?: Record<string, string>; entry?: string }): Promise<Operator> {
   const port = await freePort();
   const fd = openSync(join(dir, `${o.name}.log`), 'a');
-  const entry = o.dist ? join(REPO_ROOT, 'dist', 'src', 'cmd', 'main.js') : join(REPO_ROOT, 'src', 'cmd', 'main.ts');
+  const entry = o.entry ?? join(REPO_ROOT, 'src', 'cmd', 'main.ts');
   const args = [entry, '--store', o.store, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...(o.args ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...state.env, ...(o.env ?? {}) } });
   closeSync(fd);

@@ -1,12 +1,14 @@
 // npm run bench -- NAME [options]   (npm run bench -- NAME --help for the options)
 // Each benchmark starts its own local control plane, prints a table, writes
 // JSON under bench/results/ and ends with one line `BENCH NAME key=value …`.
+import { idleBench } from './idle.ts';
 import { latencyBench } from './latency.ts';
 import { streamBench } from './stream.ts';
 
 const BENCHES: Record<string, ((argv: string[]) => Promise<void>) | undefined> = {
   stream: streamBench,
   latency: latencyBench,
+  idle: idleBench,
   // issue 11: not implemented yet (see docs/benchmarks.md, "Not done")
   buffers: undefined,
   fairness: undefined,

@@ -111,7 +111,7 @@ async function get(api: KubeApi, ns: string, a: Args): Promise<void> {
     throw new CliError((err as Error).message);
   }
   const u = new URL(uri);
-  const store = storeFromUrl(storeRoot ?? (u.protocol === 's3:' ? `s3://${u.host}` : 'file:///'), {
+  const store = await storeFromUrl(storeRoot ?? (u.protocol === 's3:' ? `s3://${u.host}` : 'file:///'), {
     endpoint: process.env.LOGTAIL_S3_ENDPOINT,
     region: process.env.AWS_REGION ?? 'us-east-1',
     forcePathStyle: !!process.env.LOGTAIL_S3_ENDPOINT,

@@ -39,7 +39,7 @@ if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
 else kc.loadFromDefault();
 
 const storeUrl = normalizeStoreUrl(config.store);
-const store = storeFromUrl(storeUrl, {
+const store = await storeFromUrl(storeUrl, {
   endpoint: config.s3Endpoint,
   region: config.s3Region ?? 'us-east-1',
   forcePathStyle: config.s3ForcePathStyle,

@@ -2,13 +2,15 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { captureError } from '../errors.ts';
 import { FileStore } from './file-store.ts';
-import { parseS3Url, S3Store, type S3Options } from './s3-store.ts';
+import type { S3Options } from './s3-store.ts';
+import { parseS3Url } from './s3-url.ts';
 import type { ObjectStore } from './types.ts';
 
 export type { CommitMeta, CommitResult, CreateOptions, ObjectStore, ObjectWriter } from './types.ts';
 export { assertSafeKey } from './types.ts';
 export { FileStore, classifyFsError } from './file-store.ts';
-export { S3Store, classifyS3Error, parseS3Url, type S3Options } from './s3-store.ts';
+export type { S3Options } from './s3-store.ts';
+export { parseS3Url } from './s3-url.ts';
 
 /**
  * The canonical form of a store location, resolved against `cwd`:
@@ -43,8 +45,15 @@ export function normalizeStoreUrl(url: string, cwd: string = process.cwd()): str
   return pathToFileURL(abs).href;
 }
 
-export function storeFromUrl(url: string, opts: S3Options = {}): ObjectStore {
+/**
+ * The store a URL names. The S3 store (and with it the AWS SDK) is loaded only
+ * for an s3:// URL: a file-store operator never pays for it.
+ */
+export async function storeFromUrl(url: string, opts: S3Options = {}): Promise<ObjectStore> {
   const normalized = normalizeStoreUrl(url);
-  if (normalized.startsWith('s3://')) return new S3Store(normalized, opts);
+  if (normalized.startsWith('s3://')) {
+    const { S3Store } = await import('./s3-store.ts');
+    return new S3Store(normalized, opts);
+  }
   return new FileStore(normalized);
 }

@@ -20,6 +20,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
 import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
 import { retry, type RetryPolicy } from '../retry.ts';
+import { parseS3Url } from './s3-url.ts';
 import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
 
 export interface S3Options {
@@ -108,17 +109,7 @@ export function classifyS3Error(err: unknown, what: string): CaptureError {
   return captureError('StoreUnavailable', msg, { ...opts, kind: 'permanent' });
 }
 
-const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
-/** Splits `s3://bucket[/prefix]`, validating both parts. */
-export function parseS3Url(url: string): { bucket: string; prefix: string } {
-  const m = /^s3:\/\/([^/]+)\/*(.*?)\/*$/.exec(url);
-  const bucket = m?.[1] ?? '';
-  if (!BUCKET_RE.test(bucket)) throw captureError('BadRequest', `not an s3://bucket[/prefix] URL with a valid bucket name: ${url}`);
-  const prefix = m?.[2] ?? '';
-  if (prefix !== '') assertSafeKey(prefix);
-  return { bucket, prefix };
-}
+export { parseS3Url } from './s3-url.ts';
 
 export class S3Store implements ObjectStore {
   readonly url: string;

@@ -28,10 +28,10 @@ describe('adapters/store/index', () => {
   });
 
   it('builds the store the URL names', async () => {
-    const f = storeFromUrl('file:///tmp/logtail-x');
+    const f = await storeFromUrl('file:///tmp/logtail-x');
     expect(f).to.be.instanceOf(FileStore);
     expect(f.url).to.equal('file:///tmp/logtail-x');
-    const s = storeFromUrl('s3://bucket/pre/', { endpoint: 'http://127.0.0.1:1', forcePathStyle: true, region: 'us-east-1' });
+    const s = await storeFromUrl('s3://bucket/pre/', { endpoint: 'http://127.0.0.1:1', forcePathStyle: true, region: 'us-east-1' });
     expect(s).to.be.instanceOf(S3Store);
     expect(s.url).to.equal('s3://bucket/pre');
     await s.close?.();
