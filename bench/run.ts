@@ -1,6 +1,7 @@
 // npm run bench -- NAME [options]   (npm run bench -- NAME --help for the options)
 // Each benchmark starts its own local control plane, prints a table, writes
 // JSON under bench/results/ and ends with one line `BENCH NAME key=value …`.
+import { buffersBench } from './buffers.ts';
 import { idleBench } from './idle.ts';
 import { latencyBench } from './latency.ts';
 import { streamBench } from './stream.ts';
@@ -9,8 +10,8 @@ const BENCHES: Record<string, ((argv: string[]) => Promise<void>) | undefined> =
   stream: streamBench,
   latency: latencyBench,
   idle: idleBench,
+  buffers: buffersBench,
   // issue 11: not implemented yet (see docs/benchmarks.md, "Not done")
-  buffers: undefined,
   fairness: undefined,
   concurrency: undefined,
   sharding: undefined,

@@ -176,9 +176,41 @@ export async function openLogStream(kc: KubeConfig, req: LogStreamRequest): Prom
   });
 }
 
-/** Bytes received but not yet consumed before the socket is paused (the per-stream memory bound). */
+/** Bytes received but not yet consumed before the socket is paused (one stream's read-ahead at most). */
 export const QUEUE_HIGH_WATER = 1 << 20;
 const QUEUE_LOW_WATER = 256 << 10;
+/** What a stream may always read ahead, whatever the process-wide budget: every stream keeps moving. */
+export const QUEUE_FLOOR = 64 << 10;
+
+/**
+ * The process-wide read-ahead budget (--buffer-memory): bytes received by all
+ * log streams and not yet consumed. Over it, a stream pauses its socket as
+ * soon as it holds QUEUE_FLOOR (backpressure: the kubelet keeps the log), so
+ * the total stays within limit + streams × (QUEUE_FLOOR + one socket chunk).
+ * No stream waits on another: a paused stream has queued data, its consumer
+ * takes it, and it resumes below the floor.
+ */
+export class ReadAheadBudget {
+  limit: number;
+  used = 0;
+  peak = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  add(n: number): void {
+    this.used += n;
+    if (this.used > this.peak) this.peak = this.used;
+  }
+
+  over(): boolean {
+    return this.used > this.limit;
+  }
+}
+
+/** Shared by every stream of the process; main sets its limit from --buffer-memory. */
+export const readAheadBudget = new ReadAheadBudget(64 << 20);
 
 type Waiter = { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void };
 
@@ -208,8 +240,7 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
   private readonly onAbort = () => {
     if (!this.signal?.aborted || this.aborted || this.closed) return;
     this.aborted = true;
-    this.queue.length = 0;
-    this.queuedBytes = 0;
+    this.dropQueue();
     this.failure = { error: this.signal.reason };
     this.failureDelivered = false;
     this.ended = false;
@@ -255,8 +286,8 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
     if (this.closed) return Promise.resolve(DONE);
     const chunk = this.queue.shift();
     if (chunk !== undefined) {
-      this.queuedBytes -= chunk.length;
-      if (this.queuedBytes <= QUEUE_LOW_WATER && !this.isTerminal() && this.res.isPaused()) this.res.resume();
+      this.unqueue(chunk.length);
+      if (!this.isTerminal() && this.res.isPaused() && this.queuedBytes <= QUEUE_LOW_WATER && (this.queuedBytes < QUEUE_FLOOR || !readAheadBudget.over())) this.res.resume();
       return Promise.resolve({ value: chunk, done: false });
     }
     if (this.failure) {
@@ -283,7 +314,7 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
     if (this.closed) return;
     const wasTerminal = this.isTerminal();
     this.closed = true;
-    this.queue.length = 0;
+    this.dropQueue();
     this.cleanup();
     // A cleanly ended response has handed its socket back to the agent.
     if (!wasTerminal) this.req.destroy();
@@ -301,10 +332,22 @@ class HttpLogStream implements LogStream, AsyncIterator<Buffer> {
     }
     this.queue.push(chunk);
     this.queuedBytes += chunk.length;
+    readAheadBudget.add(chunk.length);
     // Let the network run ahead of the consumer by a bounded amount: pausing
     // at the first queued chunk would serialise receiving and storing.
-    if (this.queuedBytes >= QUEUE_HIGH_WATER) this.res.pause();
+    if (this.queuedBytes >= QUEUE_HIGH_WATER || (this.queuedBytes >= QUEUE_FLOOR && readAheadBudget.over())) this.res.pause();
   };
+
+  private unqueue(n: number): void {
+    this.queuedBytes -= n;
+    readAheadBudget.used -= n;
+  }
+
+  /** Drops what is queued, giving its bytes back to the budget. */
+  private dropQueue(): void {
+    this.queue.length = 0;
+    this.unqueue(this.queuedBytes);
+  }
 
   private readonly checkIdle = () => {
     this.timer = undefined;

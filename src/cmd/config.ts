@@ -1,6 +1,7 @@
 // Operator settings: every flag has an environment variable, flags win.
 import { existsSync, readFileSync } from 'node:fs';
 import { parseDuration } from '../core/duration.ts';
+import { parseByteSize } from '../core/quantity.ts';
 
 export interface OperatorConfig {
   store: string;
@@ -12,6 +13,8 @@ export interface OperatorConfig {
   s3CaBundle?: string;
   watchNamespaces: string[];
   maxConcurrentStreams: number;
+  bufferMemory: number;
+  spoolDir?: string;
   leaderElect: boolean;
   leaderElectionNamespace: string;
   leaderElectionId: string;
@@ -34,7 +37,7 @@ interface FlagDef {
   flag: string;
   env: string;
   help: string;
-  kind: 'string' | 'bool' | 'int' | 'duration' | 'list';
+  kind: 'string' | 'bool' | 'int' | 'duration' | 'list' | 'bytes';
 }
 
 const IN_CLUSTER = existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token') && !!process.env.KUBERNETES_SERVICE_HOST;
@@ -49,6 +52,8 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   s3CaBundle: { flag: '--s3-ca-bundle', env: 'LOGTAIL_S3_CA_BUNDLE', kind: 'string', help: 'PEM file of CA certificates to trust for an https --s3-endpoint (default: Node\'s built-in roots)' },
   watchNamespaces: { flag: '--watch-namespaces', env: 'LOGTAIL_WATCH_NAMESPACES', kind: 'list', help: 'comma-separated namespaces to watch (default: all); one informer per namespace, so namespaced Roles suffice' },
   maxConcurrentStreams: { flag: '--max-concurrent-streams', env: 'LOGTAIL_MAX_CONCURRENT_STREAMS', kind: 'int', help: 'log streams open at once; further captures wait as phase Pending, reason WaitingForSlot (default 64)' },
+  bufferMemory: { flag: '--buffer-memory', env: 'LOGTAIL_BUFFER_MEMORY', kind: 'bytes', help: 'process-wide budget for log bytes read ahead of the store, shared by all streams; over it each stream pauses at 64 KiB (backpressure; the kubelet keeps the log) (default 64Mi)' },
+  spoolDir: { flag: '--spool-dir', env: 'LOGTAIL_SPOOL_DIR', kind: 'string', help: 'directory where S3 multipart parts wait for upload (a cache; at most 3 parts of 8 MiB per open object) (default: $TMPDIR/logtail-spool)' },
   leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
   leaderElectionNamespace: { flag: '--leader-election-namespace', env: 'LOGTAIL_LEADER_ELECTION_NAMESPACE', kind: 'string', help: "namespace of the Lease (default: the pod's namespace in-cluster, else default)" },
   leaderElectionId: { flag: '--leader-election-id', env: 'LOGTAIL_LEADER_ELECTION_ID', kind: 'string', help: 'name of the Lease (default logtail-operator)' },
@@ -130,6 +135,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw new ConfigError(`${FLAGS[k].flag}: ${(err as Error).message}`);
     }
   };
+  const bytes = (k: keyof OperatorConfig, dflt: string): number => {
+    const v = get(k) ?? dflt;
+    try {
+      return parseByteSize(v);
+    } catch (err) {
+      throw new ConfigError(`${FLAGS[k].flag}: ${(err as Error).message}`);
+    }
+  };
   const s3Endpoint = get('s3Endpoint');
   const sse = get('s3Sse');
   if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3Sse.flag}: expected AES256 or aws:kms, got "${sse}"`);
@@ -145,6 +158,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     s3CaBundle: get('s3CaBundle'),
     watchNamespaces: (get('watchNamespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxConcurrentStreams: num('maxConcurrentStreams', 64),
+    bufferMemory: bytes('bufferMemory', '64Mi'),
+    spoolDir: get('spoolDir'),
     leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER,
     leaderElectionNamespace: get('leaderElectionNamespace') ?? podNamespace(),
     leaderElectionId: get('leaderElectionId') ?? 'logtail-operator',

@@ -6,6 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
+import { readAheadBudget } from '../adapters/log-stream.ts';
 import { CaptureError } from '../adapters/errors.ts';
 import { retry } from '../adapters/retry.ts';
 import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
@@ -46,7 +47,9 @@ const store = await storeFromUrl(storeUrl, {
   ...(config.s3Sse ? { sse: config.s3Sse } : {}),
   ...(config.s3SseKmsKeyId ? { sseKmsKeyId: config.s3SseKmsKeyId } : {}),
   ...(config.s3CaBundle ? { caBundle: config.s3CaBundle } : {}),
+  ...(config.spoolDir ? { spoolDir: config.spoolDir } : {}),
 });
+readAheadBudget.limit = config.bufferMemory;
 const metrics = createMetrics();
 const api = new KubeApi(kc);
 const controller = new Controller({
@@ -174,6 +177,8 @@ logger.info('starting', {
   store: storeUrl,
   watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
   maxConcurrentStreams: config.maxConcurrentStreams,
+  bufferMemory: config.bufferMemory,
+  ...(storeUrl.startsWith('s3://') ? { spoolDir: config.spoolDir ?? 'default (TMPDIR/logtail-spool)' } : {}),
   leaderElect: config.leaderElect,
   requireAdmissionPolicy: config.requireAdmissionPolicy,
   metricsAuth: config.metricsAuth,

@@ -1,6 +1,8 @@
-// Objects in an S3 bucket (AWS or a compatible gateway). A writer streams
-// into a multipart upload through a PassThrough, so memory per writer is
-// bounded by the part size times the upload queue, whatever the log's size.
+// Objects in an S3 bucket (AWS or a compatible gateway). A writer spools what
+// it is given to files on local disk and uploads each full part from its file
+// (multipart), or the whole object with one PutObject when it stays under one
+// part: no part is held in memory, so memory per writer does not depend on
+// the part size, the upload queue or how slow the store is.
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -11,13 +13,16 @@ import {
   PutObjectTaggingCommand,
   S3Client,
   UploadPartCommand,
+  type CompletedPart,
   type S3ClientConfig,
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Agent as HttpsAgent } from 'node:https';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
 import { retry, type RetryPolicy } from '../retry.ts';
 import { parseS3Url } from './s3-url.ts';
@@ -33,8 +38,10 @@ export interface S3Options {
   credentials?: S3ClientConfig['credentials'];
   /** Multipart part size; default 8 MiB (S3's minimum is 5 MiB). */
   partSizeBytes?: number;
-  /** Parts uploaded concurrently per writer; default 2. */
+  /** Parts uploaded concurrently per writer; default 2. A writer's spool holds at most queueSize + 1 parts. */
   queueSize?: number;
+  /** Directory for the parts waiting to be uploaded (a cache; an emptyDir in the chart). Default: the OS temporary directory's logtail-spool. */
+  spoolDir?: string;
   /** Server-side encryption of every object: SSE-S3 (`AES256`) or SSE-KMS (`aws:kms`, optionally with a key id). */
   sse?: 'AES256' | 'aws:kms';
   /** KMS key id or ARN for `sse: 'aws:kms'`; default: the bucket's or account's default KMS key. */
@@ -118,6 +125,7 @@ export class S3Store implements ObjectStore {
   readonly client: S3Client;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly spoolDir: string;
   private readonly sse: ReturnType<typeof sseParams>;
 
   constructor(url: string, opts: S3Options = {}) {
@@ -127,6 +135,7 @@ export class S3Store implements ObjectStore {
     this.url = `s3://${bucket}${prefix ? `/${prefix}` : ''}`;
     this.partSize = opts.partSizeBytes ?? DEFAULT_PART_SIZE;
     this.queueSize = opts.queueSize ?? 2;
+    this.spoolDir = opts.spoolDir ?? join(tmpdir(), 'logtail-spool');
     this.sse = sseParams(opts);
     let ca: Buffer | undefined;
     if (opts.caBundle) {
@@ -170,7 +179,7 @@ export class S3Store implements ObjectStore {
 
   async create(key: string, opts: CreateOptions): Promise<ObjectWriter> {
     const objectKey = this.objectKey(key);
-    return new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), opts, this.partSize, this.queueSize, this.sse);
+    return new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), opts, this.partSize, this.queueSize, this.sse, this.spoolDir);
   }
 
   async read(uri: string): Promise<Readable> {
@@ -259,80 +268,174 @@ export class S3Store implements ObjectStore {
 
 type State = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
 
+/** One multipart part waiting in (or being written to) the spool. */
+interface SpoolPart {
+  path: string;
+  number: number;
+  bytes: number;
+}
+
+/**
+ * Writes go to files in a spool directory (one file per part); a full part is
+ * uploaded from its file and the file removed. No part is ever held in
+ * memory: what a writer holds is a file handle and a few small objects, and
+ * its spool use is at most (queueSize + 1) parts. Small objects go up with one
+ * PutObject from the file at commit. The spool is a cache: after a crash only
+ * what the store holds counts.
+ */
 class S3Writer implements ObjectWriter {
   readonly uri: string;
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly key: string;
-  private readonly body: PassThrough;
-  private readonly upload: Upload;
-  private readonly done: Promise<unknown>;
+  private readonly opts: CreateOptions;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly sse: ReturnType<typeof sseParams>;
+  private readonly spoolRoot: string;
+  private dir: string | undefined;
+  private file: FileHandle | undefined;
+  private part: SpoolPart | undefined;
+  /** Number of the part being spooled (1-based; S3 part numbers and spool file names). */
+  private partNumber = 0;
+  private uploadId: string | undefined;
+  private readonly parts: CompletedPart[] = [];
+  private inflight: Array<Promise<void>> = [];
   private state: State = 'open';
   private bytes = 0;
   private failure: CaptureError | undefined;
 
-  constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number, sse: ReturnType<typeof sseParams> = {}) {
+  constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number, sse: ReturnType<typeof sseParams>, spoolRoot: string) {
     this.client = client;
     this.bucket = bucket;
     this.key = key;
     this.uri = uri;
-    this.body = new PassThrough({ highWaterMark: 1024 * 1024 });
-    this.upload = new Upload({
-      client,
-      partSize,
-      queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: bucket,
-        Key: key,
-        Body: this.body,
-        ContentType: opts.contentType,
-        ...(opts.contentEncoding ? { ContentEncoding: opts.contentEncoding } : {}),
-        ...sse,
-        // Checked by the store on PutObject (small objects) and on
-        // CompleteMultipartUpload (large ones): never replace an object.
-        IfNoneMatch: '*',
-      },
-    });
-    this.done = this.upload.done();
-    // The upload may fail while nobody is writing; remember it and wake a
-    // writer waiting for 'drain' (destroying the body emits 'close').
-    this.done.catch((err: unknown) => {
-      this.failure ??= classifyS3Error(err, `upload ${uri}`);
-      this.body.destroy();
-    });
+    this.opts = opts;
+    this.partSize = partSize;
+    this.queueSize = queueSize;
+    this.sse = sse;
+    this.spoolRoot = spoolRoot;
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.state !== 'open') throw captureError('BadRequest', `write on a ${this.state} writer for ${this.uri}`);
     this.bytes += chunk.length;
-    if (this.body.write(chunk)) return;
-    await new Promise<void>((resolve) => {
-      const wake = () => {
-        this.body.off('drain', wake);
-        this.body.off('close', wake);
-        resolve();
-      };
-      this.body.on('drain', wake);
-      this.body.on('close', wake);
+    let off = 0;
+    while (off < chunk.length) {
+      const part = this.part ?? (await this.openPart());
+      const n = Math.min(chunk.length - off, this.partSize - part.bytes);
+      await this.spoolWrite(chunk, off, n);
+      part.bytes += n;
+      off += n;
+      if (part.bytes >= this.partSize) await this.sealPart();
+      if (this.failure) throw this.failure;
+    }
+  }
+
+  private async spoolWrite(chunk: Buffer, off: number, n: number): Promise<void> {
+    for (let done = 0; done < n; ) {
+      try {
+        const { bytesWritten } = await this.file!.write(chunk, off + done, n - done);
+        done += bytesWritten;
+      } catch (err) {
+        // ENOSPC (the spool's sizeLimit) or EIO: the capture retries or fails as for a store outage
+        throw captureError('StoreUnavailable', `spool ${this.part!.path} for ${this.uri}: ${describeError(err)}`, { cause: err });
+      }
+    }
+  }
+
+  private async openPart(): Promise<SpoolPart> {
+    try {
+      if (!this.dir) {
+        await mkdir(this.spoolRoot, { recursive: true, mode: 0o700 });
+        this.dir = await mkdtemp(join(this.spoolRoot, 'w-'));
+      }
+      const number = this.partNumber + 1;
+      const path = join(this.dir, String(number));
+      this.file = await open(path, 'w', 0o600);
+      this.partNumber = number;
+      this.part = { path, number, bytes: 0 };
+      return this.part;
+    } catch (err) {
+      throw captureError('StoreUnavailable', `spool directory ${this.spoolRoot}: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  /** Hands the filled part to an upload; waits while queueSize uploads are running (spool bound, backpressure). */
+  private async sealPart(): Promise<void> {
+    const part = this.part!;
+    await this.file!.close();
+    this.file = undefined;
+    this.part = undefined;
+    if (!this.uploadId) {
+      const out = await retry(
+        () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse })),
+        METADATA_RETRY,
+        { classify: (e) => classifyS3Error(e, '').kind },
+      ).catch((err: unknown) => {
+        throw classifyS3Error(err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err, `start multipart upload of ${this.uri}`);
+      });
+      this.uploadId = out.UploadId;
+    }
+    const number = part.number;
+    const p = this.uploadPart(part, number).catch((err: unknown) => {
+      this.failure ??= classifyS3Error(err, `upload part ${number} of ${this.uri}`);
     });
+    this.inflight.push(p);
+    void p.finally(() => (this.inflight = this.inflight.filter((x) => x !== p)));
+    while (this.inflight.length >= this.queueSize) await Promise.race(this.inflight);
+  }
+
+  private async uploadPart(part: SpoolPart, PartNumber: number): Promise<void> {
+    const out = await retry(
+      () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber, ContentLength: part.bytes, Body: createReadStream(part.path) })),
+      METADATA_RETRY,
+      { classify: (e) => classifyS3Error(e, '').kind },
+    ).catch((err: unknown) => {
+      throw err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err;
+    });
+    this.parts.push({ PartNumber, ETag: out.ETag });
+    await rm(part.path, { force: true });
+  }
+
+  /** The last part (or the whole object, when it never reached one part) goes up; then Complete with If-None-Match. */
+  private async finishUpload(): Promise<void> {
+    const last = this.part;
+    if (this.file) await this.file.close();
+    this.file = undefined;
+    this.part = undefined;
+    const guard = { IfNoneMatch: '*' };
+    if (!this.uploadId) {
+      const Body = last ? createReadStream(last.path) : Buffer.alloc(0);
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body, ContentLength: last?.bytes ?? 0, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse, ...guard }));
+      return;
+    }
+    if (last && last.bytes > 0) await this.uploadPart(last, last.number);
+    while (this.inflight.length > 0) await Promise.all(this.inflight);
     if (this.failure) throw this.failure;
-    if (this.currentState() === 'aborted') throw captureError('BadRequest', `write on an aborted writer for ${this.uri}`);
+    const Parts = [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
+    await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts }, ...guard }));
+  }
+
+  private async removeSpool(): Promise<void> {
+    await this.file?.close().catch(() => undefined);
+    this.file = undefined;
+    if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
   async commit(meta: CommitMeta): Promise<CommitResult> {
     if (this.failure) throw this.failure;
     if (this.state !== 'open') throw captureError('BadRequest', `commit on a ${this.state} writer for ${this.uri}`);
     this.state = 'committing';
-    this.body.end();
     try {
-      await this.done;
+      await this.finishUpload();
     } catch (err) {
       this.state = 'failed';
-      // lib-storage aborts the multipart upload itself; make sure.
-      await this.abortMultipart();
+      await this.abortMultipart().catch(() => undefined);
       throw this.failure ?? classifyS3Error(err, `upload ${this.uri}`);
+    } finally {
+      await this.removeSpool();
     }
     // The object is visible from here on; the rest verifies and annotates it.
     this.state = 'committed';
@@ -378,17 +481,10 @@ class S3Writer implements ObjectWriter {
   }
 
   async abort(): Promise<void> {
-    if (this.state === 'committed' || this.state === 'aborted') return;
-    if (this.state === 'committing') {
-      // Let the commit finish or fail on its own; if it committed, nothing to undo.
-      await this.done.catch(() => undefined);
-      if (this.currentState() !== 'failed') return;
-    }
+    if (this.state === 'committed' || this.state === 'aborted' || this.state === 'committing') return;
     this.state = 'aborted';
-    // A destroyed body makes every part uploader stop, and lib-storage then
-    // aborts the multipart upload before done() settles.
-    this.body.destroy(Object.assign(new Error(`upload of ${this.uri} aborted`), { name: 'AbortError' }));
-    await this.done.catch(() => undefined);
+    await Promise.all(this.inflight).catch(() => undefined);
+    await this.removeSpool();
     await this.abortMultipart();
   }
 
@@ -398,7 +494,7 @@ class S3Writer implements ObjectWriter {
   }
 
   private async abortMultipart(): Promise<void> {
-    const UploadId = this.upload.uploadId;
+    const UploadId = this.uploadId;
     if (!UploadId) return;
     await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId })).catch((err: unknown) => {
       const name = (err as SdkErrorShape).name;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CaptureError } from '../../../src/adapters/errors.ts';
-import { logPath, openLogStream, type LogStreamRequest } from '../../../src/adapters/log-stream.ts';
+import { QUEUE_FLOOR, QUEUE_HIGH_WATER, logPath, openLogStream, readAheadBudget, type LogStreamRequest } from '../../../src/adapters/log-stream.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -185,6 +185,71 @@ describe('adapters/log-stream', function () {
     expect(got.digest('hex')).to.equal(hash.digest('hex'));
     // Chunks are passed through, not coalesced into big buffers.
     expect(biggest).to.be.at.most(256 * 1024);
+  });
+
+  it('shares one read-ahead budget: over it a stream holds about the floor, not its own high water, and every byte is given back', async () => {
+    const total = 8 * 1024 * 1024;
+    const sums = new Map<string, string>();
+    for (const pod of ['ra-1', 'ra-2', 'ra-3']) {
+      handlers.set(pod, (_q, res) => {
+        res.writeHead(200);
+        const h = createHash('sha256');
+        let sent = 0;
+        let seed = pod.length + Number(pod.slice(3));
+        const pump = () => {
+          while (sent < total) {
+            const b = block(seed++, Math.min(total - sent, 32 * 1024));
+            h.update(b);
+            sent += b.length;
+            if (!res.write(b)) return void res.once('drain', pump);
+          }
+          sums.set(pod, h.digest('hex'));
+          res.end();
+        };
+        pump();
+      });
+    }
+    const saved = readAheadBudget.limit;
+    readAheadBudget.limit = 256 * 1024;
+    readAheadBudget.peak = readAheadBudget.used;
+    const base = readAheadBudget.used;
+    try {
+      const streams = await Promise.all(['ra-1', 'ra-2', 'ra-3'].map((p) => openLogStream(kc, req(p))));
+      // A slow consumer on each: the sockets would fill 1 MiB each without the budget.
+      let peakQueued = 0;
+      const got = await Promise.all(
+        streams.map(async (st) => {
+          const h = createHash('sha256');
+          let n = 0;
+          for await (const c of st) {
+            h.update(c);
+            peakQueued = Math.max(peakQueued, (st as unknown as { queuedBytes: number }).queuedBytes);
+            if (++n % 16 === 0) await delay(2);
+          }
+          return h.digest('hex');
+        }),
+      );
+      expect(got).to.deep.equal(['ra-1', 'ra-2', 'ra-3'].map((p) => sums.get(p)));
+      // limit + streams × (floor + a few socket chunks), far under 3 × QUEUE_HIGH_WATER
+      expect(readAheadBudget.peak - base).to.be.below(256 * 1024 + 3 * (QUEUE_FLOOR + 256 * 1024));
+      expect(readAheadBudget.peak - base).to.be.below(3 * QUEUE_HIGH_WATER);
+      expect(readAheadBudget.used).to.equal(base);
+    } finally {
+      readAheadBudget.limit = saved;
+    }
+  });
+
+  it('gives a closed stream\'s queued bytes back to the budget', async () => {
+    handlers.set('ra-close', (_q, res) => {
+      res.writeHead(200);
+      res.write(Buffer.alloc(512 * 1024, 97));
+    });
+    const base = readAheadBudget.used;
+    const st = await openLogStream(kc, req('ra-close'));
+    for (let i = 0; i < 50 && readAheadBudget.used === base; i++) await delay(10);
+    expect(readAheadBudget.used).to.be.greaterThan(base);
+    st.close();
+    expect(readAheadBudget.used).to.equal(base);
   });
 
   describe('status classification', () => {
