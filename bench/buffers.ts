@@ -90,6 +90,7 @@ export async function buffersBench(argv: string[]): Promise<void> {
     's3-kib-s': { default: 8192, help: 'throughput of the proxy in front of the S3 server, KiB/s per direction, all connections together' },
     'buffer-memory': { default: '64Mi', help: 'the operator\'s --buffer-memory' },
     'max-streams': { default: 64, help: 'the operator\'s --max-concurrent-streams' },
+    entry: { default: '', help: 'another operator entry point to measure, e.g. an older checkout\'s src/cmd/main.ts (then --spool-dir and --buffer-memory are not passed)' },
   });
   const ns = 'buffers';
   const lines = Math.floor((o.mib * 1048576) / 200);
@@ -100,17 +101,27 @@ export async function buffersBench(argv: string[]): Promise<void> {
     const op = await startOperator(state, dir, {
       name: 'op-buffers',
       store: `s3://${state.s3.bucket}/buffers`,
-      args: ['--watch-namespaces', ns, '--s3-endpoint', `http://127.0.0.1:${proxy.port}`, '--spool-dir', spool, '--buffer-memory', o['buffer-memory'], '--max-concurrent-streams', String(o['max-streams'])],
+      args: ['--watch-namespaces', ns, '--s3-endpoint', `http://127.0.0.1:${proxy.port}`, '--max-concurrent-streams', String(o['max-streams']), ...(o.entry ? [] : ['--spool-dir', spool, '--buffer-memory', o['buffer-memory']])],
+      ...(o.entry ? { entry: o.entry } : {}),
     });
     const idleRss = rssKiB(op.pid) / 1024;
     const l0 = load1();
     let rssPeak = 0;
     let spoolPeak = 0;
     let sampling = true;
+    // the operator's own view, once a second: V8 heap and memory outside it (Buffers)
+    const mem = { heapTotal: 0, heapUsed: 0, external: 0 };
     const sampler = (async () => {
-      while (sampling) {
+      for (let i = 0; sampling; i++) {
         rssPeak = Math.max(rssPeak, rssKiB(op.pid) / 1024);
         spoolPeak = Math.max(spoolPeak, dirBytes(spool) / 1048576);
+        if (i % 10 === 0) {
+          const text = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text().catch(() => '');
+          const get = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)`, 'm'))?.[1] ?? 0) / 1048576;
+          mem.heapTotal = Math.max(mem.heapTotal, get('nodejs_heap_size_total_bytes'));
+          mem.heapUsed = Math.max(mem.heapUsed, get('nodejs_heap_size_used_bytes'));
+          mem.external = Math.max(mem.external, get('nodejs_external_memory_bytes'));
+        }
         await sleep(100);
       }
     })();
@@ -163,7 +174,7 @@ export async function buffersBench(argv: string[]): Promise<void> {
     s3.destroy();
     if (failures.length) console.log(`failures: ${failures.join('; ')}`);
     table(['streams', 'MiB each', 'S3 KiB/s', 'buffer-memory', 'idle RSS MiB', 'peak RSS MiB', 'peak spool MiB', 'seconds', 'exact', 'load1 at start'], [[o.streams, o.mib, o['s3-kib-s'], o['buffer-memory'], idleRss, rssPeak, spoolPeak, secs, String(exact), l0]]);
-    console.log(`per stream above idle: ${((rssPeak - idleRss) / o.streams).toFixed(2)} MiB`);
-    finish('buffers', { options: o, idleRss, rssPeak, spoolPeak, secs, failures }, { streams: o.streams, rss_peak_mib: rssPeak, spool_peak_mib: spoolPeak, exact });
+    console.log(`per stream above idle: ${((rssPeak - idleRss) / o.streams).toFixed(2)} MiB; peaks from the operator's /metrics: heap total ${mem.heapTotal.toFixed(0)} MiB, heap used ${mem.heapUsed.toFixed(0)} MiB, external ${mem.external.toFixed(0)} MiB`);
+    finish('buffers', { options: o, idleRss, rssPeak, spoolPeak, secs, failures, operatorMemoryPeaksMiB: mem }, { streams: o.streams, rss_peak_mib: rssPeak, spool_peak_mib: spoolPeak, exact });
   });
 }

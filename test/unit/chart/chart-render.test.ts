@@ -95,6 +95,16 @@ describe('chart: rendered objects (helm template)', function () {
     expect(pod.volumes?.find((v) => v.name === tmp!.name)?.emptyDir).to.have.property('sizeLimit');
   });
 
+  it('gives an S3 store its spool on an emptyDir with a sizeLimit, and the shared read-ahead budget', () => {
+    const pod = dep.spec.template.spec;
+    const c = operatorContainer(dep);
+    const env = envOf(c);
+    expect(env).to.include({ LOGTAIL_SPOOL_DIR: '/var/spool/logtail', LOGTAIL_BUFFER_MEMORY: '64Mi' });
+    const m = c.volumeMounts?.find((v) => v.mountPath === '/var/spool/logtail');
+    expect(m, 'no spool mount').to.not.equal(undefined);
+    expect(pod.volumes?.find((v) => v.name === m!.name)?.emptyDir).to.deep.equal({ sizeLimit: '1600Mi' });
+  });
+
   it('probes /healthz and /readyz on the port the operator listens on', () => {
     const c = operatorContainer(dep);
     const env = envOf(c);
@@ -237,6 +247,9 @@ describe('chart: values', function () {
     const env = envOf(c);
     expect(env.LOGTAIL_STORE).to.equal('file:///var/lib/logtail');
     expect(env).to.not.have.property('AWS_REGION');
+    // no S3 parts, no spool
+    expect(env).to.not.have.property('LOGTAIL_SPOOL_DIR');
+    expect(c.volumeMounts?.some((v) => v.mountPath === '/var/spool/logtail')).to.equal(false);
     expect(c.env!.some((e) => e.name.startsWith('AWS_'))).to.equal(false);
   });
 
