@@ -2,6 +2,7 @@
 // Each benchmark starts its own local control plane, prints a table, writes
 // JSON under bench/results/ and ends with one line `BENCH NAME key=value …`.
 import { buffersBench } from './buffers.ts';
+import { concurrencyBench } from './concurrency.ts';
 import { idleBench } from './idle.ts';
 import { latencyBench } from './latency.ts';
 import { streamBench } from './stream.ts';
@@ -11,9 +12,9 @@ const BENCHES: Record<string, ((argv: string[]) => Promise<void>) | undefined> =
   latency: latencyBench,
   idle: idleBench,
   buffers: buffersBench,
+  concurrency: concurrencyBench,
   // issue 11: not implemented yet (see docs/benchmarks.md, "Not done")
   fairness: undefined,
-  concurrency: undefined,
   sharding: undefined,
 };
 

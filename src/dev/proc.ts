@@ -25,6 +25,9 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
       if (timer) clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
+    // A child that exits without reading its stdin (most do) makes this write
+    // fail with EPIPE; the exit code says what happened, not the pipe.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input ?? '');
   });
 }

@@ -1,0 +1,152 @@
+// npm run bench -- concurrency [--captures 1000 --nodes 10 --mib 1 --seconds 60]
+// Many captures at once (issue 11 item 5): N LogTails on N pods spread over
+// simulated nodes, each container writing `--mib` over `--seconds`, S3 store.
+// Measured: every object byte-exact against the simulator's record; operator
+// peak RSS (/proc, every 200 ms); from the pod update showing the container
+// terminated (the bench's own watch) to the LogTail's Complete (same watch);
+// apiserver requests during the run by verb and resource, from the
+// apiserver's own apiserver_request_total (all clients: the bench's own
+// requests are listed apart).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { apiRequest, finish, kubectl, load1, logTail, parseOptions, quantile, rssKiB, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState } from './lib.ts';
+
+type Counts = Map<string, number>;
+
+/** apiserver_request_total summed by "VERB resource" (subresource appended). */
+async function requestCounts(state: ClusterState): Promise<Counts> {
+  const text = await apiRequest<string>(state, 'GET', '/metrics');
+  const out: Counts = new Map();
+  for (const line of String(text).split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? '/' + labels.subresource : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+/** Creates the objects 100 per kubectl call; `make(i)` builds item i when its batch is sent. */
+async function createAll(state: ClusterState, n: number, make: (i: number) => unknown): Promise<void> {
+  for (let i = 0; i < n; i += 100) {
+    const items = Array.from({ length: Math.min(100, n - i) }, (_, k) => make(i + k));
+    const r = await kubectl(state, ['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }), timeoutMs: 300_000 });
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path) as AsyncIterable<Buffer>) h.update(c);
+  return h.digest('hex');
+}
+
+export async function concurrencyBench(argv: string[]): Promise<void> {
+  const o = parseOptions('concurrency', argv, {
+    captures: { default: 1000, help: 'LogTails, each on its own pod' },
+    nodes: { default: 10, help: 'simulated nodes the pods spread over (round robin)' },
+    mib: { default: 1, help: 'MiB each container writes' },
+    seconds: { default: 60, help: 'over how long each container writes it' },
+    'max-streams': { default: 1000, help: 'the operator\'s --max-concurrent-streams' },
+  });
+  const ns = 'concurrency';
+  const lines = Math.max(1, Math.floor((o.mib * 1048576) / 200));
+  const nodes = Array.from({ length: o.nodes }, (_, i) => `sim-${i + 1}`);
+  await withCluster(async (state, dir) => {
+    await kubectl(state, ['create', 'namespace', ns]);
+    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams'])] });
+    const idleRss = rssKiB(op.pid) / 1024;
+    // before the bench opens its own two watches: the operator's informers are already open
+    const before = await requestCounts(state);
+    const terminatedSeen = new Map<string, number>();
+    const completeSeen = new Map<string, number>();
+    const ended = new Map<string, string>();
+    const wPods = watch(state, `/api/v1/namespaces/${ns}/pods`, (ev, at) => {
+      const cs = (ev.object.status as { containerStatuses?: Array<{ state?: { terminated?: unknown } }> } | undefined)?.containerStatuses;
+      if (cs?.[0]?.state?.terminated && !terminatedSeen.has(ev.object.metadata.name)) terminatedSeen.set(ev.object.metadata.name, at);
+    });
+    const wLts = watch(state, `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`, (ev, at) => {
+      const phase = (ev.object.status as { phase?: string } | undefined)?.phase;
+      const name = ev.object.metadata.name;
+      if (phase === 'Complete' && !completeSeen.has(name)) completeSeen.set(name, at);
+      if (phase && ['Complete', 'Failed', 'Incomplete'].includes(phase) && !ended.has(name)) ended.set(name, phase);
+    });
+    let rssPeak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        rssPeak = Math.max(rssPeak, rssKiB(op.pid) / 1024);
+        await sleep(200);
+      }
+    })();
+    const names = Array.from({ length: o.captures }, (_, i) => `c-${i + 1}`);
+    const l0 = load1();
+    const t0 = performance.now();
+    try {
+      const tl = performance.now();
+      // creating N objects takes minutes here: a LogTail must not give up on its pod meanwhile
+      await createAll(state, names.length, (i) => logTail(ns, names[i]!, { podName: names[i]!, podNotFoundTimeout: '30m' }));
+      // Creating the pods takes as long again; every container starts at the
+      // same instant (startDelaySeconds counts down from when its pod is
+      // created), so all N write at once, as the goal says.
+      const startAt = Date.now() + 1.5 * (performance.now() - tl) + 10_000;
+      await createAll(state, names.length, (i) => simPod(ns, names[i]!, { containers: { main: { lines, lineBytes: 200, linesPerSecond: lines / o.seconds, exitCode: 0, startDelaySeconds: Math.max(0, (startAt - Date.now()) / 1000) } } }));
+      // the end of each capture from a list every 2 s (the watch gives the times; a list cannot be missed)
+      const deadline = Date.now() + (o.seconds + 20 * 60) * 1000;
+      for (;;) {
+        const list = await apiRequest<{ items: Array<{ metadata: { name: string }; status?: { phase?: string } }> }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`);
+        for (const lt of list.items) {
+          const phase = lt.status?.phase;
+          if (phase && ['Complete', 'Failed', 'Incomplete'].includes(phase) && !ended.has(lt.metadata.name)) ended.set(lt.metadata.name, phase);
+        }
+        if (ended.size >= names.length) break;
+        if (Date.now() > deadline) throw new Error(`${names.length - ended.size} captures not finished`);
+        await sleep(2000);
+      }
+    } finally {
+      sampling = false;
+      await sampler;
+      wPods.close();
+      wLts.close();
+    }
+    const secs = (performance.now() - t0) / 1000;
+    const after = await requestCounts(state);
+    await op.stop();
+    const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
+    // byte-exact: each object against the simulator's record of what the container wrote
+    const s3 = new S3Client({ endpoint: state.s3.endpoint, region: state.s3.region, forcePathStyle: true, credentials: { accessKeyId: state.s3.accessKey, secretAccessKey: state.s3.secretKey } });
+    let exactCount = 0;
+    for (const name of names) {
+      const lt = await apiRequest<{ status?: { containers?: Array<{ object?: { uri?: string } }> } }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails/${name}`);
+      const uri = lt.status?.containers?.[0]?.object?.uri;
+      if (!uri) continue;
+      const u = new URL(uri);
+      const got = await s3.send(new GetObjectCommand({ Bucket: u.host, Key: decodeURIComponent(u.pathname.slice(1)) }));
+      const h = createHash('sha256');
+      for await (const c of got.Body as AsyncIterable<Buffer>) h.update(c);
+      if (h.digest('hex') === (await sha256File(join(state.simDir, ns, name, 'main.log')).catch(() => 'missing'))) exactCount++;
+    }
+    s3.destroy();
+    const lat = names.filter((n) => completeSeen.has(n) && terminatedSeen.has(n)).map((n) => (completeSeen.get(n)! - terminatedSeen.get(n)!) / 1000);
+    const p99 = quantile(lat, 0.99);
+    // watches opened during the run by anyone but the bench (its own two): the operator's should stay 0, not grow with captures
+    const watches = delta.filter(([k]) => k.startsWith('WATCH ')).reduce((a, [, d]) => a + d, 0) - 2;
+    console.log('');
+    table(['verb resource (all clients)', 'requests during the run'], delta.map(([k, d]) => [k, d]));
+    console.log('the bench itself made: 2 WATCH (pods, logtails), the POSTs of pods and logtails (kubectl create, 100 per call); the simulator: pods/binding, pods/status, events');
+    console.log(`watches opened during the run other than the bench's two: ${watches} (the operator's informers were open before)`);
+    table(['captures', 'nodes', 'MiB each', 'exact', 'idle RSS MiB', 'peak RSS MiB', 'p50 s', 'p99 s', 'spread s', 'seconds', 'load1 at start'], [[o.captures, o.nodes, o.mib, `${exactCount}/${o.captures}`, idleRss, rssPeak, quantile(lat, 0.5), p99, spread(lat), secs, l0]]);
+    const notComplete = [...ended].filter(([, p]) => p !== 'Complete');
+    if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).map(([n, p]) => `${n}=${p}`).join(' ')}${notComplete.length > 20 ? ' …' : ''}`);
+    console.log(`goals: exact ${exactCount === o.captures ? 'met' : 'NOT met'}; peak RSS < 256 MiB ${rssPeak < 256 ? 'met' : 'NOT met'}; p99 < 2 s ${p99 < 2 ? 'met' : 'NOT met'} (this run)`);
+    finish('concurrency', { options: o, idleRss, rssPeak, secs, latencies: lat, requests: Object.fromEntries(delta), notComplete }, {
+      captures: o.captures,
+      exact: exactCount === o.captures,
+      rss_peak_mib: rssPeak,
+      p99_complete_s: p99,
+      watches,
+    });
+  }, nodes);
+}
