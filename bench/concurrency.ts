@@ -96,7 +96,11 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
       // the end of each capture from a list every 2 s (the watch gives the times; a list cannot be missed)
       const deadline = Date.now() + (o.seconds + 20 * 60) * 1000;
       for (;;) {
-        const list = await apiRequest<{ items: Array<{ metadata: { name: string }; status?: { phase?: string } }> }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`);
+        // an apiserver this busy may time a list out: look again next time
+        const list = await apiRequest<{ items: Array<{ metadata: { name: string }; status?: { phase?: string } }> }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`).catch((err: unknown) => {
+          process.stderr.write(`list logtails: ${String(err)}\n`);
+          return { items: [] };
+        });
         for (const lt of list.items) {
           const phase = lt.status?.phase;
           if (phase && ['Complete', 'Failed', 'Incomplete'].includes(phase) && !ended.has(lt.metadata.name)) ended.set(lt.metadata.name, phase);
@@ -105,6 +109,9 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
         if (Date.now() > deadline) throw new Error(`${names.length - ended.size} captures not finished`);
         await sleep(2000);
       }
+    } catch (err) {
+      await op.stop();
+      throw err;
     } finally {
       sampling = false;
       await sampler;

@@ -212,6 +212,7 @@ export function watch(state: ClusterState, path: string, onEvent: (ev: WatchEven
     req = httpsRequest(`${state.apiserverUrl}${path}${sep}watch=true`, { ca, headers: { Authorization: `Bearer ${state.token}` } }, (res) => {
       let buf = '';
       res.setEncoding('utf8');
+      if (res.statusCode !== 200) process.stderr.write(`watch ${path}: HTTP ${res.statusCode}; re-opening\n`);
       res.on('data', (s: string) => {
         const at = Date.now();
         buf += s;
