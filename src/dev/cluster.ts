@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { makePki, nodeServingCert } from './pki.ts';
-import { freePort, isAlive, run, sleep } from './proc.ts';
+import { freePort, freePorts, isAlive, run, sleep } from './proc.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -377,7 +377,7 @@ export async function up(opts: ClusterOptions): Promise<ClusterState> {
   const token = randomBytes(24).toString('hex');
   writeFileSync(join(pki, 'tokens.csv'), `${token},logtail-admin,logtail-admin-uid,"system:masters"\n`);
 
-  const [etcdPort, etcdPeer, apiPort, s3Port] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [etcdPort, etcdPeer, apiPort, s3Port] = (await freePorts(4)) as [number, number, number, number];
   // etcd on tmpfs: the control plane is disposable and fsync on a shared disk
   // is what makes a test apiserver slow.
   const etcdDataDir = existsSync('/dev/shm') ? join('/dev/shm', `logtail-etcd-${randomBytes(6).toString('hex')}`) : join(dir, 'etcd');

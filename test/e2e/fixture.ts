@@ -25,10 +25,12 @@ let started: Promise<TestCluster> | undefined;
 let owned: ClusterState | undefined;
 
 function wrap(state: ClusterState): TestCluster {
-  const kubeletNode = state.env.LOGTAIL_KUBELET_NODE;
-  if (!kubeletNode) throw new Error(`the cluster in ${state.dir} runs no hollow kubelet (LOGTAIL_KUBELET_NODE missing from its env): start it without --no-kubelet`);
   return {
-    kubeletNode,
+    get kubeletNode(): string {
+      const node = state.env.LOGTAIL_KUBELET_NODE;
+      if (!node) throw new Error(`the cluster in ${state.dir} runs no hollow kubelet (LOGTAIL_KUBELET_NODE missing from its env): start it without --no-kubelet`);
+      return node;
+    },
     addNode: (o) => addNode(state.dir, o),
     removeNode: (name) => removeNode(state.dir, name),
     dir: state.dir,
