@@ -233,7 +233,8 @@ interface KubeletStart {
  * the Node advertises. An unproxied one listens on NODE_IP:PORT itself.
  */
 async function startKubelet(state: ClusterState, o: KubeletStart): Promise<KubeletInfo> {
-  const bin = join(state.bin, 'hollow-kubelet');
+  // LOGTAIL_HOLLOW_KUBELET: a development build instead of the toolchain's.
+  const bin = process.env.LOGTAIL_HOLLOW_KUBELET || join(state.bin, 'hollow-kubelet');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: scripts/toolchain.sh builds it ("npm run toolchain")`);
   state.nodeIp ??= findNodeIp();
   const ip = state.nodeIp;
