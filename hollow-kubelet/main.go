@@ -39,21 +39,21 @@ import (
 )
 
 type config struct {
-	kubeconfig       string
-	nodeName         string
-	nodeIP           string
-	port             int
-	listenAddress    string
-	healthzPort      int
-	rootDir          string
-	simDir           string
-	tlsCert          string
-	tlsKey           string
-	serverTLSBoot    bool
-	logMaxSize       string
-	logMaxFiles      int
-	nodeLabels       map[string]string
-	verbosity        int
+	kubeconfig    string
+	nodeName      string
+	nodeIP        string
+	port          int
+	listenAddress string
+	healthzPort   int
+	rootDir       string
+	simDir        string
+	tlsCert       string
+	tlsKey        string
+	serverTLSBoot bool
+	logMaxSize    string
+	logMaxFiles   int
+	nodeLabels    map[string]string
+	verbosity     int
 }
 
 func parseFlags() *config {

@@ -33,7 +33,7 @@ const (
 	// RuntimeName is what the kubelet puts before "://" in container IDs;
 	// the simulator's IDs look like containerd's too.
 	RuntimeName    = "containerd"
-	RuntimeVersion = "logtail-scripted"
+	RuntimeVersion = "0.1.0-logtail-scripted" // semver, or the Node shows "Unknown"
 	criAPIVersion  = "v1"
 )
 
@@ -87,14 +87,15 @@ type Runtime struct {
 	sandboxes  map[string]*sandbox
 	containers map[string]*container
 	images     map[string]*runtimeapi.Image
+	imageNames map[string]string // image ID -> name
 	// The attempt recorded last as CONTAINER.log, per ns/pod/container.
-	recorded  map[string]int
-	deleted   map[string]bool // pod UIDs whose deleteAfterSeconds fault is armed
-	kube      kubernetes.Interface
-	simDir    string
-	nextIP    uint32
-	nodeName  string
-	stopping  bool
+	recorded map[string]int
+	deleted  map[string]bool // pod UIDs whose deleteAfterSeconds fault is armed
+	kube     kubernetes.Interface
+	simDir   string
+	nextIP   uint32
+	nodeName string
+	stopping bool
 }
 
 func New(kube kubernetes.Interface, simDir, nodeName string) *Runtime {
@@ -102,6 +103,7 @@ func New(kube kubernetes.Interface, simDir, nodeName string) *Runtime {
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*container{},
 		images:     map[string]*runtimeapi.Image{},
+		imageNames: map[string]string{},
 		recorded:   map[string]int{},
 		deleted:    map[string]bool{},
 		kube:       kube,
@@ -137,7 +139,9 @@ func (r *Runtime) RuntimeConfig(_ context.Context) (*runtimeapi.RuntimeConfigRes
 	return &runtimeapi.RuntimeConfigResponse{}, nil
 }
 
-func (r *Runtime) UpdateRuntimeConfig(_ context.Context, _ *runtimeapi.RuntimeConfig) error { return nil }
+func (r *Runtime) UpdateRuntimeConfig(_ context.Context, _ *runtimeapi.RuntimeConfig) error {
+	return nil
+}
 
 func (r *Runtime) Close(_ context.Context) error { return nil }
 
@@ -402,7 +406,14 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config 
 		logPath = filepath.Join(logDir, config.LogPath)
 	}
 	id := randomID()
-	imageRef := imageRefOf(config.GetImage().GetImage())
+	// The kubelet creates the container with the image ID from ImageStatus;
+	// like containerd, report the image by its name and its repo digest.
+	imageName := config.GetImage().GetUserSpecifiedImage()
+	if imageName == "" {
+		imageName = r.imageName(config.GetImage().GetImage())
+	}
+	imageName = normalizeImage(imageName)
+	imageRef := repoDigest(imageName)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var logMax int64
@@ -415,9 +426,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config 
 			Metadata:    md,
 			State:       runtimeapi.ContainerState_CONTAINER_CREATED,
 			CreatedAt:   time.Now().UnixNano(),
-			Image:       config.GetImage(),
+			Image:       &runtimeapi.ImageSpec{Image: imageName, UserSpecifiedImage: config.GetImage().GetUserSpecifiedImage()},
 			ImageRef:    imageRef,
-			ImageId:     imageRef,
+			ImageId:     imageIDOf(imageName),
 			Labels:      config.Labels,
 			Annotations: config.Annotations,
 			LogPath:     logPath,
@@ -811,9 +822,52 @@ func (r *Runtime) Shutdown() {
 
 // ---- images -------------------------------------------------------------------
 
-func imageRefOf(image string) string {
+func digestOf(image string) string {
 	sum := sha256.Sum256([]byte(image))
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// imageIDOf is the image's ID (the same for every reference to it).
+func imageIDOf(image string) string { return digestOf(normalizeImage(image)) }
+
+// repoDigest is what containerd reports as a container's imageRef.
+func repoDigest(name string) string {
+	repo := name
+	if i := strings.LastIndex(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo + "@" + digestOf(name)
+}
+
+// normalizeImage makes a reference fully qualified as containerd reports it
+// (busybox -> docker.io/library/busybox:latest).
+func normalizeImage(image string) string {
+	if image == "" || strings.HasPrefix(image, "sha256:") {
+		return image
+	}
+	name := image
+	first, _, hasSlash := strings.Cut(name, "/")
+	if !hasSlash {
+		name = "docker.io/library/" + name
+	} else if !strings.ContainsAny(first, ".:") && first != "localhost" {
+		name = "docker.io/" + name
+	}
+	last := name[strings.LastIndex(name, "/")+1:]
+	if !strings.Contains(last, ":") && !strings.Contains(name, "@") {
+		name += ":latest"
+	}
+	return name
+}
+
+func (r *Runtime) imageName(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.imageNames[id]; ok {
+		return n
+	}
+	return id
 }
 
 // Images is the ImageManagerService: every image is present, pulls succeed at once.
@@ -823,7 +877,15 @@ func (r *Runtime) Images() *Images { return &Images{r: r} }
 
 func (i *Images) image(spec *runtimeapi.ImageSpec) *runtimeapi.Image {
 	name := spec.GetImage()
-	return &runtimeapi.Image{Id: imageRefOf(name), RepoTags: []string{name}, Size: 1 << 20, Spec: spec}
+	if strings.HasPrefix(name, "sha256:") {
+		return &runtimeapi.Image{Id: name, RepoTags: []string{i.r.imageName(name)}, Size: 1 << 20, Spec: spec}
+	}
+	name = normalizeImage(name)
+	id := imageIDOf(name)
+	i.r.mu.Lock()
+	i.r.imageNames[id] = name
+	i.r.mu.Unlock()
+	return &runtimeapi.Image{Id: id, RepoTags: []string{name}, RepoDigests: []string{repoDigest(name)}, Size: 1 << 20, Spec: spec}
 }
 
 func (i *Images) ListImages(context.Context, *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error) {
@@ -850,7 +912,11 @@ func (i *Images) PullImage(_ context.Context, spec *runtimeapi.ImageSpec, _ *run
 
 func (i *Images) RemoveImage(_ context.Context, spec *runtimeapi.ImageSpec) error {
 	i.r.mu.Lock()
-	delete(i.r.images, imageRefOf(spec.GetImage()))
+	id := spec.GetImage()
+	if !strings.HasPrefix(id, "sha256:") {
+		id = imageIDOf(id)
+	}
+	delete(i.r.images, id)
 	i.r.mu.Unlock()
 	return nil
 }
