@@ -496,6 +496,7 @@ export async function up(opts: ClusterOptions): Promise<ClusterState> {
     if (opts.kubelet !== false && process.env.LOGTAIL_NO_KUBELET !== '1') {
       starts.push(
         (async () => {
+          state.nodeIp ??= findNodeIp();
           step(`starting hollow kubelet ${KUBELET_NODE} on ${state.nodeIp} behind its fault proxy`);
           await startKubelet(state, { name: KUBELET_NODE, proxied: true, tlsBootstrap: false, readyTimeoutMs });
           step(`node ${KUBELET_NODE} Ready`);
