@@ -74,6 +74,7 @@ func parseFlags() *config {
 	fs.IntVar(&c.logMaxFiles, "container-log-max-files", 5, "containerLogMaxFiles of the kubelet's own log rotation")
 	labels := cliflag.ConfigurationMap(c.nodeLabels)
 	fs.Var(&labels, "node-labels", "extra Node labels, k=v,...")
+	fs.DurationVar(&c.crashLoopMax, "crash-loop-max-period", 0, "crashLoopBackOff.maxContainerRestartPeriod (1s-300s; feature KubeletCrashLoopBackOffMax, beta, on); 0: the kubelet's default (300s)")
 	fs.IntVar(&c.verbosity, "v", 0, "kubelet log verbosity")
 	_ = fs.Parse(os.Args[1:])
 	var missing []string
@@ -190,6 +191,10 @@ func main() {
 	kc.TLSCertFile = c.tlsCert
 	kc.TLSPrivateKeyFile = c.tlsKey
 	kc.ProviderID = ""
+	if c.crashLoopMax > 0 {
+		// The back-off starts at min(10s, this) and doubles up to it (pkg/kubelet/kubelet.go, newCrashLoopBackOff).
+		kc.CrashLoopBackOff.MaxContainerRestartPeriod = &metav1.Duration{Duration: c.crashLoopMax}
+	}
 
 	heartbeatCfg := *restCfg
 	heartbeatCfg.Timeout = kc.NodeStatusUpdateFrequency.Duration
