@@ -53,6 +53,7 @@ type config struct {
 	logMaxSize    string
 	logMaxFiles   int
 	nodeLabels    map[string]string
+	crashLoopMax  time.Duration
 	verbosity     int
 }
 
