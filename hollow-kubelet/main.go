@@ -177,7 +177,10 @@ func main() {
 	kc.PodLogsDir = filepath.Join(root, "pod-logs")
 	kc.RegisterNode = true
 	kc.MaxPods = 110
-	kc.ClusterDNS = []string{}
+	// A cluster DNS address (nothing answers there) keeps the kubelet from
+	// emitting a MissingClusterDNS Warning Event for every pod sync.
+	kc.ClusterDNS = []string{"10.0.0.10"}
+	kc.ClusterDomain = "cluster.local"
 	kc.CgroupsPerQOS = false
 	kc.CgroupRoot = ""
 	kc.KubeletCgroups = ""
@@ -208,7 +211,7 @@ func main() {
 		klog.Fatalf("heartbeat client: %v", err)
 	}
 
-	rt := criruntime.New(client, simDir, c.nodeName)
+	rt := criruntime.New(client, simDir, filepath.Join(root, "scripted-runtime"), c.nodeName)
 
 	hk := kubemark.NewHollowKubelet(f, kc, client, heartbeatClient,
 		&cadvisortest.Fake{NodeName: c.nodeName}, rt.Images(), rt, cm.NewStubContainerManager())

@@ -98,8 +98,12 @@ type Runtime struct {
 	stopping bool
 }
 
-func New(kube kubernetes.Interface, simDir, nodeName string) *Runtime {
+// New makes the runtime; stateDir keeps which pod UID owns each recording
+// directory, so that a restarted hollow kubelet does not wipe the recordings
+// of a pod it continues.
+func New(kube kubernetes.Interface, simDir, stateDir, nodeName string) *Runtime {
 	return &Runtime{
+		stateDir:   stateDir,
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*container{},
 		images:     map[string]*runtimeapi.Image{},
@@ -175,7 +179,7 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config *runtimeapi.PodSandbox
 			RuntimeHandler: runtimeHandler,
 		},
 	}
-	if md.Attempt == 0 && r.simDir != "" {
+	if r.simDir != "" && r.newPodRecording(md) {
 		// A new pod under a name starts with an empty recording directory.
 		dir := filepath.Join(r.simDir, md.Namespace, md.Name)
 		_ = os.RemoveAll(dir)
@@ -188,6 +192,21 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config *runtimeapi.PodSandbox
 		}
 	}
 	return id, nil
+}
+
+// newPodRecording records that the pod's recording directory belongs to this
+// pod UID and says whether it belonged to another pod (or none) before.
+func (r *Runtime) newPodRecording(md *runtimeapi.PodSandboxMetadata) bool {
+	if r.stateDir == "" {
+		return md.Attempt == 0
+	}
+	owner := filepath.Join(r.stateDir, "recording-owners", md.Namespace, md.Name)
+	if b, err := os.ReadFile(owner); err == nil && string(b) == md.Uid {
+		return false
+	}
+	_ = os.MkdirAll(filepath.Dir(owner), 0o755)
+	_ = os.WriteFile(owner, []byte(md.Uid), 0o644)
+	return true
 }
 
 func (r *Runtime) StopPodSandbox(_ context.Context, id string) error {
@@ -458,8 +477,16 @@ func (r *Runtime) recordPath(c *container) string {
 	name := c.status.Metadata.Name
 	cur := filepath.Join(dir, name+".log")
 	key := c.podNS + "/" + c.podName + "/" + name
+	attempt := int(c.status.Metadata.Attempt)
 	if prev, ok := r.recorded[key]; ok {
 		_ = os.Rename(cur, filepath.Join(dir, fmt.Sprintf("%s.%d.log", name, prev)))
+	} else if attempt > 0 {
+		// Started after a restart of this process: the recording there is
+		// the run before this one, as far as anyone can tell.
+		older := filepath.Join(dir, fmt.Sprintf("%s.%d.log", name, attempt-1))
+		if _, err := os.Stat(older); os.IsNotExist(err) {
+			_ = os.Rename(cur, older)
+		}
 	}
 	r.recorded[key] = int(c.status.Metadata.Attempt)
 	return cur
