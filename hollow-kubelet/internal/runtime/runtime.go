@@ -93,6 +93,7 @@ type Runtime struct {
 	deleted  map[string]bool // pod UIDs whose deleteAfterSeconds fault is armed
 	kube     kubernetes.Interface
 	simDir   string
+	stateDir string // survives a restart of this process (under the kubelet root dir)
 	nextIP   uint32
 	nodeName string
 	stopping bool
