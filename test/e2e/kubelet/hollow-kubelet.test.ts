@@ -170,3 +170,44 @@ describe('hollow kubelet: node kubelet-1 behind the fault proxy', function () {
     expect(r.body.length).to.equal(K);
   });
 });
+
+describe('hollow kubelet: add-node --container-log-max-size (the kubelet\'s own rotation for the node)', function () {
+  this.timeout(120_000);
+  let c: TestCluster;
+  let ns: string;
+  const name = uniqueName('rot');
+
+  before(async function () {
+    this.timeout(300_000);
+    c = await cluster();
+    ns = uniqueName('hk-rot');
+    await createNamespace(c, ns);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await c.removeNode(name);
+  });
+
+  it('a new request serves only what follows the last rotation; kubelet-1 (default 10Mi) serves all', async () => {
+    await c.addNode({ name, csrDelaySeconds: 0, containerLogMaxSize: '4Ki' });
+    const script = { containers: { app: { lines: 300, lineBytes: 100, linesPerSecond: 60 } } };
+    await createPod(c, ns, 'small', { nodeName: name, script });
+    await createPod(c, ns, 'big', { nodeName: c.kubeletNode, script });
+    await waitTerminated(c, ns, 'small', 60_000);
+    await waitTerminated(c, ns, 'big', 60_000);
+    // csr-delay 0: the certificate comes within a second or two.
+    let small: Awaited<ReturnType<typeof kubectlRaw>> | null = null;
+    for (let i = 0; i < 30 && small?.code !== 0; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 500));
+      small = await kubectlRaw(c, ['logs', '-n', ns, 'small']);
+    }
+    expect(small!.code, small!.stderr).to.equal(0);
+    const rec = recorded(c, ns, 'small');
+    expect(rec.length).to.equal(30_000);
+    expect(small!.stdout.length, 'rotated away').to.be.lessThan(4096);
+    expect(rec.subarray(rec.length - small!.stdout.length).equals(small!.stdout), 'the tail of the run').to.equal(true);
+    const big = await kubectlRaw(c, ['logs', '-n', ns, 'big']);
+    expect(sha256(big.stdout)).to.equal(sha256(recorded(c, ns, 'big')));
+  });
+});
