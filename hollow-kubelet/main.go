@@ -54,6 +54,7 @@ type config struct {
 	logMaxFiles   int
 	nodeLabels    map[string]string
 	crashLoopMax  time.Duration
+	maxDeadPerCtr int
 	verbosity     int
 }
 
@@ -76,6 +77,7 @@ func parseFlags() *config {
 	labels := cliflag.ConfigurationMap(c.nodeLabels)
 	fs.Var(&labels, "node-labels", "extra Node labels, k=v,...")
 	fs.DurationVar(&c.crashLoopMax, "crash-loop-max-period", 0, "crashLoopBackOff.maxContainerRestartPeriod (1s-300s; feature KubeletCrashLoopBackOffMax, beta, on); 0: the kubelet's default (300s)")
+	fs.IntVar(&c.maxDeadPerCtr, "maximum-dead-containers-per-container", 1, "the kubelet's deprecated flag of that name (MaxPerPodContainerCount): dead instances kept per container; the kubelet's default 1 deletes run k-1 as soon as run k exits (kubemark uses 2)")
 	fs.IntVar(&c.verbosity, "v", 0, "kubelet log verbosity")
 	_ = fs.Parse(os.Args[1:])
 	var missing []string
@@ -159,6 +161,7 @@ func main() {
 	f.HostnameOverride = c.nodeName
 	f.NodeIP = c.nodeIP
 	f.NodeLabels = c.nodeLabels
+	f.MaxPerPodContainerCount = int32(c.maxDeadPerCtr)
 	if err := options.ValidateKubeletFlags(f); err != nil {
 		klog.Fatalf("flags: %v", err)
 	}
