@@ -46,10 +46,11 @@ var honouredFaults = map[string]bool{
 	"deleteGraceSeconds":  true,
 	"cutEveryBytes":       true, // the TLS proxy in front of the kubelet port
 	"stallAfterBytes":     true, // the TLS proxy in front of the kubelet port
+	"endStreamAfterBytes": true, // the TLS proxy in front of the kubelet port
 }
 
 // RefusedFaults lists the simulator's fault keys a real kubelet cannot be made to honour.
-var RefusedFaults = []string{"tlsAlertSeconds", "terminatedDelaySeconds", "http500Count", "endStreamAfterBytes"}
+var RefusedFaults = []string{"tlsAlertSeconds", "terminatedDelaySeconds", "http500Count"}
 
 type sandbox struct {
 	status *runtimeapi.PodSandboxStatus
@@ -347,6 +348,9 @@ func (r *Runtime) resolve(ctx context.Context, s *sandbox) {
 	}
 	ps, serr := script.ParseScript(rawScript, names)
 	faults, ferr := script.ParseFaults(rawFaults)
+	if ferr == nil {
+		r.mergeNodeFaults(ctx, faults)
+	}
 	invalid := ""
 	if serr != nil {
 		invalid = serr.Error()
@@ -378,6 +382,45 @@ func (r *Runtime) resolve(ctx context.Context, s *sandbox) {
 	s.zone = zone
 	if invalid != "" {
 		klog.InfoS("Refusing the pod's containers", "pod", md.Namespace+"/"+md.Name, "reason", script.InvalidReason, "message", invalid)
+	}
+}
+
+// mergeNodeFaults adds the runtime's keys from the Node's faults annotation
+// (read when the pod's first container is created); the pod's own keys win,
+// as on the simulator. The connection faults on the Node are the proxy's; a
+// key the runtime does not honour is ignored here, not refused, so that it
+// does not stop every pod on the node.
+func (r *Runtime) mergeNodeFaults(ctx context.Context, f *script.Faults) {
+	if r.kube == nil || r.nodeName == "" {
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	node, err := r.kube.CoreV1().Nodes().Get(gctx, r.nodeName, metav1.GetOptions{})
+	cancel()
+	if err != nil {
+		return
+	}
+	raw, ok := node.Annotations[script.FaultsAnnotation]
+	if !ok {
+		return
+	}
+	nf, err := script.ParseFaults(&raw)
+	if err != nil {
+		klog.InfoS("Ignoring the Node's faults annotation", "node", r.nodeName, "err", err)
+		return
+	}
+	if f.ContainerLogMaxSize == nil {
+		f.ContainerLogMaxSize = nf.ContainerLogMaxSize
+	}
+	if f.TimestampOffset == nil && nf.TimestampOffset != nil {
+		f.TimestampOffset = nf.TimestampOffset
+		f.OffsetSeconds = nf.OffsetSeconds
+	}
+	if f.DeleteAfterSeconds == nil {
+		f.DeleteAfterSeconds = nf.DeleteAfterSeconds
+	}
+	if f.DeleteGraceSeconds == nil {
+		f.DeleteGraceSeconds = nf.DeleteGraceSeconds
 	}
 }
 
