@@ -205,7 +205,11 @@ describe('hollow kubelet: add-node --container-log-max-size (the kubelet\'s own 
     expect(small!.code, small!.stderr).to.equal(0);
     const rec = recorded(c, ns, 'small');
     expect(rec.length).to.equal(30_000);
-    expect(small!.stdout.length, 'rotated away').to.be.lessThan(4096);
+    // The kubelet checks sizes every containerLogMonitorInterval (pkg/kubelet/logs/
+    // container_log_manager.go, Start: wait.Forever(rotateLogs, monitoringPeriod);
+    // 1 s in the hollow kubelet), so the current file outgrows 4Ki between checks:
+    // only "most of the run was rotated away" is certain.
+    expect(small!.stdout.length, 'rotated away').to.be.lessThan(rec.length / 2);
     expect(rec.subarray(rec.length - small!.stdout.length).equals(small!.stdout), 'the tail of the run').to.equal(true);
     const big = await kubectlRaw(c, ['logs', '-n', ns, 'big']);
     expect(sha256(big.stdout)).to.equal(sha256(recorded(c, ns, 'big')));
