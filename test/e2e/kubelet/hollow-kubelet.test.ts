@@ -161,6 +161,20 @@ describe('hollow kubelet: node kubelet-1 behind the fault proxy', function () {
     expect(k.stdout.length).to.equal(K);
   });
 
+  it('endStreamAfterBytes: the proxy ends a follow stream cleanly after K bytes while the container runs', async () => {
+    const K = 5_000;
+    await createPod(c, ns, 'end', { nodeName: c.kubeletNode, script: { containers: { app: { lines: 100, lineBytes: 100, linesPerSecond: 1000, holdSeconds: 20 } } }, faults: { endStreamAfterBytes: K } });
+    await waitPod(c, ns, 'end', 'running', running, 60_000);
+    const kl = c.state.kubelets!.find((k) => k.name === c.kubeletNode)!;
+    const viaProxy = await directGet(kl.nodeIp, kl.port, `/containerLogs/${ns}/end/app?follow=true`);
+    expect(viaProxy.aborted).to.equal(false);
+    expect(viaProxy.body.length).to.equal(K);
+    const viaApi = await streamFor(c, ns, 'end', 'follow=true', 5000);
+    expect(viaApi.ended).to.equal(true);
+    expect(viaApi.body.length).to.equal(K);
+    expect(running(await getPod(c, ns, 'end')), 'still running').to.equal(true);
+  });
+
   it('stallAfterBytes: after K bytes nothing more comes and the connection stays open', async () => {
     const K = 4_000;
     await createPod(c, ns, 'stall', { nodeName: c.kubeletNode, script: { containers: { app: { lines: 100, lineBytes: 100 } } }, faults: { stallAfterBytes: K } });
