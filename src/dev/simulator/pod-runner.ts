@@ -1,13 +1,15 @@
 // Plays one pod the way a kubelet would: init containers one after another,
 // then the regular containers together, each run writing its script's output
-// into a LogStore; restarts as the restart policy says (with back-off and
-// `lastState`); pod status written through `pods/status`; deletion with a
-// grace period (running containers killed with 137 when it ends, status
-// written, then the pod removed with a zero-grace delete).
+// into a LogStore; restarts as the restart policy says, with the kubelet's
+// restart semantics (see `lifecycle` and docs/simulator.md "Restarts"); pod
+// status written through `pods/status`; deletion with a grace period
+// (running containers killed with 137 when it ends, status written, then the
+// pod removed with a zero-grace delete).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError, STRATEGIC_MERGE_PATCH, type PodJson } from './kube.ts';
+import { CrashLoopBackOff, goDuration } from './backoff.ts';
 import { FileContent, LogStore, MemoryContent } from './log-store.ts';
 import { OutputGenerator } from './output.ts';
 import {
@@ -16,7 +18,9 @@ import {
   SCRIPT_ANNOTATION,
   parseFaults,
   parseScript,
-  restartDelayMs,
+  DEFAULT_RESTART_DELAY_SECONDS,
+  DEFAULT_RESYNC_SECONDS,
+  DEFAULT_SYNC_SECONDS,
   type ContainerScript,
   type Faults,
 } from './script.ts';
@@ -55,12 +59,20 @@ interface Ctr {
   init: boolean;
   sidecar: boolean;
   script: ContainerScript;
+  /** restartCount of the newest run (the kubelet stamps it when the run is created). */
   restartCount: number;
-  /** The run `state` shows (running, or terminated). */
+  /** The newest run: `state` shows it (running, or terminated) unless `backOff` is set. */
   current: Run | null;
-  /** The run `lastState.terminated` shows. */
+  /** The run before the newest: `lastState.terminated` while `state` shows `current`. */
   last: Run | null;
   waiting: Waiting;
+  /**
+   * Set while the kubelet's reason cache holds CrashLoopBackOff for the
+   * container: `state.waiting` shows it and `lastState.terminated` shows
+   * `current` (the run that ended), restartCount unchanged.
+   */
+  backOff: Waiting | null;
+  crashLoop: CrashLoopBackOff;
   /** Will not run again. */
   final: boolean;
   /** terminatedDelaySeconds: until then the API still shows the run as running. */
@@ -157,11 +169,21 @@ export class PodRunner {
       image: image ?? 'busybox',
       init,
       sidecar,
-      script: script ?? { segments: [], exitCodes: [0], startDelaySeconds: 0, holdSeconds: 0, restartDelaySeconds: 1 },
+      script: script ?? {
+        segments: [],
+        exitCodes: [0],
+        startDelaySeconds: 0,
+        holdSeconds: 0,
+        restartDelaySeconds: DEFAULT_RESTART_DELAY_SECONDS,
+        syncSeconds: DEFAULT_SYNC_SECONDS,
+        resyncSeconds: DEFAULT_RESYNC_SECONDS,
+      },
       restartCount: 0,
       current: null,
       last: null,
       waiting: { reason: init || afterInit ? 'PodInitializing' : 'ContainerCreating' },
+      backOff: null,
+      crashLoop: new CrashLoopBackOff((script?.restartDelaySeconds ?? DEFAULT_RESTART_DELAY_SECONDS) * 1000),
       final: false,
       hideTerminatedUntil: 0,
       kill: null,
@@ -315,14 +337,38 @@ export class PodRunner {
     return false;
   }
 
+  /**
+   * Runs a container until it will not run again. After run k exits and a
+   * restart is due, the status goes through what the kubelet shows
+   * (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses; the back-off
+   * in backoff.ts):
+   * 1. `state.terminated` = run k, `lastState` = run k-1, restartCount k,
+   *    until the kubelet's next pod sync: for an immediate restart (no
+   *    back-off) the PLEG relist that sees run k+1 (`syncSeconds`); otherwise
+   *    the pod worker's requeue at the back-off's end, capped at the resync
+   *    period (pod_workers.go completeWork; `resyncSeconds`);
+   * 2. with a back-off: `state.waiting` CrashLoopBackOff (the reason cache,
+   *    filled by the sync that hit the back-off), `lastState` = run k,
+   *    restartCount still k, until the back-off ends plus one relist;
+   * 3. run k+1 is created: restartCount k+1 (the runtime's count for the new
+   *    container), `lastState` = run k.
+   */
   private async lifecycle(c: Ctr): Promise<void> {
     for (;;) {
       if (this.stopping || c.stopRequested) break;
-      if (c.restartCount === 0 && c.script.startDelaySeconds > 0) {
+      if (c.current === null && c.script.startDelaySeconds > 0) {
         c.waiting = { reason: 'ContainerCreating' };
         this.markDirty();
         await this.sleep(c.script.startDelaySeconds * 1000, c);
         if (this.stopping || c.stopRequested) break;
+      }
+      if (c.current !== null) {
+        // A restart: the run that ended becomes lastState, the new one counts.
+        c.crashLoop.restarted(Number((c.current.finishedAt ?? nowNs()) / 1_000_000n), Date.now());
+        c.backOff = null;
+        this.retire(c.last);
+        c.last = c.current;
+        c.restartCount++;
       }
       const run = this.startRun(c);
       const exitCode = await this.execute(c, run);
@@ -339,20 +385,37 @@ export class PodRunner {
         }
         break;
       }
-      c.restartCount++;
-      this.retire(c.last);
-      c.last = run;
-      c.current = null;
-      const backoff = restartDelayMs(c.script, c.restartCount);
-      c.waiting = {
-        reason: 'CrashLoopBackOff',
-        message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${c.name} pod=${this.name}_${this.namespace}(${this.uid})`,
-      };
-      this.markDirty();
-      await this.sleep(backoff, c);
+      if (!(await this.awaitRestart(c, run))) break;
     }
+    c.backOff = null;
     c.final = true;
     this.markDirty();
+  }
+
+  /** Phases 1 and 2 of `lifecycle`; false if the pod is stopping (the ended run stays `terminated`). */
+  private async awaitRestart(c: Ctr, run: Run): Promise<boolean> {
+    const finishedMs = Number(run.finishedAt! / 1_000_000n);
+    const backoff = c.crashLoop.delayAfterExit(finishedMs);
+    const syncMs = c.script.syncSeconds * 1000;
+    this.markDirty();
+    if (backoff === 0) {
+      await this.sleep(syncMs, c);
+      return !(this.stopping || c.stopRequested);
+    }
+    await this.sleep(Math.min(backoff, c.script.resyncSeconds * 1000), c);
+    if (this.stopping || c.stopRequested) return false;
+    c.backOff = {
+      reason: 'CrashLoopBackOff',
+      message: `back-off ${goDuration(backoff)} restarting failed container=${c.name} pod=${this.name}_${this.namespace}(${this.uid})`,
+    };
+    this.markDirty();
+    await this.sleep(Math.max(0, finishedMs + backoff - Date.now()) + syncMs, c);
+    // A pod being deleted is not restarted (ShouldContainerBeRestarted): the reason cache no longer applies.
+    if (this.stopping || c.stopRequested) {
+      c.backOff = null;
+      return false;
+    }
+    return true;
   }
 
   private runFile(c: Ctr): string | null {
@@ -371,8 +434,11 @@ export class PodRunner {
 
   private startRun(c: Ctr): Run {
     const file = this.runFile(c);
-    const maxSize = this.effectiveFaults().containerLogMaxSize ?? null;
-    const store = new LogStore(file ? new FileContent(file) : new MemoryContent(), { maxFileSize: maxSize });
+    const faults = this.effectiveFaults();
+    const store = new LogStore(file ? new FileContent(file) : new MemoryContent(), {
+      maxFileSize: faults.containerLogMaxSize ?? null,
+      offsetMinutes: faults.timestampOffset ?? 0,
+    });
     const run: Run = {
       index: c.restartCount,
       containerId: 'containerd://' + randomBytes(32).toString('hex'),
@@ -591,7 +657,12 @@ export class PodRunner {
     let state: Record<string, unknown>;
     let ready = false;
     let started = false;
-    if (cur && (cur.finishedAt === null || hidden)) {
+    // During the back-off the ended run moves to lastState (convertToAPIContainerStatuses:
+    // `if status.State.Terminated != nil { status.LastTerminationState = status.State }`).
+    const last = c.backOff ? cur : c.last;
+    if (c.backOff) {
+      state = { waiting: c.backOff };
+    } else if (cur && (cur.finishedAt === null || hidden)) {
       state = { running: { startedAt: formatSeconds(cur.startedAt) } };
       started = true;
       ready = cur.finishedAt === null && !this.terminal;
@@ -602,7 +673,6 @@ export class PodRunner {
     } else {
       state = { waiting: c.waiting };
     }
-    const last = c.last;
     const lastState = last
       ? {
           terminated: {
@@ -614,7 +684,6 @@ export class PodRunner {
           },
         }
       : {};
-    const shown = cur ?? last;
     return {
       name: c.name,
       state,
@@ -622,8 +691,8 @@ export class PodRunner {
       ready,
       restartCount: c.restartCount,
       image: c.image,
-      imageID: shown ? imageId(c.image) : '',
-      ...(shown ? { containerID: shown.containerId } : {}),
+      imageID: cur ? imageId(c.image) : '',
+      ...(cur ? { containerID: cur.containerId } : {}),
       started,
     };
   }
@@ -710,12 +779,15 @@ export class PodRunner {
     const c = this.byName.get(name);
     const pod = this.name;
     if (!c) return { ok: false, status: 404, message: `container "${name}" not found in pod "${pod}"` };
+    // pkg/kubelet/kubelet_pods.go validateContainerLogStatus: previous reads
+    // lastState.terminated; otherwise running, then terminated, then lastState.
+    const last = c.backOff ? c.current : c.last;
     if (previous) {
-      if (!c.last) return { ok: false, status: 400, message: `previous terminated container "${name}" in pod "${pod}" not found` };
-      return { ok: true, store: c.last.store };
+      if (!last) return { ok: false, status: 400, message: `previous terminated container "${name}" in pod "${pod}" not found` };
+      return { ok: true, store: last.store };
     }
-    if (c.current) return { ok: true, store: c.current.store };
-    if (c.last) return { ok: true, store: c.last.store };
+    if (c.current && !c.backOff) return { ok: true, store: c.current.store };
+    if (last) return { ok: true, store: last.store };
     return { ok: false, status: 400, message: `container "${name}" in pod "${pod}" is waiting to start: ${c.waiting.reason}` };
   }
 }

@@ -88,6 +88,40 @@ describe('node simulator: pod lifecycle', function () {
     expect(cur.stdout.equals(recorded(c, ns, 'crashy'))).to.equal(true);
   });
 
+  // The kubelet's restart semantics (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses,
+  // validateContainerLogStatus), seen through the apiserver and kubectl.
+  it('during the back-off restartCount stays k and both current and --previous serve run k; run k+1 counts k+1', async () => {
+    const app = { lines: 2, lineBytes: 40, holdSeconds: 0.5, exitCodes: [3, 4, 0], restartDelaySeconds: 4, syncSeconds: 0.3, resyncSeconds: 1 };
+    const watching = watchPod(c, ns, 'backoff', (e) => e.object.status.phase === 'Succeeded', 30_000);
+    await createPod(c, ns, 'backoff', { restartPolicy: 'OnFailure', script: { containers: { app } } });
+    // Run 1 starts 0.3 s after run 0 ends; its back-off (4 s) shows as CrashLoopBackOff from 1 s after its exit.
+    const p = await waitPod(c, ns, 'backoff', 'CrashLoopBackOff', (x) => x?.status.containerStatuses?.[0]?.state.waiting?.reason === 'CrashLoopBackOff');
+    const cs = p!.status.containerStatuses![0]!;
+    expect(cs.restartCount).to.equal(1);
+    expect(cs.lastState.terminated!.exitCode).to.equal(4);
+    const cur = await kubectlRaw(c, ['logs', '-n', ns, 'backoff']);
+    const prev = await kubectlRaw(c, ['logs', '-n', ns, 'backoff', '--previous']);
+    expect(cur.code, cur.stderr).to.equal(0);
+    expect(prev.code, prev.stderr).to.equal(0);
+    expect(cur.stdout.toString()).to.contain('run=1');
+    expect(prev.stdout.equals(cur.stdout)).to.equal(true);
+    const events = await watching;
+    const seq = events
+      .map((e) => e.object.status.containerStatuses?.[0])
+      .filter((x) => x !== undefined)
+      .map((x) => `${Object.keys(x.state)[0]}${x.state.waiting ? ':' + x.state.waiting.reason : ''} rc=${x.restartCount} last=${x.lastState.terminated?.exitCode ?? '-'}`)
+      .filter((x, i, a) => x !== 'waiting:ContainerCreating rc=0 last=-' && (i === 0 || x !== a[i - 1]));
+    expect(seq).to.deep.equal([
+      'running rc=0 last=-',
+      'terminated rc=0 last=-',
+      'running rc=1 last=3',
+      'terminated rc=1 last=3',
+      'waiting:CrashLoopBackOff rc=1 last=4',
+      'running rc=2 last=4',
+      'terminated rc=2 last=4',
+    ]);
+  });
+
   it('interleaves stdout and stderr in one stream', async () => {
     await createPod(c, ns, 'mixed', { script: { containers: { app: { segments: [{ text: 'out1\n' }, { text: 'err1\n', stream: 'stderr' }, { text: 'out2\n' }] } } } });
     await waitTerminated(c, ns, 'mixed');
