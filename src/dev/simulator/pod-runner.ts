@@ -727,6 +727,8 @@ export class PodRunner {
       },
       { ...cond('Ready', ready, readyReason, readyMsg), lastProbeTime: null, lastTransitionTime: this.transition('Ready', String(ready)) },
       { ...cond('ContainersReady', ready, readyReason, readyMsg), lastProbeTime: null, lastTransitionTime: this.transition('ContainersReady', String(ready)) },
+      // The kubelet always sets PodScheduled=True (kubelet_pods.go generateAPIPodStatus), also for a pod created with spec.nodeName.
+      { ...cond('PodScheduled', true), lastProbeTime: null, lastTransitionTime: this.transition('PodScheduled', 'true') },
     ];
     const status: Record<string, unknown> = {
       phase,
