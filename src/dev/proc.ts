@@ -25,6 +25,8 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { input?: 
       if (timer) clearTimeout(timer);
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
+    // A command that exits without reading its stdin must not crash us with EPIPE.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input ?? '');
   });
 }
@@ -49,6 +51,25 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** `n` distinct free ports on 127.0.0.1 (all held open together, so none is handed out twice). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+      const srv = createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    })),
+  );
+  const ports = servers.map((s) => {
+    const a = s.address();
+    if (a === null || typeof a === 'string') throw new Error('no port');
+    return a.port;
+  });
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 export function isAlive(pid: number): boolean {

@@ -1,0 +1,147 @@
+// The hollow kubelet (the kubelet's own code, k8s.io/kubernetes v1.37.2, with
+// a scripted CRI runtime) as node kubelet-1 of the local cluster, reached by
+// the apiserver through the launcher's fault proxy. No fakes on the path:
+// apiserver -> proxy (NODE_IP:PORT) -> kubelet (127.0.0.1:PORT) -> CRI log file.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { cluster, createNamespace, uniqueName, type TestCluster } from '../fixture.ts';
+import { apiJson, createPod, getPod, kubectlRaw, recorded, sha256, streamFor, TS_RE, timestampedLines, waitPod, waitTerminated, type RawResponse } from '../simulator/helpers.ts';
+
+interface NodeJson {
+  metadata: { name: string; labels?: Record<string, string> };
+  status: {
+    addresses: { type: string; address: string }[];
+    daemonEndpoints: { kubeletEndpoint: { Port: number } };
+    conditions: { type: string; status: string }[];
+    nodeInfo: { kubeletVersion: string };
+  };
+}
+
+/** A request straight to host:port (a kubelet or its proxy); the certificate is not checked, as the apiserver does not. */
+export function directGet(host: string, port: number, path: string, timeoutMs = 30_000): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host, port, path, rejectUnauthorized: false, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let aborted = false;
+      res.on('data', (b: Buffer) => chunks.push(b));
+      res.on('aborted', () => (aborted = true));
+      res.on('error', () => (aborted = true));
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), aborted: aborted || !res.complete }));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${host}:${port}${path}: timeout`)));
+    req.on('error', reject);
+  });
+}
+
+const running = (p: Awaited<ReturnType<typeof getPod>>) => p?.status.containerStatuses?.[0]?.state.running !== undefined;
+
+describe('hollow kubelet: node kubelet-1 behind the fault proxy', function () {
+  this.timeout(120_000);
+  let c: TestCluster;
+  let ns: string;
+  let node: NodeJson;
+
+  before(async function () {
+    this.timeout(300_000);
+    c = await cluster();
+    ns = uniqueName('hk');
+    await createNamespace(c, ns);
+    node = await apiJson<NodeJson>(c, 'GET', `/api/v1/nodes/${c.kubeletNode}`);
+  });
+
+  it('is a Ready node run by kubelet v1.37.2 on the non-loopback node IP, advertising the proxy port', () => {
+    expect(c.kubeletNode).to.equal('kubelet-1');
+    const kl = c.state.kubelets!.find((k) => k.name === c.kubeletNode)!;
+    expect(kl.proxied).to.equal(true);
+    expect(node.status.conditions.find((x) => x.type === 'Ready')?.status).to.equal('True');
+    expect(node.status.nodeInfo.kubeletVersion).to.equal('v1.37.2');
+    expect(node.status.addresses).to.deep.include({ type: 'InternalIP', address: kl.nodeIp });
+    expect(kl.nodeIp).to.not.match(/^127\./);
+    expect(node.status.daemonEndpoints.kubeletEndpoint.Port).to.equal(kl.port);
+    expect(node.metadata.labels?.['logtail.dev/hollow-kubelet']).to.equal('true');
+    expect(readFileSync(join(c.dir, 'env'), 'utf8')).to.match(/^export LOGTAIL_KUBELET_NODE='kubelet-1'$/m);
+  });
+
+  it('passes non-log requests through the proxy untouched', async () => {
+    const kl = c.state.kubelets!.find((k) => k.name === c.kubeletNode)!;
+    const viaProxy = await directGet(kl.nodeIp, kl.port, '/healthz');
+    const direct = await directGet('127.0.0.1', kl.port, '/healthz');
+    expect(viaProxy.status).to.equal(200);
+    expect([viaProxy.status, viaProxy.body.toString()]).to.deep.equal([direct.status, direct.body.toString()]);
+  });
+
+  it('the simulator neither binds unscheduled pods to kubelet-1 nor plays pods bound to it', async () => {
+    for (let i = 0; i < 4; i++) await createPod(c, ns, `free-${i}`, { script: { containers: { app: { text: 'x\n' } } } });
+    await createPod(c, ns, 'pinned', { nodeName: c.kubeletNode, script: { containers: { app: { text: 'pinned\n' } } } });
+    for (let i = 0; i < 4; i++) {
+      const p = await waitPod(c, ns, `free-${i}`, 'bound', (x) => (x?.spec.nodeName ?? '') !== '');
+      expect(p!.spec.nodeName).to.match(/^sim-/);
+    }
+    const pinned = await waitTerminated(c, ns, 'pinned', 60_000);
+    expect(pinned!.status.containerStatuses![0]!.state.terminated!.exitCode).to.equal(0);
+    const simLog = readFileSync(join(c.dir, 'logs', 'simulator.log'), 'utf8');
+    expect(simLog).to.not.include(`${ns}/pinned`);
+    expect((await kubectlRaw(c, ['logs', '-n', ns, 'pinned'])).stdout.toString()).to.equal('pinned\n');
+  });
+
+  it('kubectl logs through the apiserver and the proxy equals the recorded run byte for byte', async () => {
+    const long = 'L'.repeat(40_000);
+    await createPod(c, ns, 'exact', {
+      nodeName: c.kubeletNode,
+      script: { containers: { app: { segments: [{ lines: 3000, lineBytes: 120, linesPerSecond: 3000 }, { text: `${long}\nno newline at the end` }], exitCode: 3 } } },
+    });
+    const done = await waitTerminated(c, ns, 'exact', 60_000);
+    expect(done!.status.containerStatuses![0]!.state.terminated!.exitCode).to.equal(3);
+    const rec = recorded(c, ns, 'exact');
+    expect(rec.length).to.equal(3000 * 120 + long.length + 1 + 'no newline at the end'.length);
+    const k = await kubectlRaw(c, ['logs', '-n', ns, 'exact']);
+    expect(k.code, k.stderr).to.equal(0);
+    expect(sha256(k.stdout)).to.equal(sha256(rec));
+    const ts = await kubectlRaw(c, ['logs', '-n', ns, 'exact', '--timestamps']);
+    const lines = timestampedLines(ts.stdout);
+    expect(lines).to.have.length(3002);
+    for (const [t] of lines) expect(t).to.match(TS_RE);
+  });
+
+  it('cutEveryBytes: the proxy drops every log connection after K bytes; the kubelet itself serves all', async () => {
+    const K = 30_000;
+    await createPod(c, ns, 'cut', {
+      nodeName: c.kubeletNode,
+      script: { containers: { app: { lines: 2000, lineBytes: 100, linesPerSecond: 400 } } },
+      faults: { cutEveryBytes: K },
+    });
+    await waitPod(c, ns, 'cut', 'running', running, 60_000);
+    // Through the apiserver a follow stream ends after K bytes although the container still runs.
+    const follow = await streamFor(c, ns, 'cut', 'follow=true', 20_000);
+    expect(follow.status).to.equal(200);
+    expect(follow.body.length).to.equal(K);
+    expect(running(await getPod(c, ns, 'cut')), 'still running when the stream ended').to.equal(true);
+    await waitTerminated(c, ns, 'cut', 60_000);
+    const rec = recorded(c, ns, 'cut');
+    expect(rec.length).to.equal(200_000);
+    expect(follow.body.equals(rec.subarray(0, K))).to.equal(true);
+    const kl = c.state.kubelets!.find((k) => k.name === c.kubeletNode)!;
+    // At the proxy the cut is a dropped connection, not a clean end ...
+    const viaProxy = await directGet(kl.nodeIp, kl.port, `/containerLogs/${ns}/cut/app`);
+    expect(viaProxy.status).to.equal(200);
+    expect(viaProxy.aborted).to.equal(true);
+    expect(viaProxy.body.length).to.equal(K);
+    // ... while the kubelet behind it serves the whole log.
+    const direct = await directGet('127.0.0.1', kl.port, `/containerLogs/${ns}/cut/app`);
+    expect(direct.aborted).to.equal(false);
+    expect(sha256(direct.body)).to.equal(sha256(rec));
+    const k = await kubectlRaw(c, ['logs', '-n', ns, 'cut']);
+    expect(k.stdout.length).to.equal(K);
+  });
+
+  it('stallAfterBytes: after K bytes nothing more comes and the connection stays open', async () => {
+    const K = 4_000;
+    await createPod(c, ns, 'stall', { nodeName: c.kubeletNode, script: { containers: { app: { lines: 100, lineBytes: 100 } } }, faults: { stallAfterBytes: K } });
+    await waitTerminated(c, ns, 'stall', 60_000);
+    const r = await streamFor(c, ns, 'stall', 'follow=true', 2000);
+    expect(r.ended).to.equal(false);
+    expect(r.body.length).to.equal(K);
+  });
+});
