@@ -39,6 +39,11 @@ export interface PodHost {
   openTlsWindow(node: string, seconds: number): void;
   nodeFaults(node: string): Faults;
   podIp(node: string): string;
+  /**
+   * How long after the last container ended the terminal phase is written
+   * (default 1000 ms, as observed on the hollow kubelet; see statusPatch).
+   */
+  terminalPhaseDelayMs?: number;
 }
 
 interface Run {
@@ -49,6 +54,8 @@ interface Run {
   finishedAt: bigint | null;
   exitCode: number | null;
   reason: string | null;
+  /** Removed by the kubelet's container GC (with its log) once a newer run died. */
+  removed: boolean;
 }
 
 type Waiting = { reason: string; message?: string };
@@ -75,7 +82,9 @@ interface Ctr {
   crashLoop: CrashLoopBackOff;
   /** Will not run again. */
   final: boolean;
-  /** terminatedDelaySeconds: until then the API still shows the run as running. */
+  /** terminatedDelaySeconds fault: seconds the ended run still shows as running once the phase is terminal. */
+  hideSeconds: number;
+  /** Until then the API still shows the run as running; 0 while the phase is not terminal yet. */
   hideTerminatedUntil: number;
   kill: ((code: number) => void) | null;
   /** Cuts a start delay or restart back-off short. */
@@ -89,6 +98,7 @@ interface Ctr {
 export type LogTarget = { ok: true; store: LogStore } | { ok: false; status: number; message: string };
 
 const MAX_STEP_BYTES = 8 << 20;
+const MAX_QUEUED_STATUSES = 64;
 
 function imageId(image: string): string {
   const h = Buffer.from(image).toString('hex').padEnd(64, '0').slice(0, 64);
@@ -118,6 +128,10 @@ export class PodRunner {
   private startTime: bigint;
   private readonly podIp: string;
   private initDone = false;
+  /** The pod's sandbox exists (PodReadyToStartContainers). */
+  private sandboxCreated = false;
+  /** The pod worker has stopped the sandbox: the terminal phase may be reported. */
+  private sandboxStopped = false;
   private phase = 'Pending';
   private reason: string | null = null;
   private message: string | null = null;
@@ -132,7 +146,8 @@ export class PodRunner {
   private firstStartSeen = false;
   private timers = new Set<NodeJS.Timeout>();
   private writing = false;
-  private dirty = false;
+  private queue: Record<string, unknown>[] = [];
+  private lastQueued = '';
   private idleWaiters: (() => void)[] = [];
   private resolveDone!: () => void;
   private readonly podDir: string | null;
@@ -185,6 +200,7 @@ export class PodRunner {
       backOff: null,
       crashLoop: new CrashLoopBackOff((script?.restartDelaySeconds ?? DEFAULT_RESTART_DELAY_SECONDS) * 1000),
       final: false,
+      hideSeconds: 0,
       hideTerminatedUntil: 0,
       kill: null,
       wake: null,
@@ -257,6 +273,13 @@ export class PodRunner {
   }
 
   private async play(): Promise<void> {
+    // The first status: every container waiting with the kubelet's default
+    // reason (ContainerCreating, or PodInitializing in a pod with init
+    // containers; convertToAPIContainerStatuses). The hollow kubelet writes it
+    // only when its status manager is quicker than the container start; before
+    // that, one without the sandbox (PodReadyToStartContainers False).
+    this.markDirty();
+    this.sandboxCreated = true;
     this.markDirty();
     const sidecars: Promise<void>[] = [];
     let initOk = true;
@@ -265,7 +288,6 @@ export class PodRunner {
         initOk = false;
         break;
       }
-      c.waiting = { reason: 'ContainerCreating' };
       if (c.sidecar) {
         // A restartable init container (sidecar) runs alongside what follows.
         sidecars.push(this.lifecycle(c));
@@ -281,10 +303,7 @@ export class PodRunner {
     }
     if (initOk && !this.stopping) {
       this.initDone = true;
-      const regular = this.ctrs.filter((x) => !x.init);
-      for (const c of regular) c.waiting = { reason: 'ContainerCreating' };
-      this.markDirty();
-      await Promise.all(regular.map((c) => this.lifecycle(c)));
+      await Promise.all(this.ctrs.filter((x) => !x.init).map((c) => this.lifecycle(c)));
     }
     // Sidecars stop once the main containers are done.
     for (const c of this.ctrs.filter((x) => x.sidecar)) {
@@ -294,7 +313,26 @@ export class PodRunner {
       if (c.current) c.kill?.(c.script.exitCodes[Math.min(c.current.index, c.script.exitCodes.length - 1)]!);
     }
     await Promise.all(sidecars);
-    this.phase = this.finalPhase(initOk);
+    const phase = this.finalPhase(initOk);
+    if (!this.stopping) {
+      // pkg/kubelet/status/status_manager.go mergePodStatus: a terminal phase
+      // is held back while the pod could still have running containers, so the
+      // containers show terminated first (phase unchanged, conditions already
+      // with the terminal reasons); the pod worker then stops the sandbox and
+      // the terminal phase follows (~1 s later on the hollow kubelet). A pod
+      // being deleted is killed and reported terminal in one write.
+      this.markDirty();
+      await this.flushStatus();
+      await Promise.race([new Promise<void>((r) => this.later(this.host.terminalPhaseDelayMs ?? 1000, r)), this.stopped]);
+    }
+    this.phase = phase;
+    this.sandboxStopped = true;
+    for (const c of this.ctrs) {
+      if (c.hideSeconds > 0) {
+        c.hideTerminatedUntil = Date.now() + c.hideSeconds * 1000;
+        this.later(c.hideSeconds * 1000 + 10, () => this.markDirty());
+      }
+    }
     this.markDirty();
   }
 
@@ -357,7 +395,7 @@ export class PodRunner {
     for (;;) {
       if (this.stopping || c.stopRequested) break;
       if (c.current === null && c.script.startDelaySeconds > 0) {
-        c.waiting = { reason: 'ContainerCreating' };
+        // The default waiting reason (ContainerCreating, or PodInitializing in a pod with init containers).
         this.markDirty();
         await this.sleep(c.script.startDelaySeconds * 1000, c);
         if (this.stopping || c.stopRequested) break;
@@ -366,7 +404,6 @@ export class PodRunner {
         // A restart: the run that ended becomes lastState, the new one counts.
         c.crashLoop.restarted(Number((c.current.finishedAt ?? nowNs()) / 1_000_000n), Date.now());
         c.backOff = null;
-        this.retire(c.last);
         c.last = c.current;
         c.restartCount++;
       }
@@ -377,12 +414,18 @@ export class PodRunner {
       run.finishedAt = nowNs();
       run.store.finish();
       c.kill = null;
+      // The kubelet's podContainerDeletor removes dead containers beyond the
+      // newest max(MaxPerPodContainerCount, 1) on each ContainerDied event;
+      // the default MaxPerPodContainerCount is 1 (cmd/kubelet/app/options,
+      // pkg/kubelet/pod_container_deletor.go). So the run before this one is
+      // gone with its log, while the status may still name it in lastState.
+      if (c.last && !c.last.removed) {
+        c.last.removed = true;
+        this.retire(c.last);
+      }
       if (!this.shouldRestart(c, exitCode)) {
         const delay = this.effectiveFaults().terminatedDelaySeconds ?? 0;
-        if (delay > 0 && !c.sidecar) {
-          c.hideTerminatedUntil = Date.now() + delay * 1000;
-          this.later(delay * 1000 + 10, () => this.markDirty());
-        }
+        if (delay > 0 && !c.sidecar) c.hideSeconds = delay;
         break;
       }
       if (!(await this.awaitRestart(c, run))) break;
@@ -447,6 +490,7 @@ export class PodRunner {
       finishedAt: null,
       exitCode: null,
       reason: null,
+      removed: false,
     };
     c.current = run;
     if (!this.firstStartSeen) {
@@ -606,28 +650,41 @@ export class PodRunner {
 
   // ---- status ----------------------------------------------------------
 
+  /**
+   * Takes a snapshot of the status and queues it: every state the pod passes
+   * through is written, in order (a slow apiserver delays them, never merges
+   * two different states; identical consecutive ones are written once). The
+   * kubelet's status manager may skip a state that lasted an instant; the
+   * simulator writes it, so a reader never misses one the kubelet can show.
+   */
   private markDirty(): void {
     if (this.vanished) return;
-    this.dirty = true;
+    const patch = this.statusPatch();
+    const key = JSON.stringify(patch);
+    if (key === this.lastQueued) return;
+    this.lastQueued = key;
+    // Bounded: under a long backlog the newest replaces the last one waiting.
+    if (this.queue.length >= MAX_QUEUED_STATUSES) this.queue.pop();
+    this.queue.push(patch);
     if (!this.writing) void this.writeLoop();
   }
 
   private async writeLoop(): Promise<void> {
     this.writing = true;
     let failures = 0;
-    while (this.dirty && !this.vanished) {
-      this.dirty = false;
+    while (this.queue.length > 0 && !this.vanished) {
       try {
-        await this.host.rest.request('PATCH', this.path('/status'), this.statusPatch(), STRATEGIC_MERGE_PATCH);
+        await this.host.rest.request('PATCH', this.path('/status'), this.queue[0], STRATEGIC_MERGE_PATCH);
+        this.queue.shift();
         failures = 0;
       } catch (err) {
         if (err instanceof ApiError && (err.status === 404 || err.status === 409)) {
           // Gone, or a new pod under the same name (uid precondition).
+          this.queue.length = 0;
           break;
         }
         failures++;
         this.host.log(`pod ${this.namespace}/${this.name}: status write failed (${failures}): ${(err as Error).message}`);
-        this.dirty = true;
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** failures)));
       }
     }
@@ -637,9 +694,9 @@ export class PodRunner {
     for (const f of w) f();
   }
 
-  /** Resolves once the latest status has been written. */
+  /** Resolves once every queued status has been written. */
   flushStatus(): Promise<void> {
-    if (this.vanished || (!this.writing && !this.dirty)) return Promise.resolve();
+    if (this.vanished || (!this.writing && this.queue.length === 0)) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -653,7 +710,7 @@ export class PodRunner {
 
   private containerStatus(c: Ctr, nowMs: number) {
     const cur = c.current;
-    const hidden = cur !== null && cur.finishedAt !== null && nowMs < c.hideTerminatedUntil;
+    const hidden = cur !== null && cur.finishedAt !== null && c.hideSeconds > 0 && (c.hideTerminatedUntil === 0 || nowMs < c.hideTerminatedUntil);
     let state: Record<string, unknown>;
     let ready = false;
     let started = false;
@@ -665,11 +722,14 @@ export class PodRunner {
     } else if (cur && (cur.finishedAt === null || hidden)) {
       state = { running: { startedAt: formatSeconds(cur.startedAt) } };
       started = true;
-      ready = cur.finishedAt === null && !this.terminal;
+      // A running init container is not ready (it becomes ready by exiting 0); a sidecar is like a regular container.
+      ready = cur.finishedAt === null && !this.terminal && !(c.init && !c.sidecar);
     } else if (cur && cur.finishedAt !== null) {
       state = {
         terminated: { exitCode: cur.exitCode, reason: cur.reason, startedAt: formatSeconds(cur.startedAt), finishedAt: formatSeconds(cur.finishedAt), containerID: cur.containerId },
       };
+      // pkg/kubelet/prober/prober_manager.go UpdatePodStatus: a (non-sidecar) init container is ready once it exited 0.
+      ready = c.init && !c.sidecar && cur.exitCode === 0;
     } else {
       state = { waiting: c.waiting };
     }
@@ -705,23 +765,36 @@ export class PodRunner {
     const terminal = this.terminal;
     const notReady = regular.filter((c) => !(c.current && c.current.finishedAt === null)).map((c) => c.name);
     const incompleteInit = init.filter((c) => !c.sidecar && c.current?.exitCode !== 0).map((c) => c.name);
-    let phase = this.phase;
+    // The phase getPhase computes (kubelet_pods.go), which the conditions use;
+    // the phase reported holds a terminal value back until the sandbox is
+    // stopped (see play()).
+    let computed = this.phase;
+    const ran = this.initDone && regular.some((c) => c.current !== null);
     if (!terminal) {
-      // The write that shows the last container terminated already carries the terminal phase.
       const initFailed = init.some((c) => c.final && !c.sidecar && (c.current?.exitCode ?? 0) !== 0);
-      if (initFailed) phase = 'Failed';
-      else if (this.initDone && regular.every((c) => c.final)) phase = this.finalPhase(true);
-      else if (this.initDone && regular.some((c) => c.current !== null || c.last !== null)) phase = 'Running';
+      if (initFailed) computed = 'Failed';
+      else if (this.initDone && regular.every((c) => c.final)) computed = this.finalPhase(true);
+      else if (ran) computed = 'Running';
     }
-    const isTerminal = phase === 'Succeeded' || phase === 'Failed';
+    const isTerminal = computed === 'Succeeded' || computed === 'Failed';
+    const phase = isTerminal && !terminal ? (ran ? 'Running' : 'Pending') : computed;
     const ready = notReady.length === 0 && !isTerminal;
-    const readyReason = isTerminal ? 'PodCompleted' : ready ? undefined : 'ContainersNotReady';
+    // pkg/kubelet/status/generate.go: PodFailed / PodCompleted for a terminal phase.
+    const terminalReason = computed === 'Failed' ? 'PodFailed' : 'PodCompleted';
+    const readyReason = isTerminal ? terminalReason : ready ? undefined : 'ContainersNotReady';
     const readyMsg = isTerminal || ready ? undefined : `containers with unready status: [${notReady.join(' ')}]`;
     const initialized = this.initDone || incompleteInit.length === 0;
+    const sandboxReady = this.invalid === null && this.sandboxCreated && !this.sandboxStopped;
     const conditions = [
-      { ...cond('PodReadyToStartContainers', this.invalid === null), lastProbeTime: null, lastTransitionTime: this.transition('PodReadyToStartContainers', String(this.invalid === null)) },
       {
-        ...cond('Initialized', initialized, isTerminal && initialized ? 'PodCompleted' : initialized ? undefined : 'ContainersNotInitialized', initialized ? undefined : `containers with incomplete status: [${incompleteInit.join(' ')}]`),
+        // kubelet/status/generate.go GeneratePodReadyToStartContainersCondition, messages from kubelet/types/constants.go.
+        ...cond('PodReadyToStartContainers', sandboxReady, sandboxReady ? undefined : 'PodSandboxNotReady', sandboxReady ? undefined : this.sandboxCreated ? 'pod sandbox is not ready' : 'no pod sandbox exists'),
+        lastProbeTime: null,
+        lastTransitionTime: this.transition('PodReadyToStartContainers', String(sandboxReady)),
+      },
+      {
+        // generate.go GeneratePodInitializedCondition: PodCompleted only for Succeeded.
+        ...cond('Initialized', initialized, computed === 'Succeeded' && initialized ? 'PodCompleted' : initialized ? undefined : 'ContainersNotInitialized', initialized ? undefined : `containers with incomplete status: [${incompleteInit.join(' ')}]`),
         lastProbeTime: null,
         lastTransitionTime: this.transition('Initialized', String(initialized)),
       },
@@ -784,12 +857,17 @@ export class PodRunner {
     // pkg/kubelet/kubelet_pods.go validateContainerLogStatus: previous reads
     // lastState.terminated; otherwise running, then terminated, then lastState.
     const last = c.backOff ? c.current : c.last;
+    let run: Run;
     if (previous) {
       if (!last) return { ok: false, status: 400, message: `previous terminated container "${name}" in pod "${pod}" not found` };
-      return { ok: true, store: last.store };
-    }
-    if (c.current && !c.backOff) return { ok: true, store: c.current.store };
-    if (last) return { ok: true, store: last.store };
-    return { ok: false, status: 400, message: `container "${name}" in pod "${pod}" is waiting to start: ${c.waiting.reason}` };
+      run = last;
+    } else if (c.current && !c.backOff) run = c.current;
+    else if (last) run = last;
+    else return { ok: false, status: 400, message: `container "${name}" in pod "${pod}" is waiting to start: ${c.waiting.reason}` };
+    // A run removed by the container GC: kubelet_pods.go GetKubeletContainerLogs has
+    // already sent the 200 header (a zero-byte write) when kuberuntime's
+    // GetContainerLogs fails, so the error text becomes the body of a 200 response.
+    if (run.removed) return { ok: false, status: 200, message: `unable to retrieve container logs for ${run.containerId}` };
+    return { ok: true, store: run.store };
   }
 }

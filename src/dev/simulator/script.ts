@@ -43,10 +43,10 @@ export interface ContainerScript {
   /**
    * How long a state that needs one more pod sync stays visible: `terminated`
    * before an immediate restart, `CrashLoopBackOff` after the back-off ran out
-   * (the kubelet's PLEG relist period, 1 s).
+   * (≤ 0.1 s observed on the hollow kubelet; default 0.1).
    */
   syncSeconds: number;
-  /** Longest `terminated` is shown before `CrashLoopBackOff` (the hollow kubelet's syncFrequency, 10 s). */
+  /** Longest `terminated` is shown before `CrashLoopBackOff` (the kubelet's syncFrequency, default 60 s). */
   resyncSeconds: number;
 }
 
@@ -105,10 +105,15 @@ function num(v: Json, path: string, min: number, exclusiveMin = false): number {
 const SEGMENT_KEYS = ['lines', 'lineBytes', 'text', 'textBase64', 'repeat', 'linesPerSecond', 'burst', 'stream', 'stderrEvery', 'pauseSeconds'] as const;
 const CONTAINER_KEYS = [...SEGMENT_KEYS, 'segments', 'exitCode', 'exitCodes', 'startDelaySeconds', 'holdSeconds', 'restartDelaySeconds', 'syncSeconds', 'resyncSeconds'] as const;
 
-/** The kubelet's timings (pkg/kubelet/kubelet.go initialCrashLoopBackOff, genericPlegRelistPeriod; kubemark's SyncFrequency). */
+/**
+ * The kubelet's timings: initialCrashLoopBackOff (pkg/kubelet/kubelet.go);
+ * the default syncFrequency, 1 min (the hollow kubelet runs the kubelet's
+ * default configuration); how long CrashLoopBackOff, or terminated before an
+ * immediate restart, stayed visible on the hollow kubelet (≤ 0.1 s).
+ */
 export const DEFAULT_RESTART_DELAY_SECONDS = 10;
-export const DEFAULT_SYNC_SECONDS = 1;
-export const DEFAULT_RESYNC_SECONDS = 10;
+export const DEFAULT_SYNC_SECONDS = 0.1;
+export const DEFAULT_RESYNC_SECONDS = 60;
 
 export const DEFAULT_LINE_BYTES = 100;
 

@@ -16,6 +16,7 @@ import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 import { api, createNamespace } from '../simulator/helpers.ts';
 import {
   SIDES,
+  alignTimelines,
   createTwin,
   distinct,
   getPod,
@@ -68,6 +69,8 @@ function del(c: TestCluster, ns: string, name: string, grace?: number): Promise<
 
 interface Timeline {
   events: string[];
+  /** The distinct events with the time they arrived (ms after the watch started), for the report. */
+  timed: string[];
   elapsedMs: number;
 }
 
@@ -88,7 +91,8 @@ async function timeline(c: TestCluster, twin: Twin, o: Parameters<typeof createT
     } finally {
       w.stop();
     }
-    return { events: distinct(w.events.map((e) => e.norm)), elapsedMs: Date.now() - t0 };
+    const timed = w.events.filter((e, i) => i === 0 || e.norm !== w.events[i - 1]!.norm).map((e) => `${(e.atMs / 1000).toFixed(1).padStart(6)} s  ${e.norm}`);
+    return { events: distinct(w.events.map((e) => e.norm)), timed, elapsedMs: Date.now() - t0 };
   });
 }
 
@@ -108,10 +112,13 @@ function stateKey(cs: CStatus | undefined): string {
 /**
  * While `running()` says so, asks for the current and the previous log of
  * container `app` and keeps the answer under the container's state when the
- * status was the same before and after both requests.
+ * status was the same before and after both requests and stayed so for the
+ * next two rounds: both the kubelet and the simulator write a status after
+ * the change it reports (the kubelet up to a PLEG period later), so an answer
+ * taken just before the status moved on may already belong to the next state.
  */
 async function sampleLogs(c: TestCluster, ns: string, name: string, running: () => boolean): Promise<Samples> {
-  const byState = new Map<string, Set<string>>();
+  const rounds: { key: string | null; value: string }[] = [];
   while (running()) {
     const before = await getPod(c, ns, name);
     if (!before) break;
@@ -120,13 +127,17 @@ async function sampleLogs(c: TestCluster, ns: string, name: string, running: () 
     if (!after) break;
     const a = app(before);
     const b = app(after);
-    if (stateKey(a) === stateKey(b) && a?.containerID === b?.containerID) {
-      const key = stateKey(a);
-      const set = byState.get(key) ?? new Set<string>();
-      set.add(`current: ${runOf(cur, name)}; previous: ${runOf(prev, name)}`);
-      byState.set(key, set);
-    }
+    const stable = stateKey(a) === stateKey(b) && a?.containerID === b?.containerID;
+    rounds.push({ key: stable ? stateKey(a) : null, value: `current: ${runOf(cur, name)}; previous: ${runOf(prev, name)}` });
     await sleep(150);
+  }
+  const byState = new Map<string, Set<string>>();
+  for (let i = 0; i + 2 < rounds.length; i++) {
+    const r = rounds[i]!;
+    if (r.key === null || rounds[i + 1]!.key !== r.key || rounds[i + 2]!.key !== r.key) continue;
+    const set = byState.get(r.key) ?? new Set<string>();
+    set.add(r.value);
+    byState.set(r.key, set);
   }
   return { byState };
 }
@@ -230,7 +241,7 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
       const tl = timeline(
         c,
         twin,
-        { restartPolicy: 'OnFailure', script: { containers: { app: { lines: 3, lineBytes: 40, holdSeconds: 1, exitCodes: [1, 2, 3, 0] } } } },
+        { restartPolicy: 'OnFailure', script: { containers: { app: { lines: 3, lineBytes: 40, holdSeconds: 1.5, exitCodes: [1, 2, 3, 0] } } } },
         async (side, w) => {
           samples[side] = sampleLogs(c, ns, twin.name[side], () => sampling);
           await waitEvent(w, `${side} Succeeded`, (p) => p.status.phase === 'Succeeded', 150_000);
@@ -243,15 +254,18 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
       return { timeline: t, samples: { sim: await samples.sim!, kubelet: await samples.kubelet! } };
     });
 
-    // Deleted during a back-off (the third restart's: 20 s).
+    // Deleted during a back-off (the third restart's: 20 s). The kubelet shows the ended run
+    // `terminated` for the back-off's length and CrashLoopBackOff only for an instant before the
+    // restart (status generated at the start of the sync that restarts it), so delete while terminated.
     start('delete-in-backoff', async () => {
       const twin = twinNames(ns, 'delbo');
       return timeline(
         c,
         twin,
-        { restartPolicy: 'Always', script: { containers: { app: { lines: 2, lineBytes: 40, holdSeconds: 0.5, exitCode: 1 } } } },
+        { restartPolicy: 'Always', script: { containers: { app: { lines: 2, lineBytes: 40, holdSeconds: 1.5, exitCode: 1 } } } },
         async (side, w) => {
-          await waitEvent(w, `${side} CrashLoopBackOff with restartCount 2`, (p) => app(p)?.state.waiting?.reason === 'CrashLoopBackOff' && app(p)?.restartCount === 2, 120_000);
+          await waitEvent(w, `${side} run 2 terminated`, (p) => app(p)?.state.terminated !== undefined && app(p)?.restartCount === 2, 120_000);
+          await sleep(2000);
           await del(c, ns, twin.name[side], 3);
         },
         180_000,
@@ -283,7 +297,7 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
         {
           restartPolicy: 'OnFailure',
           initContainers: [{ name: 'setup' }],
-          script: { containers: { setup: { lines: 1, lineBytes: 30, holdSeconds: 0.5, exitCodes: [1, 0] }, app: { lines: 1, lineBytes: 30, holdSeconds: 0.5 } } },
+          script: { containers: { setup: { lines: 1, lineBytes: 30, holdSeconds: 1.5, exitCodes: [1, 0] }, app: { lines: 1, lineBytes: 30, holdSeconds: 1.5 } } },
         },
         async (side, w) => {
           await waitEvent(w, `${side} Succeeded`, (p) => p.status.phase === 'Succeeded', 90_000);
@@ -299,7 +313,7 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
       return timeline(
         c,
         twin,
-        { restartPolicy: 'Never', script: { containers: { app: { lines: 2, lineBytes: 40, holdSeconds: 0.5, exitCode: 3 } } } },
+        { restartPolicy: 'Never', script: { containers: { app: { lines: 2, lineBytes: 40, holdSeconds: 1.5, exitCode: 3 } } } },
         async (side, w) => {
           await waitEvent(w, `${side} Failed`, (p) => p.status.phase === 'Failed', 60_000);
           await del(c, ns, twin.name[side]);
@@ -376,7 +390,7 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
     });
     start('rotation-follow', async () => {
       const twin = twinNames(ns, 'rotf');
-      await createTwin(c, twin, { script: { containers: { app: { lines: 120, lineBytes: 50, linesPerSecond: 40 } } }, faults: { containerLogMaxSize: '2Ki' } });
+      await createTwin(c, twin, { script: { containers: { app: { lines: 200, lineBytes: 50, linesPerSecond: 40 } } }, faults: { containerLogMaxSize: '2Ki' } });
       return bothSides(async (side) => {
         const name = twin.name[side];
         const end = Date.now() + 60_000;
@@ -397,7 +411,12 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
 
   function compareTimelines(t: PerSide<Timeline>): void {
     console.log(`      sim ${(t.sim.elapsedMs / 1000).toFixed(1)} s, kubelet ${(t.kubelet.elapsedMs / 1000).toFixed(1)} s`);
-    expect(t.sim.events.join('\n'), 'the simulator\'s timeline (expected: the kubelet\'s)').to.equal(t.kubelet.events.join('\n'));
+    if (process.env.LOGTAIL_CONFORMANCE_VERBOSE) for (const side of SIDES) console.log(`      ${side}:\n${t[side].timed.map((x) => '        ' + x).join('\n')}`);
+    const a = alignTimelines(t.sim.events, t.kubelet.events);
+    if (a.skipped.length > 0) console.log(`      not written by the kubelet this time (optional):\n${a.skipped.map((x) => '        ' + x).join('\n')}`);
+    if (a.mismatch) {
+      expect.fail(`${a.mismatch}\n\nsimulator:\n${t.sim.timed.join('\n')}\n\nkubelet:\n${t.kubelet.timed.join('\n')}`);
+    }
   }
 
   it('status timeline: OnFailure through three CrashLoopBackOff cycles to Succeeded, then deletion', async () => {
@@ -411,15 +430,19 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
     const kub = r.samples.kubelet.byState;
     const fmt = (m: Map<string, Set<string>>) => [...m.entries()].map(([k, v]) => `${k} => ${[...v].sort().join(' | ')}`).sort();
     console.log(`      kubelet samples:\n${fmt(kub).map((x) => '        ' + x).join('\n')}`);
-    // Both must have seen the states that decide where bytes go.
+    // Both must have seen the state that decides where bytes go: run k ≥ 1 terminated,
+    // during its back-off. (CrashLoopBackOff itself shows on the kubelet only for an
+    // instant before the restart: compared when both sides happened to sample it.)
     for (const [side, m] of [['sim', sim], ['kubelet', kub]] as const) {
-      expect([...m.keys()].some((k) => k.startsWith('terminated') && !k.includes('rc=0')), `${side}: a terminated state after a restart was sampled`).to.equal(true);
-      expect([...m.keys()].some((k) => k.includes('CrashLoopBackOff')), `${side}: a back-off was sampled`).to.equal(true);
+      expect([...m.keys()].some((k) => k.startsWith('terminated Error') && !k.includes('rc=0')), `${side}: a terminated state after a restart was sampled`).to.equal(true);
     }
+    const only = (a: Map<string, Set<string>>, b: Map<string, Set<string>>) => [...a.keys()].filter((k) => !b.has(k));
+    console.log(`      sampled only on the kubelet: ${JSON.stringify(only(kub, sim))}; only on the simulator: ${JSON.stringify(only(sim, kub))}`);
+    // What the simulator served in a state must be among what the kubelet served in it.
     const common = [...kub.keys()].filter((k) => sim.has(k));
-    const mine = common.map((k) => `${k} => ${[...sim.get(k)!].sort().join(' | ')}`).sort();
-    const theirs = common.map((k) => `${k} => ${[...kub.get(k)!].sort().join(' | ')}`).sort();
-    expect(mine.join('\n')).to.equal(theirs.join('\n'));
+    const wrong = common.flatMap((k) => [...sim.get(k)!].filter((v) => !kub.get(k)!.has(v)).map((v) => `${k}: the simulator served "${v}", the kubelet only ${JSON.stringify([...kub.get(k)!])}`));
+    expect(wrong).to.deep.equal([]);
+    expect(common.length).to.be.greaterThan(3);
   });
 
   it('status timeline: Always, deleted with a grace period during a back-off', async () => {
@@ -497,7 +520,13 @@ describe('simulator conformance: sim-1 against the hollow kubelet', function () 
     expect(responses.kubelet.get('')!.body.length).to.be.lessThan(rec.length); // it did rotate
     const f = await result<PerSide<{ r: LogResponse; recorded: Buffer; plain: LogResponse }>>('rotation-follow');
     for (const side of SIDES) {
-      expect(f[side].r.body.equals(f[side].recorded), `${side}: follow across rotations = recorded`).to.equal(true);
+      // The follow starts while the container runs, possibly after a rotation: it reads the
+      // current file from its start and everything after it, across the later rotations.
+      const got = f[side].r.body;
+      const rec2 = f[side].recorded;
+      const tail = rec2.subarray(rec2.length - got.length);
+      expect(tail.equals(got), `${side}: follow = the end of the recorded output (${got.length} B of ${rec2.length} B; starts ${JSON.stringify(got.subarray(0, 40).toString())})`).to.equal(true);
+      expect(got.length, `${side}: the follow crossed several rotations (2 KiB of CRI file each)`).to.be.greaterThan(6000);
       expect(f[side].plain.body.length, `${side}: rotated`).to.be.lessThan(f[side].recorded.length);
     }
     expect(f.sim.plain.body.equals(f.kubelet.plain.body)).to.equal(true);

@@ -34,6 +34,7 @@ function fakeHost(faults: Record<string, unknown> = {}) {
     openTlsWindow: (node, s) => tls.push([node, s]),
     nodeFaults: () => faults,
     podIp: () => '10.244.1.2',
+    terminalPhaseDelayMs: 30,
   };
   const statuses = () => calls.filter((c) => c.method === 'PATCH' && c.path.endsWith('/status')).map((c) => (c.body as { status: Status }).status);
   return { host, calls, tls, statuses, last: () => statuses().at(-1)! };
@@ -96,7 +97,9 @@ describe('simulator pod runner', () => {
     let runner: PodRunner | null = null;
     const target = (previous: boolean) => {
       const t = runner!.logTarget('app', previous);
-      return t.ok ? t.store : null;
+      if (t.ok) return t.store;
+      // A run removed by the container GC: 200 with the kubelet's error text.
+      return t.status === 200 && t.message.startsWith('unable to retrieve container logs for containerd://') ? 'removed' : null;
     };
     const pending: Promise<void>[] = [];
     let finish!: () => void;
@@ -113,7 +116,8 @@ describe('simulator pod runner', () => {
           // Which run each request serves, read once the pod is done: the generated lines carry `run=K`.
           const cur = target(false);
           const prev = target(true);
-          const runOf = async (store: ReturnType<typeof target>) => (store ? (/run=(\d+)/.exec((await renderAll(store, DEFAULT_REQUEST)).toString())?.[1] ?? 'empty') : 'error');
+          const runOf = async (store: ReturnType<typeof target>) =>
+            store === 'removed' ? 'removed' : store ? (/run=(\d+)/.exec((await renderAll(store, DEFAULT_REQUEST)).toString())?.[1] ?? 'empty') : 'error';
           pending.push(
             (async () => {
               await finished;
@@ -138,15 +142,17 @@ describe('simulator pod runner', () => {
       { state: 'terminated exit 2', rc: 0, last: null, current: '0', previous: 'error' },
       // Restart 1 is immediate: no CrashLoopBackOff.
       { state: 'running', rc: 1, last: 2, current: '1', previous: '0' },
-      // While run 1 shows terminated, current = run 1 and previous = run 0.
-      { state: 'terminated exit 3', rc: 1, last: 2, current: '1', previous: '0' },
+      // While run 1 shows terminated, current = run 1; previous names run 0, which
+      // the container GC removed when run 1 died (one dead container kept).
+      { state: 'terminated exit 3', rc: 1, last: 2, current: '1', previous: 'removed' },
       // Back-off: restartCount stays 1, lastState = run 1, both requests serve run 1.
       { state: 'waiting CrashLoopBackOff', rc: 1, last: 3, current: '1', previous: '1' },
       { state: 'running', rc: 2, last: 3, current: '2', previous: '1' },
-      { state: 'terminated exit 4', rc: 2, last: 3, current: '2', previous: '1' },
+      { state: 'terminated exit 4', rc: 2, last: 3, current: '2', previous: 'removed' },
       { state: 'waiting CrashLoopBackOff', rc: 2, last: 4, current: '2', previous: '2' },
       { state: 'running', rc: 3, last: 4, current: '3', previous: '2' },
-      { state: 'terminated exit 0', rc: 3, last: 4, current: '3', previous: '2' },
+      // The last run ended: the phase stays Running for one write, then Succeeded.
+      { state: 'terminated exit 0', rc: 3, last: 4, current: '3', previous: 'removed' },
     ]);
     const s = h.last();
     expect(s.phase).to.equal('Succeeded');
@@ -200,7 +206,38 @@ describe('simulator pod runner', () => {
     expect(after.restartCount).to.equal(1);
     expect(after.lastState.terminated).to.include({ exitCode: 0 });
     expect(await logs(r, 'app')).to.contain('run=1');
-    expect(await logs(r, 'app', true)).to.contain('run=0');
+    // Run 0 was removed by the container GC when run 1 died.
+    const prev = r.logTarget('app', true);
+    expect(prev).to.deep.include({ ok: false, status: 200 });
+    expect(prev.ok ? '' : prev.message).to.equal(`unable to retrieve container logs for ${String(after.lastState.terminated!.containerID)}`);
+  });
+
+  // pkg/kubelet/status/status_manager.go mergePodStatus; pkg/kubelet/status/generate.go; prober_manager.go UpdatePodStatus.
+  it('reports the terminal phase only after a write with the containers terminated; PodFailed/PodCompleted reasons; init ready once exited 0', async () => {
+    const conds = (x: Status) =>
+      x.conditions
+        .map((c) => `${c.type}=${c.status}${c.reason ? '/' + c.reason : ''}`)
+        .sort()
+        .join(',');
+    const h = fakeHost();
+    const r = new PodRunner(pod({ init: ['setup'], script: { containers: { setup: { lines: 1, holdSeconds: 0.05 }, app: { lines: 1, holdSeconds: 0.05, exitCode: 3 } } } }), 'sim-1', h.host);
+    await r.start();
+    const seq = h
+      .statuses()
+      .map((x) => `${x.phase} | ${conds(x)} | setup ${Object.keys(x.initContainerStatuses![0]!.state)[0]} ready=${String((x.initContainerStatuses![0] as { ready?: boolean }).ready)} | app ${Object.keys(x.containerStatuses[0]!.state)[0]}`)
+      .filter((x, i, a) => i === 0 || x !== a[i - 1]);
+    expect(seq).to.deep.equal([
+      'Pending | ContainersReady=False/ContainersNotReady,Initialized=False/ContainersNotInitialized,PodReadyToStartContainers=False/PodSandboxNotReady,PodScheduled=True,Ready=False/ContainersNotReady | setup waiting ready=false | app waiting',
+      'Pending | ContainersReady=False/ContainersNotReady,Initialized=False/ContainersNotInitialized,PodReadyToStartContainers=True,PodScheduled=True,Ready=False/ContainersNotReady | setup waiting ready=false | app waiting',
+      'Pending | ContainersReady=False/ContainersNotReady,Initialized=False/ContainersNotInitialized,PodReadyToStartContainers=True,PodScheduled=True,Ready=False/ContainersNotReady | setup running ready=false | app waiting',
+      'Pending | ContainersReady=False/ContainersNotReady,Initialized=True,PodReadyToStartContainers=True,PodScheduled=True,Ready=False/ContainersNotReady | setup terminated ready=true | app waiting',
+      'Running | ContainersReady=True,Initialized=True,PodReadyToStartContainers=True,PodScheduled=True,Ready=True | setup terminated ready=true | app running',
+      'Running | ContainersReady=False/PodFailed,Initialized=True,PodReadyToStartContainers=True,PodScheduled=True,Ready=False/PodFailed | setup terminated ready=true | app terminated',
+      'Failed | ContainersReady=False/PodFailed,Initialized=True,PodReadyToStartContainers=False/PodSandboxNotReady,PodScheduled=True,Ready=False/PodFailed | setup terminated ready=true | app terminated',
+    ]);
+    const ok = fakeHost();
+    await new PodRunner(pod({ script: { containers: { app: { lines: 1 } } } }), 'sim-1', ok.host).start();
+    expect(conds(ok.last())).to.equal('ContainersReady=False/PodCompleted,Initialized=True/PodCompleted,PodReadyToStartContainers=False/PodSandboxNotReady,PodScheduled=True,Ready=False/PodCompleted');
   });
 
   it('does not restart with restartPolicy Never: Failed with the exit code', async () => {

@@ -35,7 +35,7 @@ describe('simulator script annotation', () => {
 
   it("defaults the restart timings to the kubelet's and accepts shorter ones", () => {
     const d = script({ containers: { app: { lines: 1 } } });
-    expect(d.ok && d.value.containers.get('app')).to.include({ restartDelaySeconds: 10, syncSeconds: 1, resyncSeconds: 10 });
+    expect(d.ok && d.value.containers.get('app')).to.include({ restartDelaySeconds: 10, syncSeconds: 0.1, resyncSeconds: 60 });
     const s = script({ containers: { app: { lines: 1, restartDelaySeconds: 0.2, syncSeconds: 0.05, resyncSeconds: 0.1 } } });
     expect(s.ok && s.value.containers.get('app')).to.include({ restartDelaySeconds: 0.2, syncSeconds: 0.05, resyncSeconds: 0.1 });
     const bad = script({ containers: { app: { syncSeconds: -1 } } });
