@@ -74,18 +74,25 @@ describe('node simulator: pod lifecycle', function () {
     expect((await kubectlRaw(c, ['logs', '-n', ns, 'slow'])).stdout.toString()).to.equal('late\n');
   });
 
-  it('restarts per restartPolicy with per-run exit codes; --previous shows the run before', async () => {
-    await createPod(c, ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { app: { lines: 2, lineBytes: 40, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } });
+  it('restarts per restartPolicy with per-run exit codes; --previous shows the run before while the next one runs, not once the GC removed it', async () => {
+    await createPod(c, ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { app: { segments: [{ lines: 2, lineBytes: 40 }, { lines: 1, lineBytes: 40, pauseSeconds: 1.5 }], exitCodes: [3, 0] } } } });
+    // Run 1 runs: previous = run 0.
+    await waitPod(c, ns, 'crashy', 'restarted', (p) => p?.status.containerStatuses?.[0]?.restartCount === 1 && p.status.containerStatuses[0]!.state.running !== undefined);
+    const during = await kubectlRaw(c, ['logs', '-n', ns, 'crashy', '--previous']);
+    expect(during.stdout.toString()).to.contain('run=0');
     const p = await waitPod(c, ns, 'crashy', 'Succeeded', isPhase('Succeeded'));
     const cs = p!.status.containerStatuses![0]!;
     expect(cs.restartCount).to.equal(1);
     expect(cs.lastState.terminated!.exitCode).to.equal(3);
     expect(cs.state.terminated!.exitCode).to.equal(0);
     const cur = await kubectlRaw(c, ['logs', '-n', ns, 'crashy']);
-    const prev = await kubectlRaw(c, ['logs', '-n', ns, 'crashy', '--previous']);
     expect(cur.stdout.toString()).to.contain('run=1');
-    expect(prev.stdout.toString()).to.contain('run=0');
     expect(cur.stdout.equals(recorded(c, ns, 'crashy'))).to.equal(true);
+    // Run 1's death removed run 0 (the kubelet keeps one dead container): the kubelet
+    // answers 200 with its error text as the body, and kubectl exits 0.
+    const prev = await kubectlRaw(c, ['logs', '-n', ns, 'crashy', '--previous']);
+    expect(prev.code).to.equal(0);
+    expect(prev.stdout.toString()).to.equal(`unable to retrieve container logs for ${(cs.lastState.terminated as { containerID?: string }).containerID}`);
   });
 
   // The kubelet's restart semantics (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses,
@@ -137,7 +144,8 @@ describe('node simulator: pod lifecycle', function () {
     expect(del.status).to.equal(200);
     const events = await watching;
     expect(Date.now() - t0).to.be.greaterThan(1500);
-    const killed = events.find((e) => e.object.status.containerStatuses?.[0]?.state.terminated !== undefined);
+    // The kubelet may first write the killed container with the phase still Running, then Failed.
+    const killed = events.find((e) => e.object.status.containerStatuses?.[0]?.state.terminated !== undefined && e.object.status.phase === 'Failed');
     expect(killed, 'a status with the terminated container before removal').to.not.equal(undefined);
     expect(killed!.object.status.containerStatuses![0]!.state.terminated).to.deep.include({ exitCode: 137, reason: 'Error' });
     expect(killed!.object.status.phase).to.equal('Failed');
