@@ -39,21 +39,23 @@ import (
 )
 
 type config struct {
-	kubeconfig       string
-	nodeName         string
-	nodeIP           string
-	port             int
-	listenAddress    string
-	healthzPort      int
-	rootDir          string
-	simDir           string
-	tlsCert          string
-	tlsKey           string
-	serverTLSBoot    bool
-	logMaxSize       string
-	logMaxFiles      int
-	nodeLabels       map[string]string
-	verbosity        int
+	kubeconfig    string
+	nodeName      string
+	nodeIP        string
+	port          int
+	listenAddress string
+	healthzPort   int
+	rootDir       string
+	simDir        string
+	tlsCert       string
+	tlsKey        string
+	serverTLSBoot bool
+	logMaxSize    string
+	logMaxFiles   int
+	nodeLabels    map[string]string
+	crashLoopMax  time.Duration
+	maxDeadPerCtr int
+	verbosity     int
 }
 
 func parseFlags() *config {
@@ -74,6 +76,8 @@ func parseFlags() *config {
 	fs.IntVar(&c.logMaxFiles, "container-log-max-files", 5, "containerLogMaxFiles of the kubelet's own log rotation")
 	labels := cliflag.ConfigurationMap(c.nodeLabels)
 	fs.Var(&labels, "node-labels", "extra Node labels, k=v,...")
+	fs.DurationVar(&c.crashLoopMax, "crash-loop-max-period", 0, "crashLoopBackOff.maxContainerRestartPeriod (1s-300s; feature KubeletCrashLoopBackOffMax, beta, on); 0: the kubelet's default (300s)")
+	fs.IntVar(&c.maxDeadPerCtr, "maximum-dead-containers-per-container", 1, "the kubelet's deprecated flag of that name (MaxPerPodContainerCount): dead instances kept per container; the kubelet's default 1 deletes run k-1 as soon as run k exits (kubemark uses 2)")
 	fs.IntVar(&c.verbosity, "v", 0, "kubelet log verbosity")
 	_ = fs.Parse(os.Args[1:])
 	var missing []string
@@ -157,6 +161,7 @@ func main() {
 	f.HostnameOverride = c.nodeName
 	f.NodeIP = c.nodeIP
 	f.NodeLabels = c.nodeLabels
+	f.MaxPerPodContainerCount = int32(c.maxDeadPerCtr)
 	if err := options.ValidateKubeletFlags(f); err != nil {
 		klog.Fatalf("flags: %v", err)
 	}
@@ -175,7 +180,10 @@ func main() {
 	kc.PodLogsDir = filepath.Join(root, "pod-logs")
 	kc.RegisterNode = true
 	kc.MaxPods = 110
-	kc.ClusterDNS = []string{}
+	// A cluster DNS address (nothing answers there) keeps the kubelet from
+	// emitting a MissingClusterDNS Warning Event for every pod sync.
+	kc.ClusterDNS = []string{"10.0.0.10"}
+	kc.ClusterDomain = "cluster.local"
 	kc.CgroupsPerQOS = false
 	kc.CgroupRoot = ""
 	kc.KubeletCgroups = ""
@@ -190,6 +198,10 @@ func main() {
 	kc.TLSCertFile = c.tlsCert
 	kc.TLSPrivateKeyFile = c.tlsKey
 	kc.ProviderID = ""
+	if c.crashLoopMax > 0 {
+		// The back-off starts at min(10s, this) and doubles up to it (pkg/kubelet/kubelet.go, newCrashLoopBackOff).
+		kc.CrashLoopBackOff.MaxContainerRestartPeriod = &metav1.Duration{Duration: c.crashLoopMax}
+	}
 
 	heartbeatCfg := *restCfg
 	heartbeatCfg.Timeout = kc.NodeStatusUpdateFrequency.Duration
@@ -202,7 +214,7 @@ func main() {
 		klog.Fatalf("heartbeat client: %v", err)
 	}
 
-	rt := criruntime.New(client, simDir, c.nodeName)
+	rt := criruntime.New(client, simDir, filepath.Join(root, "scripted-runtime"), c.nodeName)
 
 	hk := kubemark.NewHollowKubelet(f, kc, client, heartbeatClient,
 		&cadvisortest.Fake{NodeName: c.nodeName}, rt.Images(), rt, cm.NewStubContainerManager())

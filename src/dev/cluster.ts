@@ -77,6 +77,13 @@ const S3_REGION = 'us-east-1';
 
 /** Builds or finds the cached toolchain; returns the bin/ folder of links. */
 export async function ensureToolchain(log: (m: string) => void = (m) => process.stderr.write(m + '\n')): Promise<string> {
+  // A bin/ folder built earlier, used as it is (no build): for working beside
+  // someone who is changing the toolchain's sources in the same tree.
+  const prebuilt = process.env.LOGTAIL_PREBUILT_TOOLCHAIN;
+  if (prebuilt) {
+    if (!existsSync(join(prebuilt, 'kube-apiserver'))) throw new Error(`LOGTAIL_PREBUILT_TOOLCHAIN=${prebuilt} has no kube-apiserver`);
+    return resolve(prebuilt);
+  }
   const script = join(REPO_ROOT, 'scripts', 'toolchain.sh');
   return new Promise((resolvePromise, reject) => {
     // The build prints its progress on stderr; pass it through live so a cold
@@ -496,6 +503,7 @@ export async function up(opts: ClusterOptions): Promise<ClusterState> {
     if (opts.kubelet !== false && process.env.LOGTAIL_NO_KUBELET !== '1') {
       starts.push(
         (async () => {
+          state.nodeIp ??= findNodeIp();
           step(`starting hollow kubelet ${KUBELET_NODE} on ${state.nodeIp} behind its fault proxy`);
           await startKubelet(state, { name: KUBELET_NODE, proxied: true, tlsBootstrap: false, readyTimeoutMs });
           step(`node ${KUBELET_NODE} Ready`);

@@ -1,5 +1,6 @@
 // Small process helpers shared by the cluster launcher, the demo and tests.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export { sleep } from '../adapters/retry.ts';
@@ -72,11 +73,18 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/** The process exists and has not exited: a zombie (exited, not yet reaped by its parent or init) counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ..."; comm may contain spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): signal 0 is all we know
   }
 }

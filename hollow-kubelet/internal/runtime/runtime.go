@@ -33,7 +33,7 @@ const (
 	// RuntimeName is what the kubelet puts before "://" in container IDs;
 	// the simulator's IDs look like containerd's too.
 	RuntimeName    = "containerd"
-	RuntimeVersion = "logtail-scripted"
+	RuntimeVersion = "0.1.0-logtail-scripted" // semver, or the Node shows "Unknown"
 	criAPIVersion  = "v1"
 )
 
@@ -87,21 +87,28 @@ type Runtime struct {
 	sandboxes  map[string]*sandbox
 	containers map[string]*container
 	images     map[string]*runtimeapi.Image
+	imageNames map[string]string // image ID -> name
 	// The attempt recorded last as CONTAINER.log, per ns/pod/container.
-	recorded  map[string]int
-	deleted   map[string]bool // pod UIDs whose deleteAfterSeconds fault is armed
-	kube      kubernetes.Interface
-	simDir    string
-	nextIP    uint32
-	nodeName  string
-	stopping  bool
+	recorded map[string]int
+	deleted  map[string]bool // pod UIDs whose deleteAfterSeconds fault is armed
+	kube     kubernetes.Interface
+	simDir   string
+	stateDir string // survives a restart of this process (under the kubelet root dir)
+	nextIP   uint32
+	nodeName string
+	stopping bool
 }
 
-func New(kube kubernetes.Interface, simDir, nodeName string) *Runtime {
+// New makes the runtime; stateDir keeps which pod UID owns each recording
+// directory, so that a restarted hollow kubelet does not wipe the recordings
+// of a pod it continues.
+func New(kube kubernetes.Interface, simDir, stateDir, nodeName string) *Runtime {
 	return &Runtime{
+		stateDir:   stateDir,
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*container{},
 		images:     map[string]*runtimeapi.Image{},
+		imageNames: map[string]string{},
 		recorded:   map[string]int{},
 		deleted:    map[string]bool{},
 		kube:       kube,
@@ -137,7 +144,9 @@ func (r *Runtime) RuntimeConfig(_ context.Context) (*runtimeapi.RuntimeConfigRes
 	return &runtimeapi.RuntimeConfigResponse{}, nil
 }
 
-func (r *Runtime) UpdateRuntimeConfig(_ context.Context, _ *runtimeapi.RuntimeConfig) error { return nil }
+func (r *Runtime) UpdateRuntimeConfig(_ context.Context, _ *runtimeapi.RuntimeConfig) error {
+	return nil
+}
 
 func (r *Runtime) Close(_ context.Context) error { return nil }
 
@@ -171,7 +180,7 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config *runtimeapi.PodSandbox
 			RuntimeHandler: runtimeHandler,
 		},
 	}
-	if md.Attempt == 0 && r.simDir != "" {
+	if r.simDir != "" && r.newPodRecording(md) {
 		// A new pod under a name starts with an empty recording directory.
 		dir := filepath.Join(r.simDir, md.Namespace, md.Name)
 		_ = os.RemoveAll(dir)
@@ -184,6 +193,21 @@ func (r *Runtime) RunPodSandbox(_ context.Context, config *runtimeapi.PodSandbox
 		}
 	}
 	return id, nil
+}
+
+// newPodRecording records that the pod's recording directory belongs to this
+// pod UID and says whether it belonged to another pod (or none) before.
+func (r *Runtime) newPodRecording(md *runtimeapi.PodSandboxMetadata) bool {
+	if r.stateDir == "" {
+		return md.Attempt == 0
+	}
+	owner := filepath.Join(r.stateDir, "recording-owners", md.Namespace, md.Name)
+	if b, err := os.ReadFile(owner); err == nil && string(b) == md.Uid {
+		return false
+	}
+	_ = os.MkdirAll(filepath.Dir(owner), 0o755)
+	_ = os.WriteFile(owner, []byte(md.Uid), 0o644)
+	return true
 }
 
 func (r *Runtime) StopPodSandbox(_ context.Context, id string) error {
@@ -402,7 +426,14 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config 
 		logPath = filepath.Join(logDir, config.LogPath)
 	}
 	id := randomID()
-	imageRef := imageRefOf(config.GetImage().GetImage())
+	// The kubelet creates the container with the image ID from ImageStatus;
+	// like containerd, report the image by its name and its repo digest.
+	imageName := config.GetImage().GetUserSpecifiedImage()
+	if imageName == "" {
+		imageName = r.imageName(config.GetImage().GetImage())
+	}
+	imageName = normalizeImage(imageName)
+	imageRef := repoDigest(imageName)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var logMax int64
@@ -415,9 +446,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config 
 			Metadata:    md,
 			State:       runtimeapi.ContainerState_CONTAINER_CREATED,
 			CreatedAt:   time.Now().UnixNano(),
-			Image:       config.GetImage(),
+			Image:       &runtimeapi.ImageSpec{Image: imageName, UserSpecifiedImage: config.GetImage().GetUserSpecifiedImage()},
 			ImageRef:    imageRef,
-			ImageId:     imageRef,
+			ImageId:     imageIDOf(imageName),
 			Labels:      config.Labels,
 			Annotations: config.Annotations,
 			LogPath:     logPath,
@@ -447,8 +478,16 @@ func (r *Runtime) recordPath(c *container) string {
 	name := c.status.Metadata.Name
 	cur := filepath.Join(dir, name+".log")
 	key := c.podNS + "/" + c.podName + "/" + name
+	attempt := int(c.status.Metadata.Attempt)
 	if prev, ok := r.recorded[key]; ok {
 		_ = os.Rename(cur, filepath.Join(dir, fmt.Sprintf("%s.%d.log", name, prev)))
+	} else if attempt > 0 {
+		// Started after a restart of this process: the recording there is
+		// the run before this one, as far as anyone can tell.
+		older := filepath.Join(dir, fmt.Sprintf("%s.%d.log", name, attempt-1))
+		if _, err := os.Stat(older); os.IsNotExist(err) {
+			_ = os.Rename(cur, older)
+		}
 	}
 	r.recorded[key] = int(c.status.Metadata.Attempt)
 	return cur
@@ -811,9 +850,52 @@ func (r *Runtime) Shutdown() {
 
 // ---- images -------------------------------------------------------------------
 
-func imageRefOf(image string) string {
+func digestOf(image string) string {
 	sum := sha256.Sum256([]byte(image))
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// imageIDOf is the image's ID (the same for every reference to it).
+func imageIDOf(image string) string { return digestOf(normalizeImage(image)) }
+
+// repoDigest is what containerd reports as a container's imageRef.
+func repoDigest(name string) string {
+	repo := name
+	if i := strings.LastIndex(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo + "@" + digestOf(name)
+}
+
+// normalizeImage makes a reference fully qualified as containerd reports it
+// (busybox -> docker.io/library/busybox:latest).
+func normalizeImage(image string) string {
+	if image == "" || strings.HasPrefix(image, "sha256:") {
+		return image
+	}
+	name := image
+	first, _, hasSlash := strings.Cut(name, "/")
+	if !hasSlash {
+		name = "docker.io/library/" + name
+	} else if !strings.ContainsAny(first, ".:") && first != "localhost" {
+		name = "docker.io/" + name
+	}
+	last := name[strings.LastIndex(name, "/")+1:]
+	if !strings.Contains(last, ":") && !strings.Contains(name, "@") {
+		name += ":latest"
+	}
+	return name
+}
+
+func (r *Runtime) imageName(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.imageNames[id]; ok {
+		return n
+	}
+	return id
 }
 
 // Images is the ImageManagerService: every image is present, pulls succeed at once.
@@ -823,7 +905,15 @@ func (r *Runtime) Images() *Images { return &Images{r: r} }
 
 func (i *Images) image(spec *runtimeapi.ImageSpec) *runtimeapi.Image {
 	name := spec.GetImage()
-	return &runtimeapi.Image{Id: imageRefOf(name), RepoTags: []string{name}, Size: 1 << 20, Spec: spec}
+	if strings.HasPrefix(name, "sha256:") {
+		return &runtimeapi.Image{Id: name, RepoTags: []string{i.r.imageName(name)}, Size: 1 << 20, Spec: spec}
+	}
+	name = normalizeImage(name)
+	id := imageIDOf(name)
+	i.r.mu.Lock()
+	i.r.imageNames[id] = name
+	i.r.mu.Unlock()
+	return &runtimeapi.Image{Id: id, RepoTags: []string{name}, RepoDigests: []string{repoDigest(name)}, Size: 1 << 20, Spec: spec}
 }
 
 func (i *Images) ListImages(context.Context, *runtimeapi.ImageFilter) ([]*runtimeapi.Image, error) {
@@ -850,7 +940,11 @@ func (i *Images) PullImage(_ context.Context, spec *runtimeapi.ImageSpec, _ *run
 
 func (i *Images) RemoveImage(_ context.Context, spec *runtimeapi.ImageSpec) error {
 	i.r.mu.Lock()
-	delete(i.r.images, imageRefOf(spec.GetImage()))
+	id := spec.GetImage()
+	if !strings.HasPrefix(id, "sha256:") {
+		id = imageIDOf(id)
+	}
+	delete(i.r.images, id)
 	i.r.mu.Unlock()
 	return nil
 }

@@ -498,7 +498,7 @@ func ParseFaults(raw *string) (f *Faults, err error) {
 			sec, good = ParseOffset(s)
 		}
 		if !good {
-			fail(p+": timestampOffset", fmt.Sprintf(`must be a UTC offset "+hh:mm" or "-hh:mm", got %s`, stringify(v)))
+			fail(p+": timestampOffset", fmt.Sprintf(`must be a UTC offset "+hh:mm" or "-hh:mm" (hh 00-23, mm 00-59), got %s`, stringify(v)))
 		}
 		f.TimestampOffset = &s
 		f.OffsetSeconds = sec

@@ -3,9 +3,11 @@
 // the apiserver through the launcher's fault proxy. No fakes on the path:
 // apiserver -> proxy (NODE_IP:PORT) -> kubelet (127.0.0.1:PORT) -> CRI log file.
 import { expect } from 'chai';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { cluster, createNamespace, uniqueName, type TestCluster } from '../fixture.ts';
 import { apiJson, createPod, getPod, kubectlRaw, recorded, sha256, streamFor, TS_RE, timestampedLines, waitPod, waitTerminated, type RawResponse } from '../simulator/helpers.ts';
 
@@ -20,7 +22,7 @@ interface NodeJson {
 }
 
 /** A request straight to host:port (a kubelet or its proxy); the certificate is not checked, as the apiserver does not. */
-export function directGet(host: string, port: number, path: string, timeoutMs = 30_000): Promise<RawResponse> {
+function directGet(host: string, port: number, path: string, timeoutMs = 30_000): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = https.get({ host, port, path, rejectUnauthorized: false, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -32,6 +34,18 @@ export function directGet(host: string, port: number, path: string, timeoutMs = 
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${host}:${port}${path}: timeout`)));
     req.on('error', reject);
+  });
+}
+
+/** The certificate a TLS server presents. */
+function servedCert(host: string, port: number): Promise<X509Certificate | null> {
+  return new Promise((resolve) => {
+    const sock = tls.connect({ host, port, rejectUnauthorized: false }, () => {
+      const cert = sock.getPeerX509Certificate() ?? null;
+      sock.destroy();
+      resolve(cert);
+    });
+    sock.on('error', () => resolve(null));
   });
 }
 
@@ -62,6 +76,17 @@ describe('hollow kubelet: node kubelet-1 behind the fault proxy', function () {
     expect(node.status.daemonEndpoints.kubeletEndpoint.Port).to.equal(kl.port);
     expect(node.metadata.labels?.['logtail.dev/hollow-kubelet']).to.equal('true');
     expect(readFileSync(join(c.dir, 'env'), 'utf8')).to.match(/^export LOGTAIL_KUBELET_NODE='kubelet-1'$/m);
+  });
+
+  it('serves (proxy and kubelet alike) a certificate from the cluster CA for the node IP and name', async () => {
+    const kl = c.state.kubelets!.find((k) => k.name === c.kubeletNode)!;
+    const ca = new X509Certificate(readFileSync(c.state.caFile));
+    const atProxy = await servedCert(kl.nodeIp, kl.port);
+    const atKubelet = await servedCert('127.0.0.1', kl.port);
+    expect(atProxy!.checkIssued(ca) && atProxy!.verify(ca.publicKey)).to.equal(true);
+    expect(atProxy!.checkIP(kl.nodeIp)).to.equal(kl.nodeIp);
+    expect(atProxy!.checkHost(c.kubeletNode)).to.equal(c.kubeletNode);
+    expect(atKubelet!.fingerprint256).to.equal(atProxy!.fingerprint256);
   });
 
   it('passes non-log requests through the proxy untouched', async () => {
@@ -143,5 +168,46 @@ describe('hollow kubelet: node kubelet-1 behind the fault proxy', function () {
     const r = await streamFor(c, ns, 'stall', 'follow=true', 2000);
     expect(r.ended).to.equal(false);
     expect(r.body.length).to.equal(K);
+  });
+});
+
+describe('hollow kubelet: add-node --container-log-max-size (the kubelet\'s own rotation for the node)', function () {
+  this.timeout(120_000);
+  let c: TestCluster;
+  let ns: string;
+  const name = uniqueName('rot');
+
+  before(async function () {
+    this.timeout(300_000);
+    c = await cluster();
+    ns = uniqueName('hk-rot');
+    await createNamespace(c, ns);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await c.removeNode(name);
+  });
+
+  it('a new request serves only what follows the last rotation; kubelet-1 (default 10Mi) serves all', async () => {
+    await c.addNode({ name, csrDelaySeconds: 0, containerLogMaxSize: '4Ki' });
+    const script = { containers: { app: { lines: 300, lineBytes: 100, linesPerSecond: 60 } } };
+    await createPod(c, ns, 'small', { nodeName: name, script });
+    await createPod(c, ns, 'big', { nodeName: c.kubeletNode, script });
+    await waitTerminated(c, ns, 'small', 60_000);
+    await waitTerminated(c, ns, 'big', 60_000);
+    // csr-delay 0: the certificate comes within a second or two.
+    let small: Awaited<ReturnType<typeof kubectlRaw>> | null = null;
+    for (let i = 0; i < 30 && small?.code !== 0; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 500));
+      small = await kubectlRaw(c, ['logs', '-n', ns, 'small']);
+    }
+    expect(small!.code, small!.stderr).to.equal(0);
+    const rec = recorded(c, ns, 'small');
+    expect(rec.length).to.equal(30_000);
+    expect(small!.stdout.length, 'rotated away').to.be.lessThan(4096);
+    expect(rec.subarray(rec.length - small!.stdout.length).equals(small!.stdout), 'the tail of the run').to.equal(true);
+    const big = await kubectlRaw(c, ['logs', '-n', ns, 'big']);
+    expect(sha256(big.stdout)).to.equal(sha256(recorded(c, ns, 'big')));
   });
 });
