@@ -10,7 +10,7 @@ import { openLogStream } from '../adapters/log-stream.ts';
 import { Backoff, sleep } from '../adapters/retry.ts';
 import type { ObjectStore, ObjectWriter } from '../adapters/store/types.ts';
 import { renderKey } from '../core/key-template.ts';
-import { ResumeFilter, ResumeMismatchError } from '../core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, conditionsForPhase, isTerminalPhase, statusEquals } from '../core/status.ts';
 import { ContentSink } from './content-sink.ts';
@@ -566,7 +566,7 @@ export class CaptureDaemon {
           c.bytes = filter.bytes;
           c.lines = filter.lines;
           const cp = filter.checkpoint();
-          if (instanceEnd && cp && cp.time.slice(0, 19) > instanceEnd.slice(0, 19) && !gap) {
+          if (instanceEnd && cp && stampedInLaterSecond(cp.time, instanceEnd) && !gap) {
             // Lines stamped in a later second than the instance's end cannot
             // be its own: the kubelet served the next run. Say so, never hide it.
             gap = { reason: 'LogGap', message: `${name} instance ${k}: the stream carried lines stamped ${cp.time}, after the instance finished at ${instanceEnd}` };

@@ -3,7 +3,7 @@
 // the simulated container wrote.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { nodeVersionOk } from '../../../src/cmd/node-version.ts';
@@ -185,6 +185,9 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(createHash('sha256').update(raw).digest('hex')).to.equal(cap.object!.objectSha256);
     const text = gunzipSync(raw);
     expect(createHash('sha256').update(text).digest('hex')).to.equal(cap.object!.sha256);
+    // bytes: the content as stored, before compression, prefixes included (docs/status.md, Bytes)
+    expect(cap.bytes).to.equal(text.length);
+    expect(lt.status?.bytes).to.equal(text.length);
     const lines = text.toString().split('\n').filter(Boolean);
     expect(lines).to.have.length(1000);
     for (const l of lines.slice(0, 5)) expect(l).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z /);
@@ -257,6 +260,12 @@ describe('operator: capture end to end (filesystem store)', function () {
       const r = await cli(['get', 'single', '-n', ns]);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/checksum mismatch/);
+      // verified before output: not one byte of the tampered object reaches stdout
+      expect(r.stdout).to.equal('');
+      const dest = join(REPO_ROOT, '.test-results', `tampered-${ns}.log`);
+      const o = await cli(['get', 'single', '-n', ns, '-o', dest]);
+      expect(o.code).to.equal(1);
+      expect(existsSync(dest), 'no -o file for a tampered object').to.equal(false);
     });
 
     it('tells a kubectl plugin user on an old Node what it needs', async function () {
