@@ -6,6 +6,7 @@ import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts'
 import type { ObjectStore } from '../adapters/store/types.ts';
 import { FINALIZER, GROUP, PLURAL, VERSION, resolveSpec, type LogTail } from '../core/spec.ts';
 import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
+import { openLogStream } from '../adapters/log-stream.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -236,9 +237,10 @@ export class Controller {
       if (!(await this.patchFinalizer(lt, true))) return;
     }
     if (!this.running) return;
+    const kc = this.o.kc;
     const d = new CaptureDaemon(lt, resolved.spec, {
-      kc: this.o.kc,
       api: this.o.api,
+      logs: { open: (req) => openLogStream(kc, req) },
       store: this.o.store,
       pods: { get: (n, namespace) => this.getPod(n, namespace) },
       slots: this.slots,
