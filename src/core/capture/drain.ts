@@ -16,6 +16,13 @@
 //   lines sharing the last timestamp is whole and the ordinal can be checked
 //   (hence N is larger than that run).
 // Anything else is inconclusive, or shows that the log goes on.
+//
+// An empty log: the kubelet answers through flushwriter
+// (pkg/kubelet/server/server.go getContainerLogs), so its 200 leaves with the
+// first byte of the body, or, when there is none, only when the handler
+// returns after reading the whole file. A connection cut before that is an
+// error at the apiserver, never an empty 200: an empty 200 to a window of an
+// ended run, with nothing stored, is proof of an empty log.
 
 import { isKubeletTimestamp } from '../resume-filter.ts';
 
