@@ -4,6 +4,7 @@
 import { Agent, request, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import { logTailPath } from '../core/spec.ts';
 
 export class KubeApiError extends Error {
   readonly status: number;
@@ -118,7 +119,7 @@ export class KubeApi {
   }
 
   logTailPath(namespace: string, name: string): string {
-    return `/apis/logtail.dev/v1alpha1/namespaces/${namespace}/logtails/${name}`;
+    return logTailPath(namespace, name);
   }
 
   async patchLogTailStatus(namespace: string, name: string, status: unknown): Promise<void> {

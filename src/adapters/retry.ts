@@ -2,16 +2,10 @@
 // sequence; what it lacks and we need is added here: symmetric jitter, a time
 // budget, cancellation, and permanent-vs-transient classification.
 import { ExponentialStrategy } from 'backoff';
+import type { RetryPolicy } from '../core/spec.ts';
 import { CaptureError, classify as defaultClassify, describeError } from './errors.ts';
 
-export interface RetryPolicy {
-  initialIntervalMs: number;
-  maxIntervalMs: number;
-  /** Time budget: no new attempt starts after this much time without success. */
-  maxElapsedMs: number;
-  /** 0..1: each delay is drawn uniformly from ±jitter around the nominal one. Default 0.2. */
-  jitter?: number;
-}
+export type { RetryPolicy };
 
 export interface BackoffOptions {
   now?: () => number;
@@ -118,21 +112,38 @@ export class RetryExhaustedError extends Error {
   }
 }
 
-/** setTimeout as a promise that rejects with `signal.reason` as soon as the signal aborts. */
+/** Longest delay setTimeout honours: Node fires a longer one after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * setTimeout as a promise that rejects with `signal.reason` as soon as the
+ * signal aborts. Waits longer than MAX_TIMER_MS are slept in chunks (so a
+ * huge delay waits, instead of firing after 1 ms); Infinity waits for the
+ * signal; a negative delay is 0; NaN is refused.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (Number.isNaN(ms)) return Promise.reject(new RangeError('sleep: delay is NaN'));
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
+    let left = Math.max(0, ms);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
+    const arm = () => {
+      const chunk = Math.min(left, MAX_TIMER_MS);
+      timer = setTimeout(() => {
+        left -= chunk;
+        if (left > 0) return arm();
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, chunk);
+    };
+    arm();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,8 +1,10 @@
 // Turns the kubelet's `timestamps=true` log stream of one container instance,
 // delivered over any number of connections, into the exact bytes of the log.
 //
-// Each line arrives as `<30-byte timestamp><space><content>`. The timestamp is
-// fixed width (9 fraction digits, 'Z'), so timestamps compare as bytes. A line
+// Each line arrives as `<timestamp><space><content>`. The timestamp is fixed
+// width (9 fraction digits) and ends in `Z` or in the runtime's offset
+// (`-03:30`): see kubelet-timestamp.ts. Timestamps are compared as instants,
+// as bytes only when their offsets are equal. A line
 // longer than 16 KiB is stored by the runtime as several records; the kubelet
 // writes the timestamp only before the first, but filters every record by
 // sinceTime, so a resumed stream may begin inside a long line without any
@@ -16,6 +18,21 @@
 // Cost per byte is what limits the operator's throughput: lines are found with
 // Buffer.indexOf, output is emitted as (at most) one buffer per push, and no
 // object is allocated per line unless a prefix straddles two chunks.
+
+import {
+  PREFIX_MAX_LEN,
+  TS_MAX_LEN,
+  ZONE_AT,
+  compareTimestampsAt,
+  heldPrefixLength,
+  isKubeletTimestamp,
+  prefixByteFits,
+  prefixLengthAt,
+  sinceTimeOf,
+  validTimestampAt,
+} from './kubelet-timestamp.ts';
+
+export { compareTimestamps, isKubeletTimestamp, sinceTimeOf, timestampMs } from './kubelet-timestamp.ts';
 
 /** Position in the log up to which bytes have been emitted. */
 export interface Checkpoint {
@@ -31,16 +48,6 @@ export interface Checkpoint {
 
 /** A checkpoint to resume from, e.g. from status; `complete` is informational. */
 export type CheckpointInput = Omit<Checkpoint, 'complete'> & { complete?: boolean };
-
-/**
- * Equality of a 30-byte timestamp at `at` with `ts`, compared from the end:
- * consecutive lines usually differ in the last fraction digits, so this exits
- * after a byte or two — far cheaper per line than a native Buffer.compare call.
- */
-function sameTimestamp(buf: Buffer, at: number, ts: Buffer, tsAt: number): boolean {
-  for (let i = TS_LEN - 2; i >= 0; i--) if (buf[at + i] !== ts[tsAt + i]) return false;
-  return buf[at + TS_LEN - 1] === ts[tsAt + TS_LEN - 1];
-}
 
 /** A strict resume met a stream that does not contain the checkpoint line. */
 export class ResumeMismatchError extends Error {
@@ -66,41 +73,12 @@ export interface ResumeFilterOptions {
   inPlace?: boolean;
 }
 
-const TS_LEN = 30;
-const PREFIX_LEN = 31;
 const NL = 10;
 
-// Expected byte at each prefix position; 0 means "a decimal digit".
-const PATTERN = new Uint8Array(PREFIX_LEN);
-for (const [i, ch] of [...'0000-00-00T00:00:00.000000000Z '].entries()) PATTERN[i] = ch === '0' ? 0 : ch.charCodeAt(0);
-
-function matchesAt(k: number, b: number): boolean {
-  const want = PATTERN[k] as number;
-  return want === 0 ? b >= 48 && b <= 57 : b === want;
-}
-
-/**
- * The hot-path prefix check: the fixed separators, the 'Z', the space and the
- * digits around them. Cheaper than checking all 31 bytes per line, and still
- * refuses any line that does not begin with the kubelet's layout.
- */
-function prefixAt(b: Buffer, p: number): boolean {
-  const d = (i: number) => {
-    const x = b[p + i] as number;
-    return x >= 48 && x <= 57;
-  };
-  return (
-    b[p + 4] === 45 && b[p + 7] === 45 && b[p + 10] === 84 && b[p + 13] === 58 && b[p + 16] === 58 && b[p + 19] === 46 && b[p + 29] === 90 && b[p + 30] === 32 &&
-    d(0) && d(3) && d(5) && d(9) && d(11) && d(18) && d(20) && d(28)
-  );
-}
-
-/** True for a 30-character kubelet timestamp such as `2026-11-27T10:00:05.123456789Z`. */
-export function isKubeletTimestamp(s: string): boolean {
-  if (typeof s !== 'string' || s.length !== TS_LEN) return false;
-  for (let i = 0; i < TS_LEN; i++) if (!matchesAt(i, s.charCodeAt(i))) return false;
-  return true;
-}
+// What a prefix is, relative to the previous line's timestamp.
+const TS_BAD = 0; // not a valid timestamp: the line is malformed
+const TS_SAME = 1; // the same instant as the previous line: next ordinal
+const TS_NEW = 2; // a different instant
 
 const LINE_START = 0; // expecting a timestamp prefix
 const EMIT = 1; // inside a line's content, emitting
@@ -110,12 +88,15 @@ const RAW = 4; // inside a line without timestamp, emitting it as is
 const PREAMBLE_SKIP = 5; // from-the-top reconnection: dropping untimestamped bytes already emitted
 
 export class ResumeFilter {
-  /** Content bytes emitted (timestamp prefixes excluded). */
+  /**
+   * Bytes emitted: what is stored, timestamp prefixes included under
+   * keepTimestamps. This is the meaning of `bytes` in the LogTail status.
+   */
   bytes = 0;
+  /** Bytes the container wrote that were emitted (timestamp prefixes excluded). */
+  contentBytes = 0;
   /** Lines whose newline has been emitted. */
   lines = 0;
-  /** All bytes emitted, timestamp prefixes included under keepTimestamps. */
-  emittedBytes = 0;
   /** Timestamp of the first line whose start was emitted. */
   firstTimestamp: string | undefined;
   /**
@@ -124,7 +105,12 @@ export class ResumeFilter {
    * between the checkpoint and the next line emitted may be missing.
    */
   gaps = 0;
-  /** Lines that did not start with a timestamp in the middle of a connection; emitted as is. */
+  /**
+   * Lines that did not start with a valid kubelet timestamp in the middle of
+   * a connection (emitted as is), or, while resuming, were dropped. A capture
+   * with malformed lines is not Complete: the object may hold prefixes, and
+   * resume points inside such lines cannot be exact.
+   */
   malformedLines = 0;
   /** Description of the latest gap or malformed line. */
   lastAnomaly: string | undefined;
@@ -133,17 +119,18 @@ export class ResumeFilter {
   private state = LINE_START;
   private started = false;
 
-  // Partial prefix held across chunks (at most 31 bytes).
-  private readonly pfx = Buffer.alloc(PREFIX_LEN);
+  // Partial prefix held across chunks (at most 36 bytes).
+  private readonly pfx = Buffer.alloc(PREFIX_MAX_LEN);
   private pfxLen = 0;
 
   // The line in progress (or last line): the checkpoint when not seeking.
-  private readonly lastTs = Buffer.alloc(TS_LEN);
+  private readonly lastTs = Buffer.alloc(TS_MAX_LEN);
   // Where the latest timestamp lives: a reference into the current chunk,
   // copied into lastTs only at the end of push() (or when read), so a line
   // costs no native copy call.
   private tsBuf: Buffer = this.lastTs;
   private tsAt = 0;
+  private tsLen = 0;
   private hasLine = false;
   private ordinal = 0;
   private lineOffset = 0;
@@ -153,7 +140,8 @@ export class ResumeFilter {
 
   // Resume target while seeking through a replayed stretch.
   private seeking = false;
-  private readonly seekTs = Buffer.alloc(TS_LEN);
+  private readonly seekTs = Buffer.alloc(TS_MAX_LEN);
+  private seekLen = 0;
   private seekTime = '';
   private seekOrdinal = 0;
   private seekOffset = 0;
@@ -192,7 +180,7 @@ export class ResumeFilter {
       if (!Number.isSafeInteger(cp.ordinal) || cp.ordinal < 0) throw new Error('checkpoint ordinal must be a non-negative integer');
       if (!Number.isSafeInteger(cp.offset) || cp.offset < 0) throw new Error('checkpoint offset must be a non-negative integer');
       this.seeking = true;
-      this.seekTs.write(cp.time, 'latin1');
+      this.seekLen = this.seekTs.write(cp.time, 'latin1');
       this.seekTime = cp.time;
       this.seekOrdinal = cp.ordinal;
       this.seekOffset = cp.offset;
@@ -217,7 +205,7 @@ export class ResumeFilter {
   /** sinceTime for the next request (the checkpoint's second, as the apiserver truncates anyway); undefined: from the top. */
   sinceTime(): string | undefined {
     const cp = this.checkpoint();
-    return cp === undefined ? undefined : cp.time.slice(0, 19) + 'Z';
+    return cp === undefined ? undefined : sinceTimeOf(cp.time);
   }
 
   /**
@@ -241,8 +229,8 @@ export class ResumeFilter {
     if (this.started && !this.seeking) {
       if (this.hasLine) {
         this.materializeTs();
-        this.lastTs.copy(this.seekTs);
-        this.seekTime = this.lastTs.toString('latin1');
+        this.seekLen = this.lastTs.copy(this.seekTs, 0, 0, this.tsLen);
+        this.seekTime = this.tsString();
         this.seekOrdinal = this.ordinal;
         this.seekOffset = this.lineOffset;
         this.seekComplete = this.lineComplete;
@@ -278,7 +266,7 @@ export class ResumeFilter {
           const nl = chunk.indexOf(NL, pos);
           const end = nl === -1 ? n : nl + 1;
           this.take(pos, end);
-          this.bytes += end - pos;
+          this.contentBytes += end - pos;
           this.lineOffset += end - pos;
           if (nl !== -1) {
             this.lines++;
@@ -308,7 +296,7 @@ export class ResumeFilter {
           const nl = chunk.indexOf(NL, pos);
           const end = nl === -1 ? n : nl + 1;
           this.take(pos, end);
-          this.bytes += end - pos;
+          this.contentBytes += end - pos;
           if (!this.hasLine) this.preamble += end - pos;
           if (nl !== -1) {
             this.lines++;
@@ -336,29 +324,44 @@ export class ResumeFilter {
 
   private materializeTs(): void {
     if (this.tsBuf !== this.lastTs) {
-      this.tsBuf.copy(this.lastTs, 0, this.tsAt, this.tsAt + TS_LEN);
+      this.tsBuf.copy(this.lastTs, 0, this.tsAt, this.tsAt + this.tsLen);
       this.tsBuf = this.lastTs;
       this.tsAt = 0;
     }
   }
 
   private tsString(): string {
-    return this.tsBuf.toString('latin1', this.tsAt, this.tsAt + TS_LEN);
+    return this.tsBuf.toString('latin1', this.tsAt, this.tsAt + this.tsLen);
   }
 
   private lineStart(chunk: Buffer, pos: number, n: number): number {
-    if (this.pfxLen === 0 && n - pos > PREFIX_LEN) {
-      if (!prefixAt(chunk, pos)) {
+    if (this.pfxLen === 0) {
+      const plen = prefixLengthAt(chunk, pos, n);
+      if (plen > 0) return this.wholePrefix(chunk, pos, plen);
+      if (plen === 0) {
         this.untimestamped(false);
         return pos;
       }
-      if (this.commit(chunk, pos) && this.keep) this.take(pos, pos + PREFIX_LEN);
-      return pos + PREFIX_LEN;
     }
-    // Slow path: the prefix straddles chunks; keep what matches so far.
-    while (this.pfxLen < PREFIX_LEN && pos < n) {
+    return this.heldPrefix(chunk, pos, n);
+  }
+
+  // The fast path: a prefix of `plen` bytes and a content byte are in the chunk.
+  private wholePrefix(chunk: Buffer, pos: number, plen: number): number {
+    const kind = this.classify(chunk, pos, plen - 1);
+    if (kind === TS_BAD) {
+      this.untimestamped(false);
+      return pos;
+    }
+    if (this.commit(chunk, pos, plen - 1, kind === TS_SAME) && this.keep) this.take(pos, pos + plen);
+    return pos + plen;
+  }
+
+  // The slow path: the prefix straddles chunks; keep what matches so far.
+  private heldPrefix(chunk: Buffer, pos: number, n: number): number {
+    while (pos < n && this.pfxLen < heldPrefixLength(this.pfx, this.pfxLen)) {
       const b = chunk[pos] as number;
-      if (!matchesAt(this.pfxLen, b)) {
+      if (!prefixByteFits(this.pfxLen, b, this.pfx)) {
         this.untimestamped(true);
         return pos;
       }
@@ -367,11 +370,43 @@ export class ResumeFilter {
     }
     // Commit only once a content byte is here, so a line whose prefix was
     // read but none of whose content was emitted does not count as started.
-    if (this.pfxLen === PREFIX_LEN && pos < n) {
+    const plen = this.pfxLen;
+    if (plen === heldPrefixLength(this.pfx, plen) && pos < n) {
+      const kind = this.classify(this.pfx, 0, plen - 1);
+      if (kind === TS_BAD) {
+        this.untimestamped(true);
+        return pos;
+      }
       this.pfxLen = 0;
-      if (this.commit(this.pfx, 0) && this.keep) this.emitCopy(this.pfx, PREFIX_LEN);
+      if (this.commit(this.pfx, 0, plen - 1, kind === TS_SAME) && this.keep) this.emitCopy(this.pfx, plen);
     }
     return pos;
+  }
+
+  /**
+   * The timestamp at `at` against the previous line's on this connection.
+   * Consecutive lines usually differ in the last fraction digits, so the
+   * byte comparison runs from the end (before the zone) and exits early;
+   * only a timestamp that differs is validated, and only one whose offset
+   * differs is compared as an instant.
+   */
+  private classify(buf: Buffer, at: number, len: number): number {
+    let differsAt = -1;
+    if (this.connHasTs && len === this.tsLen) {
+      const ts = this.tsBuf;
+      const tsAt = this.tsAt;
+      for (let i = ZONE_AT - 1; i >= 0 && differsAt === -1; i--) if (buf[at + i] !== ts[tsAt + i]) differsAt = i;
+      for (let i = ZONE_AT; i < len && differsAt === -1; i++) if (buf[at + i] !== ts[tsAt + i]) differsAt = ZONE_AT;
+      if (differsAt === -1) return TS_SAME;
+    }
+    if (!validTimestampAt(buf, at, len)) return TS_BAD;
+    if (!this.connHasTs || (differsAt !== -1 && differsAt < ZONE_AT && this.zoneEquals(buf, at, len))) return TS_NEW;
+    return compareTimestampsAt(buf, at, len, this.tsBuf, this.tsAt, this.tsLen) === 0 ? TS_SAME : TS_NEW;
+  }
+
+  private zoneEquals(buf: Buffer, at: number, len: number): boolean {
+    for (let i = ZONE_AT; i < len; i++) if (buf[at + i] !== this.tsBuf[this.tsAt + i]) return false;
+    return true;
   }
 
   // A line starts without a valid timestamp prefix.
@@ -390,7 +425,7 @@ export class ResumeFilter {
       this.anomaly(false, 'line without timestamp prefix; stored as is');
     }
     if (held && this.pfxLen > 0) {
-      this.bytes += this.pfxLen;
+      this.contentBytes += this.pfxLen;
       if (!this.hasLine) this.preamble += this.pfxLen;
       this.emitCopy(this.pfx, this.pfxLen);
     }
@@ -400,65 +435,75 @@ export class ResumeFilter {
 
   // A prefix is complete and content follows. Returns whether the line's
   // start is to be emitted (so the caller emits the prefix under keep).
-  private commit(buf: Buffer, at: number): boolean {
+  private commit(buf: Buffer, at: number, len: number, same: boolean): boolean {
     this.connFirstLine = false;
-    if (this.tailWindow && !this.connHasTs) {
-      // A tail response may start in the middle of a run of lines sharing the
-      // checkpoint's timestamp, where ordinals would be wrong: accept it only
-      // if its first line is strictly older than the checkpoint.
-      if (!this.seeking || buf.compare(this.seekTs, 0, TS_LEN, at, at + TS_LEN) >= 0) {
-        throw new ResumeMismatchError('the tail response does not reach back past the checkpoint', 'window');
-      }
-    }
-    if (this.connHasTs && sameTimestamp(buf, at, this.tsBuf, this.tsAt)) {
-      this.ordinal++;
-    } else {
-      if (buf === this.pfx || this.inPlace) {
-        // pfx is refilled by the next straddling prefix, and in-place
-        // compaction may overwrite these bytes: copy now (a JS loop, no
-        // native call per line).
-        const ts = this.lastTs;
-        for (let i = 0; i < TS_LEN; i++) ts[i] = buf[at + i] as number;
-        this.tsBuf = ts;
-        this.tsAt = 0;
-      } else {
-        this.tsBuf = buf;
-        this.tsAt = at;
-      }
-      this.ordinal = 0;
-      this.connHasTs = true;
-    }
-    if (this.seeking) {
-      const c = buf.compare(this.seekTs, 0, TS_LEN, at, at + TS_LEN);
-      if (c < 0 || (c === 0 && this.ordinal < this.seekOrdinal)) {
-        this.state = DROP;
-        return false;
-      }
-      if (this.strict && !(c === 0 && this.ordinal === this.seekOrdinal)) {
-        // Nothing of this line was emitted and the seek state is intact, so
-        // the caller can retry the resume on another request.
-        throw new ResumeMismatchError(`resumed stream lacks the checkpoint line ${this.seekTime}#${this.seekOrdinal}; it continues at ${this.tsString()}`);
-      }
-      this.seeking = false;
-      this.hasLine = true;
-      if (c === 0 && this.ordinal === this.seekOrdinal) {
-        this.lineOffset = this.seekOffset;
-        this.lineComplete = this.seekComplete;
-        if (this.seekOffset > 0) {
-          this.skipLeft = this.seekOffset;
-          this.state = SKIP;
-          return false;
-        }
-      } else {
-        this.anomaly(true, `resumed stream lacks the checkpoint line ${this.seekTime}#${this.seekOrdinal}; continuing at ${this.tsString()}`);
-      }
-    }
+    if (this.tailWindow && !this.connHasTs) this.checkTailWindow(buf, at, len);
+    this.recordTimestamp(buf, at, len, same);
+    if (this.seeking && !this.reachSeek(buf, at, len)) return false;
     this.hasLine = true;
     this.lineOffset = 0;
     this.lineComplete = false;
     this.state = EMIT;
     if (this.firstTimestamp === undefined) this.firstTimestamp = this.tsString();
     return true;
+  }
+
+  // A tail response may start in the middle of a run of lines sharing the
+  // checkpoint's timestamp, where ordinals would be wrong: accept it only if
+  // its first line is strictly older than the checkpoint.
+  private checkTailWindow(buf: Buffer, at: number, len: number): void {
+    if (!this.seeking || compareTimestampsAt(this.seekTs, 0, this.seekLen, buf, at, len) <= 0) {
+      throw new ResumeMismatchError('the tail response does not reach back past the checkpoint', 'window');
+    }
+  }
+
+  private recordTimestamp(buf: Buffer, at: number, len: number, same: boolean): void {
+    if (same) {
+      this.ordinal++;
+      return;
+    }
+    if (buf === this.pfx || this.inPlace) {
+      // pfx is refilled by the next straddling prefix, and in-place
+      // compaction may overwrite these bytes: copy now (a JS loop, no
+      // native call per line).
+      const ts = this.lastTs;
+      for (let i = 0; i < len; i++) ts[i] = buf[at + i] as number;
+      this.tsBuf = ts;
+      this.tsAt = 0;
+    } else {
+      this.tsBuf = buf;
+      this.tsAt = at;
+    }
+    this.tsLen = len;
+    this.ordinal = 0;
+    this.connHasTs = true;
+  }
+
+  // While seeking: false drops (or skips into) the line; true emits it.
+  private reachSeek(buf: Buffer, at: number, len: number): boolean {
+    const c = compareTimestampsAt(buf, at, len, this.seekTs, 0, this.seekLen);
+    const atCheckpoint = c === 0 && this.ordinal === this.seekOrdinal;
+    if (c < 0 || (c === 0 && this.ordinal < this.seekOrdinal)) {
+      this.state = DROP;
+      return false;
+    }
+    if (this.strict && !atCheckpoint) {
+      // Nothing of this line was emitted and the seek state is intact, so
+      // the caller can retry the resume on another request.
+      throw new ResumeMismatchError(`resumed stream lacks the checkpoint line ${this.seekTime}#${this.seekOrdinal}; it continues at ${this.tsString()}`);
+    }
+    this.seeking = false;
+    this.hasLine = true;
+    if (!atCheckpoint) {
+      this.anomaly(true, `resumed stream lacks the checkpoint line ${this.seekTime}#${this.seekOrdinal}; continuing at ${this.tsString()}`);
+      return true;
+    }
+    this.lineOffset = this.seekOffset;
+    this.lineComplete = this.seekComplete;
+    if (this.seekOffset === 0) return true;
+    this.skipLeft = this.seekOffset;
+    this.state = SKIP;
+    return false;
   }
 
   private skip(chunk: Buffer, pos: number, n: number): number {
@@ -487,7 +532,7 @@ export class ResumeFilter {
   }
 
   private take(s: number, e: number): void {
-    this.emittedBytes += e - s;
+    this.bytes += e - s;
     if (this.out === null) {
       if (this.re === -1) {
         this.rs = s;
@@ -533,7 +578,7 @@ export class ResumeFilter {
   // Held bytes live in a reused buffer: emit a copy, after whatever is pending.
   private emitCopy(src: Buffer, len: number): void {
     this.flush();
-    this.emittedBytes += len;
+    this.bytes += len;
     this.emitFn(Buffer.from(src.subarray(0, len)));
   }
 }

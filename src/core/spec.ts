@@ -16,6 +16,19 @@ export const SINGULAR = 'logtail';
 export const KIND = 'LogTail';
 export const SHORT_NAME = 'lt';
 export const FINALIZER = 'logtail.dev/finalizer';
+/** The LogTail resource, in the shape client-node's CustomObjectsApi takes. */
+export const LOGTAIL_RESOURCE = { group: GROUP, version: VERSION, plural: PLURAL } as const;
+
+/** API path of the LogTail collection, cluster-wide or in one namespace. */
+export function logTailsPath(namespace?: string): string {
+  const base = `/apis/${GROUP}/${VERSION}`;
+  return namespace ? `${base}/namespaces/${namespace}/${PLURAL}` : `${base}/${PLURAL}`;
+}
+
+/** API path of one LogTail; append `/status` for its status subresource. */
+export function logTailPath(namespace: string, name: string): string {
+  return `${logTailsPath(namespace)}/${name}`;
+}
 
 export type Compression = 'none' | 'gzip';
 export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip'];
@@ -46,10 +59,18 @@ export interface LogTail {
   status?: LogTailStatus;
 }
 
+/**
+ * Exponential backoff with a time budget: the one policy type, used by the
+ * spec (`retry`, `terminatedRetry`) and by every retry loop
+ * (`adapters/retry.ts`).
+ */
 export interface RetryPolicy {
   initialIntervalMs: number;
   maxIntervalMs: number;
+  /** Time budget: no new attempt starts after this much time without success. */
   maxElapsedMs: number;
+  /** 0..1: each delay is drawn uniformly from ±jitter around the nominal one. Default 0.2. */
+  jitter?: number;
 }
 
 /** A validated spec with every default applied; durations in milliseconds. */
@@ -100,7 +121,25 @@ const _retryComplete: Exhaustive<RetrySpec, typeof RETRY_FIELDS> = true;
 export const DNS1123_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 export const DNS1123_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const MAX_CONTAINERS = 256;
-export const MAX_TTL_SECONDS = 2_147_483_647;
+
+/**
+ * Upper bounds of the spec's durations, the same in the CRD's CEL rules.
+ * Every one is far below 2^31-1 ms (~24.8 days), past which Node's setTimeout
+ * fires after 1 ms. interval (retry and terminatedRetry initialInterval and
+ * maxInterval): a wait of more than an hour between two attempts only hides
+ * a stuck capture. maxElapsed: a day of failing without progress is a
+ * capture that will not recover. podNotFoundTimeout: a LogTail must not wait
+ * for its pod long after its author stopped caring (or lost access).
+ */
+export const DURATION_CAPS = {
+  interval: { text: '1h', ms: 3_600_000 },
+  maxElapsed: { text: '24h', ms: 86_400_000 },
+  podNotFoundTimeout: { text: '24h', ms: 86_400_000 },
+} as const;
+type Cap = (typeof DURATION_CAPS)[keyof typeof DURATION_CAPS];
+
+/** ttlSecondsAfterFinished ≤ 30 days: a finished LogTail is kept longer by leaving the field out. */
+export const MAX_TTL_SECONDS = 30 * 24 * 3600;
 
 const SUBDOMAIN = new RegExp(DNS1123_SUBDOMAIN_PATTERN);
 const LABEL = new RegExp(DNS1123_LABEL_PATTERN);
@@ -125,7 +164,7 @@ function rejectUnknown(obj: Record<string, unknown>, allowed: readonly string[],
   }
 }
 
-function durationField(obj: Record<string, unknown>, key: string, dflt: string, path: string): number {
+function durationField(obj: Record<string, unknown>, key: string, dflt: string, path: string, cap: Cap): number {
   const raw = present(obj, key) ? obj[key] : dflt;
   if (typeof raw !== 'string') throw new SpecError(`${path}.${key}: must be a duration string like "10s"`);
   if (raw.length > MAX_DURATION_LENGTH || !DURATION.test(raw)) {
@@ -138,6 +177,7 @@ function durationField(obj: Record<string, unknown>, key: string, dflt: string, 
     throw new SpecError(`${path}.${key}: ${(e as Error).message}`);
   }
   if (ms <= 0) throw new SpecError(`${path}.${key}: must be greater than zero`);
+  if (ms > cap.ms) throw new SpecError(`${path}.${key}: must be at most ${cap.text} (got ${raw})`);
   return ms;
 }
 
@@ -148,9 +188,9 @@ function retryField(spec: Record<string, unknown>, key: 'retry' | 'terminatedRet
   if (!isObject(raw)) throw new SpecError(`${path}: must be an object`);
   rejectUnknown(raw, RETRY_FIELDS, path);
   const policy: RetryPolicy = {
-    initialIntervalMs: durationField(raw, 'initialInterval', d.initialInterval, path),
-    maxIntervalMs: durationField(raw, 'maxInterval', d.maxInterval, path),
-    maxElapsedMs: durationField(raw, 'maxElapsed', d.maxElapsed, path),
+    initialIntervalMs: durationField(raw, 'initialInterval', d.initialInterval, path, DURATION_CAPS.interval),
+    maxIntervalMs: durationField(raw, 'maxInterval', d.maxInterval, path, DURATION_CAPS.interval),
+    maxElapsedMs: durationField(raw, 'maxElapsed', d.maxElapsed, path, DURATION_CAPS.maxElapsed),
   };
   if (policy.initialIntervalMs > policy.maxIntervalMs) {
     throw new SpecError(
@@ -211,13 +251,13 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
 
   const retry = retryField(input, 'retry');
   const terminatedRetry = retryField(input, 'terminatedRetry');
-  const podNotFoundTimeoutMs = durationField(input, 'podNotFoundTimeout', DEFAULTS.podNotFoundTimeout, 'spec');
+  const podNotFoundTimeoutMs = durationField(input, 'podNotFoundTimeout', DEFAULTS.podNotFoundTimeout, 'spec', DURATION_CAPS.podNotFoundTimeout);
 
   let ttlSecondsAfterFinished: number | undefined;
   if (present(input, 'ttlSecondsAfterFinished')) {
     const ttl = input.ttlSecondsAfterFinished;
     if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS) {
-      throw new SpecError(`spec.ttlSecondsAfterFinished: must be an integer between 0 and ${MAX_TTL_SECONDS}`);
+      throw new SpecError(`spec.ttlSecondsAfterFinished: must be an integer between 0 and ${MAX_TTL_SECONDS} (30 days)`);
     }
     ttlSecondsAfterFinished = ttl;
   }

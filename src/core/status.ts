@@ -28,8 +28,8 @@ export const Reason = {
   StoreUnavailable: 'StoreUnavailable',
   InvalidSpec: 'InvalidSpec',
   KeyExists: 'KeyExists',
+  MalformedLines: 'MalformedLines',
 } as const;
-export type KnownReason = (typeof Reason)[keyof typeof Reason];
 
 export interface Condition {
   type: ConditionType;
@@ -74,7 +74,28 @@ export interface ContainerCapture {
   lastError?: string;
   checkpoint?: StatusCheckpoint;
   firstTimestamp?: string;
+  /** Lines without a valid kubelet timestamp prefix, stored as received; > 0 means not Complete. */
+  malformedLines?: number;
 }
+
+/**
+ * Consecutive runs (restarts) of one container that were not captured, for
+ * one reason: the kubelet no longer served them (it keeps the current and
+ * the previous run), or they ended faster than they could be read.
+ */
+export interface UncapturedRuns {
+  container: string;
+  init?: boolean;
+  /** First restart number of the range. */
+  fromRestart: number;
+  /** Last restart number of the range, inclusive. */
+  toRestart: number;
+  /** A Reason, e.g. LogGap. */
+  reason: string;
+}
+
+/** Most entries in status.uncapturedRuns; further runs are only counted (uncapturedRunsDropped). */
+export const MAX_UNCAPTURED_RUNS = 32;
 
 export interface LogTailStatus {
   phase: Phase;
@@ -93,6 +114,10 @@ export interface LogTailStatus {
   exitCode?: number;
   /** One entry per captured container instance, in capture order. */
   containers: ContainerCapture[];
+  /** Runs that could not be captured, as ranges; at most MAX_UNCAPTURED_RUNS entries. */
+  uncapturedRuns?: UncapturedRuns[];
+  /** Uncaptured runs not listed in uncapturedRuns because the list was full. */
+  uncapturedRunsDropped?: number;
   conditions: Condition[];
 }
 
@@ -101,12 +126,15 @@ export interface LogTailStatus {
 type Exhaustive<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number]>] extends [never] ? true : never;
 export const STATUS_FIELDS = [
   'phase', 'result', 'reason', 'message', 'podUID', 'retries', 'bytes', 'startTime', 'completionTime',
-  'observedGeneration', 'exitCode', 'containers', 'conditions',
+  'observedGeneration', 'exitCode', 'containers', 'uncapturedRuns', 'uncapturedRunsDropped', 'conditions',
 ] as const satisfies readonly (keyof LogTailStatus)[];
 export const CONTAINER_CAPTURE_FIELDS = [
   'name', 'init', 'restart', 'state', 'exitCode', 'reason', 'startedAt', 'finishedAt', 'bytes', 'lines', 'object',
-  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp',
+  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp', 'malformedLines',
 ] as const satisfies readonly (keyof ContainerCapture)[];
+export const UNCAPTURED_RUNS_FIELDS = [
+  'container', 'init', 'fromRestart', 'toRestart', 'reason',
+] as const satisfies readonly (keyof UncapturedRuns)[];
 export const STORED_OBJECT_FIELDS = ['uri', 'size', 'sha256', 'objectSha256'] as const satisfies readonly (keyof StoredObject)[];
 export const CHECKPOINT_FIELDS = ['time', 'ordinal', 'offset'] as const satisfies readonly (keyof StatusCheckpoint)[];
 export const CONDITION_FIELDS = [
@@ -117,6 +145,7 @@ const _containerComplete: Exhaustive<ContainerCapture, typeof CONTAINER_CAPTURE_
 const _objectComplete: Exhaustive<StoredObject, typeof STORED_OBJECT_FIELDS> = true;
 const _checkpointComplete: Exhaustive<StatusCheckpoint, typeof CHECKPOINT_FIELDS> = true;
 const _conditionComplete: Exhaustive<Condition, typeof CONDITION_FIELDS> = true;
+const _uncapturedComplete: Exhaustive<UncapturedRuns, typeof UNCAPTURED_RUNS_FIELDS> = true;
 
 /** Kubernetes writes condition times as RFC 3339 with whole seconds. */
 export function k8sTime(d: Date): string {
@@ -216,41 +245,81 @@ export function statusEquals(a: unknown, b: unknown): boolean {
   return true;
 }
 
-/** Reason of the Event recorded when a capture ends in `phase`; undefined for non-terminal phases. */
-export function terminalEventReason(phase: Phase): string | undefined {
-  switch (phase) {
-    case 'Complete':
-      return 'Captured';
-    case 'Incomplete':
-      return 'CapturedWithGap';
-    case 'Failed':
-      return 'CaptureFailed';
-    default:
-      return undefined;
-  }
-}
-
-/** Event type for the terminal Event: Normal only for a complete capture. */
-export function terminalEventType(phase: Phase): 'Normal' | 'Warning' | undefined {
-  if (!isTerminalPhase(phase)) return undefined;
-  return phase === 'Complete' ? 'Normal' : 'Warning';
-}
+export type UncapturedList = Pick<LogTailStatus, 'uncapturedRuns' | 'uncapturedRunsDropped'>;
 
 /**
  * The capture phase implied by per-container states: Pending while every
  * container waits, Streaming while any is unfinished, then Complete if all were
- * stored, Failed if none stored anything trustworthy, Incomplete otherwise.
- * An empty list is Pending.
+ * stored with no malformed line and no run left uncaptured, Failed if none
+ * stored anything trustworthy, Incomplete otherwise. An empty list is Pending.
  */
-export function phaseFromContainers(containers: readonly Pick<ContainerCapture, 'state'>[]): Phase {
+export function phaseFromContainers(
+  containers: readonly Pick<ContainerCapture, 'state' | 'malformedLines'>[],
+  uncaptured: UncapturedList = {},
+): Phase {
   if (containers.length === 0) return 'Pending';
   if (containers.every((c) => c.state === 'Waiting')) return 'Pending';
   if (containers.some((c) => c.state === 'Waiting' || c.state === 'Streaming' || c.state === 'Terminated')) {
     return 'Streaming';
   }
-  if (containers.every((c) => c.state === 'Stored')) return 'Complete';
   if (containers.every((c) => c.state === 'Failed')) return 'Failed';
+  if (containers.every((c) => c.state === 'Stored') && completeBlocker(containers, uncaptured) === undefined) return 'Complete';
   return 'Incomplete';
+}
+
+/**
+ * Why a capture whose objects are all stored is still not Complete, or
+ * undefined: lines that could not be parsed (reason MalformedLines), then
+ * runs that were not captured (their reason, e.g. LogGap).
+ */
+export function completeBlocker(
+  containers: readonly Pick<ContainerCapture, 'malformedLines'>[],
+  uncaptured: UncapturedList = {},
+): { reason: string; message: string } | undefined {
+  const malformed = containers.reduce((n, c) => n + (c.malformedLines ?? 0), 0);
+  if (malformed > 0) {
+    return { reason: Reason.MalformedLines, message: `${malformed} line(s) without a valid kubelet timestamp were stored as received` };
+  }
+  const listed = (uncaptured.uncapturedRuns ?? []).reduce((n, r) => n + r.toRestart - r.fromRestart + 1, 0);
+  const runs = listed + (uncaptured.uncapturedRunsDropped ?? 0);
+  if (runs === 0) return undefined;
+  const first = uncaptured.uncapturedRuns?.[0];
+  return { reason: first?.reason ?? Reason.LogGap, message: `${runs} container run(s) could not be captured` };
+}
+
+function mergeable(r: UncapturedRuns, add: UncapturedRuns): boolean {
+  return r.container === add.container && r.reason === add.reason && (r.init ?? false) === (add.init ?? false) &&
+    add.fromRestart <= r.toRestart + 1 && add.toRestart >= r.fromRestart - 1;
+}
+
+/**
+ * Records runs `add.fromRestart..add.toRestart` of a container as not
+ * captured. A range overlapping or adjacent to a listed one of the same
+ * container and reason extends it (recording the same runs twice changes
+ * nothing); otherwise it is appended while the list has room, and only
+ * counted in uncapturedRunsDropped once it is full. Returns the new fields.
+ */
+export function addUncapturedRuns(list: UncapturedList, add: UncapturedRuns, max = MAX_UNCAPTURED_RUNS): Required<UncapturedList> {
+  if (!(Number.isSafeInteger(add.fromRestart) && add.fromRestart >= 0 && add.toRestart >= add.fromRestart)) {
+    throw new RangeError(`invalid run range ${add.fromRestart}..${add.toRestart}`);
+  }
+  const runs = (list.uncapturedRuns ?? []).map((r) => ({ ...r }));
+  const dropped = list.uncapturedRunsDropped ?? 0;
+  const into = runs.find((r) => mergeable(r, add));
+  if (into !== undefined) {
+    into.fromRestart = Math.min(into.fromRestart, add.fromRestart);
+    into.toRestart = Math.max(into.toRestart, add.toRestart);
+    // The wider range may now bridge another listed one.
+    const bridged = runs.find((r) => r !== into && mergeable(r, into));
+    if (bridged !== undefined) {
+      into.fromRestart = Math.min(into.fromRestart, bridged.fromRestart);
+      into.toRestart = Math.max(into.toRestart, bridged.toRestart);
+      runs.splice(runs.indexOf(bridged), 1);
+    }
+    return { uncapturedRuns: runs, uncapturedRunsDropped: dropped };
+  }
+  if (runs.length >= max) return { uncapturedRuns: runs, uncapturedRunsDropped: dropped + add.toRestart - add.fromRestart + 1 };
+  return { uncapturedRuns: [...runs, { ...add }], uncapturedRunsDropped: dropped };
 }
 
 /** Sums of per-container bytes and stream retries, for status.bytes / status.retries. */

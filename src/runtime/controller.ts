@@ -4,14 +4,14 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
-import { FINALIZER, GROUP, PLURAL, VERSION, resolveSpec, type LogTail } from '../core/spec.ts';
+import { API_VERSION, FINALIZER, LOGTAIL_RESOURCE, logTailsPath, resolveSpec, type LogTail } from '../core/spec.ts';
 import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
 import { openLogStream } from '../adapters/log-stream.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { Semaphore } from './semaphore.ts';
-import { SupervisedInformer } from './supervised-informer.ts';
+import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
 import { WorkQueue } from './work-queue.ts';
 
 export interface ControllerOptions {
@@ -44,8 +44,8 @@ export class Controller {
   private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
   /** Keys whose daemon finished, until the cache shows the terminal status it wrote. */
   private readonly finished = new Map<string, Finished>();
-  private readonly ltInformers: Array<SupervisedInformer<LogTail>> = [];
-  private readonly podInformers: Array<SupervisedInformer<V1Pod>> = [];
+  private ltInformer: ObjectInformer<LogTail> | undefined;
+  private podInformer: ObjectInformer<V1Pod> | undefined;
   private running = false;
 
   constructor(o: ControllerOptions) {
@@ -55,32 +55,16 @@ export class Controller {
     this.slots = new Semaphore(o.maxConcurrentStreams);
   }
 
-  private namespaces(): Array<string | undefined> {
-    return this.o.watchNamespaces && this.o.watchNamespaces.length > 0 ? this.o.watchNamespaces : [undefined];
-  }
-
-  private ltInformerFor(ns: string | undefined): SupervisedInformer<LogTail> | undefined {
-    if (ns === undefined || this.ltInformers.length === 1) return this.ltInformers[0];
-    const i = this.namespaces().indexOf(ns);
-    return i >= 0 ? this.ltInformers[i] : undefined;
-  }
-
-  private podInformerFor(ns: string): SupervisedInformer<V1Pod> | undefined {
-    if (this.podInformers.length === 1) return this.podInformers[0];
-    const i = this.namespaces().indexOf(ns);
-    return i >= 0 ? this.podInformers[i] : undefined;
-  }
-
   getLogTail(namespace: string, name: string): LogTail | undefined {
-    return this.ltInformerFor(namespace)?.get(name, namespace);
+    return this.ltInformer?.get(name, namespace);
   }
 
   getPod(name: string, namespace: string): V1Pod | undefined {
-    return this.podInformerFor(namespace)?.get(name, namespace);
+    return this.podInformer?.get(name, namespace);
   }
 
   ready(): boolean {
-    return this.running && [...this.ltInformers, ...this.podInformers].every((i) => i.hasSynced());
+    return this.running && !!this.ltInformer?.hasSynced() && !!this.podInformer?.hasSynced();
   }
 
   activeCaptures(): number {
@@ -88,47 +72,41 @@ export class Controller {
   }
 
   async start(): Promise<void> {
-    const { kc } = this.o;
+    const { kc, watchNamespaces: namespaces } = this.o;
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    for (const ns of this.namespaces()) {
-      const ltPath = ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
-      const lt = new SupervisedInformer<LogTail>({
-        name: ns ? `logtails/${ns}` : 'logtails',
-        kc,
-        path: ltPath,
-        listFn: () =>
-          (ns
-            ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })
-            : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as never,
-        logger: this.log,
-        onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'logtails' }),
-      });
-      const pods = new SupervisedInformer<V1Pod>({
-        name: ns ? `pods/${ns}` : 'pods',
-        kc,
-        path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
-        listFn: () => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()) as never,
-        logger: this.log,
-        onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'pods' }),
-      });
-      const enqueue = (obj: LogTail) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
-      lt.on('add', enqueue);
-      lt.on('update', enqueue);
-      lt.on('delete', enqueue);
-      const podEvent = (pod: V1Pod) => this.podChanged(pod);
-      pods.on('add', podEvent);
-      pods.on('update', podEvent);
-      pods.on('delete', podEvent);
-      this.ltInformers.push(lt);
-      this.podInformers.push(pods);
+    const lt = informerFor<LogTail>({
+      name: 'logtails',
+      kc,
+      namespaces,
+      path: (ns) => logTailsPath(ns),
+      listFn: (ns) =>
+        (ns ? custom.listNamespacedCustomObject({ ...LOGTAIL_RESOURCE, namespace: ns }) : custom.listClusterCustomObject(LOGTAIL_RESOURCE)) as never,
+      logger: this.log,
+      onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'logtails' }),
+    });
+    const pods = informerFor<V1Pod>({
+      name: 'pods',
+      kc,
+      namespaces,
+      path: (ns) => resourcePath({ version: 'v1', plural: 'pods', namespace: ns }),
+      listFn: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()) as never,
+      logger: this.log,
+      onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'pods' }),
+    });
+    const enqueue = (obj: LogTail) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      lt.on(verb, enqueue);
+      pods.on(verb, (pod) => this.podChanged(pod));
     }
+    this.ltInformer = lt;
+    this.podInformer = pods;
     // Pods first: a daemon started by the first LogTail event must find its pod in the cache.
-    await Promise.all(this.podInformers.map((i) => i.start()));
-    await Promise.all(this.ltInformers.map((i) => i.start()));
+    await pods.start();
+    await lt.start();
     this.running = true;
     this.queue.run((key) => this.reconcile(key), this.o.workers ?? 4);
-    for (const inf of this.ltInformers) for (const lt of inf.list()) this.queue.add(`${lt.metadata?.namespace}/${lt.metadata?.name}`);
+    for (const obj of lt.list()) enqueue(obj);
   }
 
   /** Stops taking work, then stops every capture with `reason` (uploads aborted, status checkpointed). */
@@ -137,7 +115,8 @@ export class Controller {
     const q = this.queue.shutdown();
     await Promise.all([...this.daemons.values()].map((d) => d.stop(reason, deadlineMs)));
     await q;
-    for (const i of [...this.ltInformers, ...this.podInformers]) i.stop();
+    this.ltInformer?.stop();
+    this.podInformer?.stop();
   }
 
   private podChanged(pod: V1Pod): void {
@@ -281,7 +260,7 @@ export class Controller {
     await this.o.api
       .createEvent({
         name: `${lt.metadata.name}.${(lt.metadata.uid ?? '').slice(0, 8)}.finished`,
-        involved: { kind: 'LogTail', apiVersion: `${GROUP}/${VERSION}`, namespace: lt.metadata.namespace!, name: lt.metadata.name!, uid: lt.metadata.uid },
+        involved: { kind: 'LogTail', apiVersion: API_VERSION, namespace: lt.metadata.namespace!, name: lt.metadata.name!, uid: lt.metadata.uid },
         type: 'Warning',
         reason: 'Failed',
         message: `InvalidSpec: ${message}`,

@@ -12,7 +12,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
-import { retry } from '../retry.ts';
+import { retry, type RetryPolicy } from '../retry.ts';
 import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
 
 export interface S3Options {
@@ -33,7 +33,7 @@ const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 
 // Enough to ride out a gateway restart between the upload and its
 // bookkeeping calls, short enough not to hold a capture up for long.
-const METADATA_RETRY = { initialIntervalMs: 200, maxIntervalMs: 2_000, maxElapsedMs: 30_000 };
+const METADATA_RETRY: RetryPolicy = { initialIntervalMs: 200, maxIntervalMs: 2_000, maxElapsedMs: 30_000 };
 
 const DENIED_NAMES = new Set([
   'AccessDenied',

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { sleep } from '../../../src/dev/proc.ts';
 import { GROUP, KIND, PLURAL, VERSION, resolveSpec } from '../../../src/core/spec.ts';
-import { conditionsForPhase, type LogTailStatus } from '../../../src/core/status.ts';
+import { MAX_UNCAPTURED_RUNS, conditionsForPhase, type LogTailStatus } from '../../../src/core/status.ts';
 import { SPEC_CORPUS } from '../../unit/core/crd-corpus.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 
@@ -71,6 +71,74 @@ describe('e2e crd (crds/logtail.dev_logtails.yaml on kube-apiserver)', function 
     expect(await dryRunCreate({ podName: 'p', podNotFoundTimeout: '0s' })).to.match(/must be greater than zero/);
   });
 
+  // Bad input at apply: `kubectl apply` (what a user runs) refuses it with a
+  // message naming the field, and resolveSpec refuses the same spec with its own.
+  const refusedAtApply: { name: string; spec: Record<string, unknown>; apiserver: RegExp[]; operator: RegExp }[] = [
+    { name: 'missing podName', spec: { compression: 'gzip' }, apiserver: [/spec\.podName: Required value/], operator: /^spec\.podName: required/ },
+    {
+      name: 'retry interval over 1h',
+      spec: { podName: 'p', retry: { maxInterval: '1000h' } },
+      apiserver: [/spec\.retry\.maxInterval: Invalid value: "string": must be at most 1h/],
+      operator: /^spec\.retry\.maxInterval: must be at most 1h \(got 1000h\)/,
+    },
+    {
+      name: 'retry budget over 24h',
+      spec: { podName: 'p', retry: { maxElapsed: '24h0.5s' } },
+      apiserver: [/spec\.retry\.maxElapsed: Invalid value: "string": must be at most 24h/],
+      operator: /^spec\.retry\.maxElapsed: must be at most 24h/,
+    },
+    {
+      name: 'terminatedRetry interval over 1h',
+      spec: { podName: 'p', terminatedRetry: { initialInterval: '90m', maxInterval: '2h' } },
+      apiserver: [/spec\.terminatedRetry\.initialInterval: Invalid value: "string": must be at most 1h/, /spec\.terminatedRetry\.maxInterval: Invalid value: "string": must be at most 1h/],
+      operator: /^spec\.terminatedRetry\.initialInterval: must be at most 1h/,
+    },
+    {
+      name: 'podNotFoundTimeout of a year',
+      spec: { podName: 'p', podNotFoundTimeout: '8760h' },
+      apiserver: [/spec\.podNotFoundTimeout: Invalid value: "string": must be at most 24h/],
+      operator: /^spec\.podNotFoundTimeout: must be at most 24h/,
+    },
+    {
+      name: 'ttlSecondsAfterFinished over 30 days',
+      spec: { podName: 'p', ttlSecondsAfterFinished: 2_592_001 },
+      apiserver: [/spec\.ttlSecondsAfterFinished: Invalid value: 2592001: .*less than or equal to 2592000/],
+      operator: /^spec\.ttlSecondsAfterFinished: must be an integer between 0 and 2592000/,
+    },
+    {
+      name: 'unknown compression',
+      spec: { podName: 'p', compression: 'zstd' },
+      apiserver: [/spec\.compression: Unsupported value: "zstd": supported values: "none", "gzip"/],
+      operator: /^spec\.compression: must be one of none, gzip/,
+    },
+    {
+      name: 'keyTemplate climbing out of its prefix',
+      spec: { podName: 'p', keyTemplate: '../../other-namespace/{container}-{restart}' },
+      apiserver: [/spec\.keyTemplate: Invalid value: "string": keyTemplate must not contain "\." or "\.\." path segments/],
+      operator: /^spec\.keyTemplate: key template has a "\.\." path segment/,
+    },
+    {
+      name: 'keyTemplate absolute',
+      spec: { podName: 'p', keyTemplate: '/etc/{container}-{restart}' },
+      apiserver: [/spec\.keyTemplate: Invalid value: "string": keyTemplate must not start or end with "\/" nor contain "\/\/"/],
+      operator: /^spec\.keyTemplate: key template must not start with "\/"/,
+    },
+  ];
+  for (const t of refusedAtApply) {
+    it(`refuses at apply, with its message: ${t.name}`, async () => {
+      const name = uniqueName('bad');
+      const r = await c.kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest(ns, name, t.spec)) });
+      expect(r.code, r.stdout).to.not.equal(0);
+      expect(r.stderr).to.include(`The LogTail "${name}" is invalid`);
+      for (const re of t.apiserver) expect(r.stderr).to.match(re);
+      const got = await c.kubectl(['-n', ns, 'get', `${PLURAL}.${GROUP}`, name]);
+      expect(got.code, 'nothing was created').to.not.equal(0);
+      const op = resolveSpec(t.spec);
+      expect(op.ok).to.equal(false);
+      expect(!op.ok && op.message).to.match(t.operator);
+    });
+  }
+
   it('keeps the spec immutable', async () => {
     const name = 'immutable';
     await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body: manifest(ns, name, { podName: 'p1' }) });
@@ -113,10 +181,13 @@ describe('e2e crd (crds/logtail.dev_logtails.yaml on kube-apiserver)', function 
           object: { uri: 's3://logtail/ns/x/main-0.log', size: 5_000_000_000, sha256: 'a'.repeat(64), objectSha256: 'a'.repeat(64) },
           streamRetries: 2,
           lastError: 'connection reset',
-          checkpoint: { time: '2026-11-27T09:59:59.123456789Z', ordinal: 3, offset: 17 },
-          firstTimestamp: '2026-11-27T09:00:01.000000001Z',
+          checkpoint: { time: '2026-11-27T06:29:59.123456789-03:30', ordinal: 3, offset: 17 },
+          firstTimestamp: '2026-11-27T05:30:01.000000001-03:30',
+          malformedLines: 0,
         },
       ],
+      uncapturedRuns: [{ container: 'main', init: false, fromRestart: 0, toRestart: 41, reason: 'LogGap' }],
+      uncapturedRunsDropped: 7,
       conditions: conditionsForPhase('Complete', 'Captured', 'done', 1, [], now),
     };
     const patched = await c.kubectl(['-n', ns, 'patch', `${PLURAL}.${GROUP}`, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { ...status, bogus: 1 } })]);
@@ -127,6 +198,16 @@ describe('e2e crd (crds/logtail.dev_logtails.yaml on kube-apiserver)', function 
     expect(table.code, table.stderr).to.equal(0);
     expect(table.stdout.split('\n')[0]?.split(/\s+/).filter(Boolean)).to.deep.equal(['NAME', 'POD', 'PHASE', 'RESULT', 'BYTES', 'RETRIES', 'AGE']);
     expect(table.stdout).to.match(/with-status\s+job-1\s+Complete\s+Succeeded\s+5000000000\s+2\s+/);
+  });
+
+  it('refuses a status with more uncaptured-run ranges than the operator ever writes', async () => {
+    const name = 'too-many-ranges';
+    await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body: manifest(ns, name, { podName: 'job-2' }) });
+    const ranges = Array.from({ length: MAX_UNCAPTURED_RUNS + 1 }, (_, i) => ({ container: 'c', fromRestart: 2 * i, toRestart: 2 * i, reason: 'LogGap' }));
+    const patch = JSON.stringify({ status: { phase: 'Streaming', result: 'Unknown', retries: 0, bytes: 0, containers: [], conditions: [], uncapturedRuns: ranges } });
+    const r = await c.kubectl(['-n', ns, 'patch', `${PLURAL}.${GROUP}`, name, '--subresource=status', '--type=merge', '-p', patch]);
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr).to.match(new RegExp(`status\\.uncapturedRuns: Too many: ${MAX_UNCAPTURED_RUNS + 1}: must have at most ${MAX_UNCAPTURED_RUNS} items`));
   });
 
   it('reads well in kubectl explain', async () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { Backoff, retry, RetryExhaustedError, sleep, type RetryPolicy } from '../../../src/adapters/retry.ts';
+import { mock } from 'node:test';
+import { Backoff, MAX_TIMER_MS, retry, RetryExhaustedError, sleep, type RetryPolicy } from '../../../src/adapters/retry.ts';
 import { CaptureError, captureError } from '../../../src/adapters/errors.ts';
 
 function fakeClock() {
@@ -246,6 +247,46 @@ describe('adapters/retry', () => {
       const p = sleep(60_000, ac.signal);
       ac.abort('bye');
       expect(await p.catch((e: unknown) => e)).to.equal('bye');
+    });
+
+    it('waits past 2^31-1 ms instead of firing after 1 ms (real timers)', async () => {
+      for (const ms of [MAX_TIMER_MS + 1, 2 ** 32, 1000 * 3_600_000, Infinity]) {
+        const ac = new AbortController();
+        let resolved = false;
+        const p = sleep(ms, ac.signal).then(() => (resolved = true), () => undefined);
+        await sleep(30);
+        expect(resolved, String(ms)).to.equal(false);
+        ac.abort();
+        await p;
+      }
+    });
+
+    it('sleeps a long delay in chunks and resolves exactly at its end (mocked timers)', async () => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        const table = [MAX_TIMER_MS, MAX_TIMER_MS + 1, 3 * MAX_TIMER_MS + 5];
+        for (const ms of table) {
+          let resolved = false;
+          const p = sleep(ms).then(() => (resolved = true));
+          for (let left = ms - 1; left > 0; ) {
+            const step = Math.min(left, MAX_TIMER_MS);
+            mock.timers.tick(step);
+            left -= step;
+            await Promise.resolve();
+          }
+          expect(resolved, `${ms}: 1 ms early`).to.equal(false);
+          mock.timers.tick(1);
+          await p;
+          expect(resolved, String(ms)).to.equal(true);
+        }
+      } finally {
+        mock.timers.reset();
+      }
+    });
+
+    it('treats a negative delay as 0 and refuses NaN', async () => {
+      await sleep(-5);
+      expect(await sleep(NaN).catch((e: unknown) => e)).to.be.instanceOf(RangeError);
     });
   });
 });

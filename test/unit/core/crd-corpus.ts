@@ -29,7 +29,11 @@ const templates = [
   'x'.repeat(495) + '{container}-{restart}',
   'x'.repeat(496) + '{container}-{restart}',
 ];
-const durations = ['500ms', '1m30s', '1.5s', '0s', '0.0001s', '10', '1d', '-1s', '1 s', '1'.repeat(31) + 's', '1'.repeat(32) + 's', '2562047h', '2562048h'];
+const durations = [
+  '500ms', '1m30s', '1.5s', '0s', '0.0001s', '10', '1d', '-1s', '1 s', '1'.repeat(31) + 's', '1'.repeat(32) + 's', '2562047h', '2562048h',
+  // The caps: intervals ≤ 1h, maxElapsed and podNotFoundTimeout ≤ 24h.
+  '1h', '1h0.001s', '3600000ms', '3600001ms', '24h', '24h0.001s', '1440m', '86400.001s', '1000h',
+];
 export const SPEC_CORPUS: CorpusEntry[] = [
   { spec: {} },
   { spec: { podName: 'web-0' } },
@@ -49,6 +53,8 @@ export const SPEC_CORPUS: CorpusEntry[] = [
   { spec: { podName: 'p', ttlSecondsAfterFinished: 0 } },
   { spec: { podName: 'p', ttlSecondsAfterFinished: -1 } },
   { spec: { podName: 'p', ttlSecondsAfterFinished: 2 ** 31 } },
+  { spec: { podName: 'p', ttlSecondsAfterFinished: 2_592_000 } },
+  { spec: { podName: 'p', ttlSecondsAfterFinished: 2_592_001 } },
   { spec: { podName: 'p', retry: { initialInterval: '20s' } } },
   { spec: { podName: 'p', retry: { initialInterval: '20s', maxInterval: '1m' } } },
   { spec: { podName: 'p', terminatedRetry: { maxInterval: '100ms' } } },
@@ -60,6 +66,8 @@ export const SPEC_CORPUS: CorpusEntry[] = [
     { spec: { podName: 'p', podNotFoundTimeout: d } },
     { spec: { podName: 'p', retry: { maxElapsed: d } } },
     { spec: { podName: 'p', terminatedRetry: { maxElapsed: d } } },
+    { spec: { podName: 'p', retry: { initialInterval: d, maxInterval: d } } },
+    { spec: { podName: 'p', terminatedRetry: { maxInterval: d } } },
   ]),
 ];
 

@@ -12,6 +12,8 @@ import { SPEC_CORPUS as corpus } from './crd-corpus.ts';
 import { DURATION_PATTERN, parseDuration } from '../../../src/core/duration.ts';
 import {
   COMPRESSIONS,
+  DURATION_CAPS,
+  MAX_TTL_SECONDS,
   DNS1123_LABEL_PATTERN,
   DNS1123_SUBDOMAIN_PATTERN,
   GROUP,
@@ -33,7 +35,9 @@ import {
   PHASES,
   POD_RESULTS,
   STATUS_FIELDS,
+  MAX_UNCAPTURED_RUNS,
   STORED_OBJECT_FIELDS,
+  UNCAPTURED_RUNS_FIELDS,
 } from '../../../src/core/status.ts';
 
 interface Schema {
@@ -83,6 +87,8 @@ const CEL_TWINS: Record<string, (self: never) => boolean> = {
     !s.startsWith('/') && !s.endsWith('/') && !s.includes('//'),
   "!self.matches('(^|/)[.][.]?(/|$)')": (s: string) => !/(^|\/)[.][.]?(\/|$)/.test(s),
   "duration(self) > duration('0s')": (s: string) => parseDuration(s) > 0,
+  "duration(self) <= duration('1h')": (s: string) => parseDuration(s) <= 3_600_000,
+  "duration(self) <= duration('24h')": (s: string) => parseDuration(s) <= 86_400_000,
   "duration(has(self.initialInterval) ? self.initialInterval : '500ms') <= duration(has(self.maxInterval) ? self.maxInterval : '10s')": (
     s: Record<string, unknown>,
   ) => durationOr(s.initialInterval, '500ms') <= durationOr(s.maxInterval, '10s'),
@@ -207,6 +213,11 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
     expect(keys(containerItem?.properties?.object)).to.deep.equal([...STORED_OBJECT_FIELDS].sort());
     expect(keys(containerItem?.properties?.checkpoint)).to.deep.equal([...CHECKPOINT_FIELDS].sort());
     expect(keys(status.properties?.conditions?.items)).to.deep.equal([...CONDITION_FIELDS].sort());
+    expect(keys(status.properties?.uncapturedRuns?.items)).to.deep.equal([...UNCAPTURED_RUNS_FIELDS].sort());
+  });
+
+  it('bounds the list of uncaptured runs as the code does', () => {
+    expect(status.properties?.uncapturedRuns?.maxItems).to.equal(MAX_UNCAPTURED_RUNS);
   });
 
   it('uses the same enums and patterns as the code', () => {
@@ -223,6 +234,19 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
       if (s.pattern !== undefined && s.pattern.includes('ms|s|m|h')) expect(s.pattern, path).to.equal(DURATION_PATTERN);
     });
     expect(durations).to.have.length(7);
+  });
+
+  it('caps every duration with the same bounds as resolveSpec', () => {
+    const capOf = (s: Schema | undefined) => s?.['x-kubernetes-validations']?.map((v) => v.rule).find((r) => r.startsWith('duration(self) <='));
+    const want = (cap: { text: string }) => `duration(self) <= duration('${cap.text}')`;
+    for (const r of ['retry', 'terminatedRetry']) {
+      const p = spec.properties?.[r]?.properties;
+      expect(capOf(p?.initialInterval), r).to.equal(want(DURATION_CAPS.interval));
+      expect(capOf(p?.maxInterval), r).to.equal(want(DURATION_CAPS.interval));
+      expect(capOf(p?.maxElapsed), r).to.equal(want(DURATION_CAPS.maxElapsed));
+    }
+    expect(capOf(spec.properties?.podNotFoundTimeout)).to.equal(want(DURATION_CAPS.podNotFoundTimeout));
+    expect(spec.properties?.ttlSecondsAfterFinished?.maximum).to.equal(MAX_TTL_SECONDS);
   });
 
   it('describes every field (kubectl explain)', () => {

@@ -5,13 +5,19 @@
 // - the kubelet writes a timestamp prefix only before a line's first record,
 //   whether or not that record passed the sinceTime filter;
 // - sinceTime is applied to every record, after the apiserver truncated it to
-//   whole seconds.
+//   whole seconds, by instant (Go's time.Before), whatever offset the record has;
+// - the kubelet re-prints each record's timestamp with
+//   `2006-01-02T15:04:05.000000000Z07:00` (cri-client pkg/logs/logs.go,
+//   timeFormatOut), keeping the runtime's offset: `Z` for UTC, else `+hh:mm`
+//   or `-hh:mm` (CRI-O on a node not on UTC).
 
 export const RECORD_MAX = 16 * 1024;
 
 export interface LogRecord {
-  /** 30-byte RFC 3339 timestamp with 9 fraction digits. */
+  /** RFC 3339 timestamp with 9 fraction digits: 30 bytes with `Z`, 35 with an offset. */
   ts: string;
+  /** The same instant, nanoseconds since the epoch. */
+  ns: bigint;
   content: Buffer;
 }
 
@@ -49,11 +55,20 @@ export class Rng {
   }
 }
 
-/** Formats nanoseconds since the epoch the way the kubelet does (UTC, 9 digits). */
-export function formatTs(ns: bigint): string {
-  const sec = ns / 1_000_000_000n;
-  const frac = ns % 1_000_000_000n;
-  return new Date(Number(sec) * 1000).toISOString().slice(0, 19) + '.' + frac.toString().padStart(9, '0') + 'Z';
+/**
+ * Formats nanoseconds since the epoch the way the kubelet does: 9 fraction
+ * digits, in the zone `offsetMin` minutes east of UTC (Go prints `Z` for a
+ * zero offset, `+hh:mm`/`-hh:mm` otherwise).
+ */
+export function formatTs(ns: bigint, offsetMin = 0): string {
+  const local = ns + BigInt(offsetMin) * 60_000_000_000n;
+  const sec = local / 1_000_000_000n;
+  const frac = local % 1_000_000_000n;
+  const wall = new Date(Number(sec) * 1000).toISOString().slice(0, 19) + '.' + frac.toString().padStart(9, '0');
+  if (offsetMin === 0) return wall + 'Z';
+  const abs = Math.abs(offsetMin);
+  const hhmm = `${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return wall + (offsetMin < 0 ? '-' : '+') + hhmm;
 }
 
 /**
@@ -64,8 +79,16 @@ export class LogBuilder {
   readonly records: LogRecord[] = [];
   readonly lines: LogLine[] = [];
   private clock: bigint;
-  constructor(startNs: bigint) {
+  private offsetMin: number;
+  /** `offsetMin`: the zone the runtime stamps in, minutes east of UTC (0 prints `Z`). */
+  constructor(startNs: bigint, offsetMin = 0) {
     this.clock = startNs;
+    this.offsetMin = offsetMin;
+  }
+  /** Changes the zone of the following records (e.g. a daylight saving change on the node). */
+  zone(offsetMin: number): this {
+    this.offsetMin = offsetMin;
+    return this;
   }
   /** The timestamp (ns) the next line gets. */
   get now(): bigint {
@@ -79,11 +102,12 @@ export class LogBuilder {
   line(content: Buffer | string, chunkStepNs = 1_000_000n): this {
     const buf = typeof content === 'string' ? Buffer.from(content) : content;
     if (buf.length === 0) throw new Error('a log line has at least one byte');
-    const ts = formatTs(this.clock);
+    const ts = formatTs(this.clock, this.offsetMin);
     this.lines.push({ ts, content: buf });
     for (let off = 0, i = 0; off < buf.length; off += RECORD_MAX, i++) {
       if (i > 0) this.clock += chunkStepNs;
-      this.records.push({ ts: formatTs(this.clock), content: buf.subarray(off, Math.min(buf.length, off + RECORD_MAX)) });
+      const content = buf.subarray(off, Math.min(buf.length, off + RECORD_MAX));
+      this.records.push({ ts: formatTs(this.clock, this.offsetMin), ns: this.clock, content });
     }
     return this;
   }
@@ -92,11 +116,11 @@ export class LogBuilder {
   }
 }
 
-/** The sinceTime the apiserver forwards: truncated to the second, as a comparable 30-byte timestamp. */
-export function truncatedSince(sinceTime: string): string {
+/** The sinceTime the apiserver forwards: truncated to the second, in nanoseconds since the epoch. */
+export function truncatedSince(sinceTime: string): bigint {
   const ms = Date.parse(sinceTime);
   if (Number.isNaN(ms)) throw new Error(`bad sinceTime ${sinceTime}`);
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().slice(0, 19) + '.000000000Z';
+  return BigInt(Math.floor(ms / 1000)) * 1_000_000_000n;
 }
 
 export interface RenderedStream {
@@ -113,11 +137,12 @@ export function renderStreamMarked(log: ReferenceLog, sinceTime?: string): Rende
   let size = 0;
   let isNewLine = true;
   for (const r of log.records) {
-    if (since === undefined || r.ts >= since) {
+    if (since === undefined || r.ns >= since) {
       if (isNewLine) {
         prefixAt.push(size);
-        parts.push(Buffer.from(r.ts + ' ', 'latin1'));
-        size += 31;
+        const prefix = Buffer.from(r.ts + ' ', 'latin1');
+        parts.push(prefix);
+        size += prefix.length;
       }
       parts.push(r.content);
       size += r.content.length;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ResumeFilter, ResumeMismatchError, isKubeletTimestamp, type Checkpoint } from '../../../src/core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError, compareTimestamps, isKubeletTimestamp, sinceTimeOf, type Checkpoint } from '../../../src/core/resume-filter.ts';
 import {
   LogBuilder,
   RECORD_MAX,
@@ -27,9 +27,9 @@ function line(rng: Rng, len: number): Buffer {
 }
 
 /** Short lines in bursts: many lines share a second, runs share the exact timestamp and content. */
-function burstLog(seed: number): ReferenceLog {
+function burstLog(seed: number, offsetMin = 0): ReferenceLog {
   const rng = new Rng(seed);
-  const b = new LogBuilder(T0);
+  const b = new LogBuilder(T0, offsetMin);
   for (let i = 0; i < 1500; i++) {
     const r = rng.next();
     if (r < 0.15) {
@@ -50,9 +50,9 @@ function burstLog(seed: number): ReferenceLog {
 }
 
 /** Long lines split into records stamped across second boundaries, ending without newline. */
-function longLineLog(seed: number): ReferenceLog {
+function longLineLog(seed: number, offsetMin = 0): ReferenceLog {
   const rng = new Rng(seed);
-  const b = new LogBuilder(T0 + 500n * MS);
+  const b = new LogBuilder(T0 + 500n * MS, offsetMin);
   for (let i = 0; i < 60; i++) {
     const r = rng.next();
     if (r < 0.35) {
@@ -140,8 +140,8 @@ function expectExact(res: CaptureResult, log: ReferenceLog, keep: boolean, label
   expect(at, `${label}: output differs at byte ${at} of ${want.length} (got ${res.out.length}, ${res.connections} connections)`).to.equal(-1);
   const contentBytes = log.lines.reduce((s, l) => s + l.content.length, 0);
   const fullLines = log.lines.filter((l) => l.content[l.content.length - 1] === 10).length;
-  expect(res.filter.bytes, `${label}: bytes`).to.equal(contentBytes);
-  expect(res.filter.emittedBytes, `${label}: emittedBytes`).to.equal(want.length);
+  expect(res.filter.contentBytes, `${label}: contentBytes`).to.equal(contentBytes);
+  expect(res.filter.bytes, `${label}: bytes (stored)`).to.equal(want.length);
   expect(res.filter.lines, `${label}: lines`).to.equal(fullLines);
   expect(res.filter.gaps, `${label}: gaps`).to.equal(0);
   expect(res.filter.malformedLines, `${label}: malformed`).to.equal(0);
@@ -159,7 +159,9 @@ describe('core/resume-filter', () => {
         f.push(renderStream(log), (b) => out.push(b));
         expect(Buffer.concat(out).toString()).to.equal(expectedOutput(log, keep).toString());
         expect(f.lines).to.equal(3);
-        expect(f.bytes).to.equal(2 + 1 + 3 + 4);
+        // bytes: what is stored (prefixes included when kept); contentBytes: what the container wrote.
+        expect(f.bytes).to.equal(expectedOutput(log, keep).length);
+        expect(f.contentBytes).to.equal(2 + 1 + 3 + 4);
       }
       const f = new ResumeFilter({ keepTimestamps: false });
       const out: Buffer[] = [];
@@ -283,6 +285,8 @@ describe('core/resume-filter', () => {
       expect(() => new ResumeFilter({ keepTimestamps: false, checkpoint: { time, ordinal: 0, offset: 1.5 } })).to.throw(/offset/);
       expect(isKubeletTimestamp(time)).to.equal(true);
       expect(isKubeletTimestamp(time.replace('Z', '+'))).to.equal(false);
+      const offset = formatTs(T0, -210);
+      expect(new ResumeFilter({ keepTimestamps: false, checkpoint: { time: offset, ordinal: 0, offset: 0 } }).checkpoint()?.time).to.equal(offset);
     });
   });
 
@@ -380,6 +384,146 @@ describe('core/resume-filter', () => {
         }
       });
     }
+  });
+
+  describe('timestamps with an offset (CRI-O on a node not on UTC)', () => {
+    // The kubelet prints `2006-01-02T15:04:05.000000000Z07:00`: `Z`, or `+hh:mm` / `-hh:mm`.
+    const zones = [
+      { name: 'Z', offsetMin: 0 },
+      { name: '-03:30', offsetMin: -210 },
+      { name: '+01:00', offsetMin: 60 },
+      { name: '+05:45', offsetMin: 345 },
+      { name: '-12:00', offsetMin: -720 },
+      { name: '+14:00', offsetMin: 840 },
+    ];
+
+    for (const z of zones) {
+      for (const keep of [false, true]) {
+        it(`resumes byte-exactly across random cuts, zone ${z.name}, keepTimestamps=${keep}`, () => {
+          for (let seed = 1; seed <= 4; seed++) {
+            for (const make of [burstLog, longLineLog]) {
+              const log = make(seed, z.offsetMin);
+              for (const inPlace of [false, true]) {
+                const res = capture(log, keep, seed * 31 + z.offsetMin, 8, 'mixed', inPlace);
+                expectExact(res, log, keep, `${make.name} seed ${seed} inPlace=${inPlace}`);
+              }
+            }
+          }
+        });
+      }
+    }
+
+    it('asks sinceTime for the UTC second of the checkpoint instant', () => {
+      const table: [string, string][] = [
+        ['2026-11-27T10:00:05.123456789Z', '2026-11-27T10:00:05Z'],
+        ['2026-11-27T10:00:05.123456789+01:00', '2026-11-27T09:00:05Z'],
+        ['2026-11-27T10:00:05.999999999-03:30', '2026-11-27T13:30:05Z'],
+        ['2026-11-27T23:59:59.999999999-00:30', '2026-11-28T00:29:59Z'],
+        ['2026-01-01T00:00:00.000000000+14:00', '2025-12-31T10:00:00Z'],
+        ['2028-02-29T12:00:00.500000000+05:45', '2028-02-29T06:15:00Z'],
+      ];
+      for (const [time, want] of table) {
+        expect(sinceTimeOf(time), time).to.equal(want);
+        const f = new ResumeFilter({ keepTimestamps: false, checkpoint: { time, ordinal: 0, offset: 0 } });
+        expect(f.sinceTime(), time).to.equal(want);
+      }
+    });
+
+    it('compares instants, not strings', () => {
+      const table: [string, string, number][] = [
+        ['2026-11-27T10:00:05.000000001Z', '2026-11-27T10:00:05.000000002Z', -1],
+        ['2026-11-27T10:00:05.000000001+01:00', '2026-11-27T09:00:05.000000001Z', 0],
+        ['2026-11-27T10:00:05.000000001+01:00', '2026-11-27T09:30:00.000000000Z', -1],
+        ['2026-11-27T08:59:59.000000000-00:30', '2026-11-27T10:00:05.000000000+01:00', 1],
+        ['2026-11-27T02:30:00.000000000+01:00', '2026-11-27T02:59:00.000000000+02:00', 1],
+        ['2026-11-27T00:00:00.000000000+00:00', '2026-11-27T00:00:00.000000000Z', 0],
+      ];
+      for (const [a, b, want] of table) {
+        expect(Math.sign(compareTimestamps(a, b)), `${a} vs ${b}`).to.equal(want);
+        expect(Math.sign(compareTimestamps(b, a)), `${b} vs ${a}`).to.equal(-want);
+      }
+    });
+
+    it('recognises the kubelet layouts and nothing else', () => {
+      const table: [string, boolean][] = [
+        ['2026-11-27T10:00:05.123456789Z', true],
+        ['2026-11-27T10:00:05.123456789-03:30', true],
+        ['2026-11-27T10:00:05.123456789+14:00', true],
+        ['2026-11-27T10:00:05Z', false],
+        ['2026-11-27T10:00:05.123Z', false],
+        ['2026-11-27T10:00:05.123456789+0100', false],
+        ['2026-11-27T10:00:05.123456789+01', false],
+        ['2026-11-27 10:00:05.123456789Z', false],
+        ['2026-11-27T10:00:05.123456789z', false],
+        ['2026-13-27T10:00:05.123456789Z', false],
+        ['2026-11-27T24:00:05.123456789Z', false],
+        ['2026-11-27T10:00:05.123456789+01:60', false],
+        ['2026-11-27T10:00:05.123456789Z ', false],
+      ];
+      for (const [ts, want] of table) expect(isKubeletTimestamp(ts), ts).to.equal(want);
+    });
+
+    it('resumes across a daylight saving change, where local times repeat', () => {
+      // 03:00 at +02:00 becomes 02:00 at +01:00: the same wall-clock second twice.
+      const change = 1_792_890_000_000_000_000n; // 2026-10-25T01:00:00Z
+      const b = new LogBuilder(change - 2n * SEC, 120);
+      for (let i = 0; i < 6; i++) b.line(`summer ${i}\n`).advance(300n * MS);
+      b.advance(200n * MS).zone(60); // exactly 01:00:00Z: local 03:00 turns 02:00
+      for (let i = 0; i < 6; i++) b.line(`winter ${i}\n`).advance(300n * MS);
+      b.advance(3596n * SEC + 200n * MS); // local 02:59:58 again, an hour later
+      for (let i = 0; i < 4; i++) b.line(`an hour later ${i}\n`).advance(400n * MS);
+      const log = b.build();
+      expect(log.lines[0]?.ts.endsWith('+02:00')).to.equal(true);
+      expect(log.lines[6]?.ts).to.equal('2026-10-25T02:00:00.000000000+01:00');
+      expect(log.lines[12]?.ts).to.equal('2026-10-25T02:59:58.000000000+01:00');
+      expect(log.lines[0]?.ts).to.equal('2026-10-25T02:59:58.000000000+02:00');
+      const full = renderStream(log);
+      for (const keep of [false, true]) {
+        for (let cut = 0; cut <= full.length; cut += 3) {
+          const f = new ResumeFilter({ keepTimestamps: keep });
+          const out: Buffer[] = [];
+          f.push(full.subarray(0, cut), (x) => out.push(x));
+          f.beginConnection();
+          f.push(renderStream(log, f.sinceTime()), (x) => out.push(x));
+          expect(Buffer.concat(out).equals(expectedOutput(log, keep)), `keep=${keep} cut=${cut}`).to.equal(true);
+          expect(f.gaps + f.malformedLines, `keep=${keep} cut=${cut}`).to.equal(0);
+        }
+      }
+    });
+
+    it('refuses a tailLines window whose first line is later in time though earlier as a string', () => {
+      const log = new LogBuilder(T0, 60).line('one\n').advance(SEC).line('two\n').zone(-30).advance(SEC).line('three\n').build();
+      const f = new ResumeFilter({ keepTimestamps: false });
+      const stream = renderStream(log);
+      f.push(stream.subarray(0, 36 + 4 + 36 + 2), () => {}); // "one" and "tw"
+      const lastOnly = renderStream({ records: log.records.slice(2), lines: log.lines.slice(2) });
+      expect(lastOnly.toString('latin1') < stream.toString('latin1')).to.equal(true);
+      f.beginConnection({ tailWindow: true });
+      expect(() => f.push(lastOnly, () => {})).to.throw(ResumeMismatchError).with.property('kind', 'window');
+    });
+
+    it('counts every line it cannot parse, mid-stream, and stores it as received', () => {
+      const ts = formatTs(T0, -210);
+      const bad = [
+        '2026-11-27T10:00:05Z short\n',
+        '2026-11-27T10:00:05.123Z millis\n',
+        '2026-11-27T10:00:05.123456789+0100 no colon\n',
+        '2026-11-27 10:00:05.123456789Z space\n',
+        '2026-11-27T10:00:05.123456789+01:00\n',
+        'plain text\n',
+        '\n',
+      ];
+      for (const line of bad) {
+        for (const chunk of [1, 7, 1000]) {
+          const f = new ResumeFilter({ keepTimestamps: false });
+          const out: Buffer[] = [];
+          const stream = Buffer.from(`${ts} a\n${line}${ts} b\n`);
+          for (let i = 0; i < stream.length; i += chunk) f.push(stream.subarray(i, i + chunk), (x) => out.push(x));
+          expect(Buffer.concat(out).toString(), JSON.stringify(line)).to.equal(`a\n${line}b\n`);
+          expect(f.malformedLines, JSON.stringify(line)).to.equal(1);
+        }
+      }
+    });
   });
 
   describe('anomalies', () => {

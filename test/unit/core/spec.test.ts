@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { DEFAULT_KEY_TEMPLATE } from '../../../src/core/key-template.ts';
-import { resolveSpec, selectContainers, type ResolvedSpec } from '../../../src/core/spec.ts';
+import { API_VERSION, DURATION_CAPS, LOGTAIL_RESOURCE, MAX_TTL_SECONDS, logTailPath, logTailsPath, resolveSpec, selectContainers, type ResolvedSpec } from '../../../src/core/spec.ts';
+import { resourcePath } from '../../../src/runtime/supervised-informer.ts';
 
 function ok(spec: unknown): ResolvedSpec {
   const r = resolveSpec(spec);
@@ -88,6 +89,47 @@ describe('core/spec', () => {
       [{ podName: 'p', ttlSecondsAfterFinished: 2 ** 31 }, /spec\.ttlSecondsAfterFinished/],
     ];
     for (const [spec, re] of cases) expect(fails(spec), JSON.stringify(spec)).to.match(re);
+  });
+
+  describe('duration bounds (every duration capped; setTimeout turns > 2^31-1 ms into 1 ms)', () => {
+    const table: { field: string; spec: (d: string) => Record<string, unknown>; max: string; maxMs: number }[] = [
+      { field: 'spec.retry.initialInterval', spec: (d) => ({ retry: { initialInterval: d, maxInterval: d } }), max: '1h', maxMs: 3_600_000 },
+      { field: 'spec.retry.maxInterval', spec: (d) => ({ retry: { maxInterval: d } }), max: '1h', maxMs: 3_600_000 },
+      { field: 'spec.retry.maxElapsed', spec: (d) => ({ retry: { maxElapsed: d } }), max: '24h', maxMs: 86_400_000 },
+      { field: 'spec.terminatedRetry.initialInterval', spec: (d) => ({ terminatedRetry: { initialInterval: d, maxInterval: d } }), max: '1h', maxMs: 3_600_000 },
+      { field: 'spec.terminatedRetry.maxInterval', spec: (d) => ({ terminatedRetry: { maxInterval: d } }), max: '1h', maxMs: 3_600_000 },
+      { field: 'spec.terminatedRetry.maxElapsed', spec: (d) => ({ terminatedRetry: { maxElapsed: d } }), max: '24h', maxMs: 86_400_000 },
+      { field: 'spec.podNotFoundTimeout', spec: (d) => ({ podNotFoundTimeout: d }), max: '24h', maxMs: 86_400_000 },
+    ];
+    for (const t of table) {
+      it(`${t.field} ≤ ${t.max}`, () => {
+        const at = resolveSpec({ podName: 'p', ...t.spec(t.max) });
+        expect(at.ok, `${t.max} is allowed`).to.equal(true);
+        for (const over of [`${t.max}0.001s`, '1000h', '2562047h']) {
+          const msg = fails({ podName: 'p', ...t.spec(over) });
+          expect(msg, over).to.include(`${t.field}: must be at most ${t.max}`);
+        }
+      });
+    }
+
+    it('keeps every cap below what a timer can wait, and lists each capped field once', () => {
+      for (const cap of Object.values(DURATION_CAPS)) expect(cap.ms).to.be.at.most(2 ** 31 - 1);
+      expect(Object.keys(DURATION_CAPS).sort()).to.deep.equal(['interval', 'maxElapsed', 'podNotFoundTimeout']);
+    });
+
+    it('caps ttlSecondsAfterFinished at 30 days', () => {
+      expect(MAX_TTL_SECONDS).to.equal(30 * 24 * 3600);
+      expect(resolveSpec({ podName: 'p', ttlSecondsAfterFinished: MAX_TTL_SECONDS }).ok).to.equal(true);
+      expect(fails({ podName: 'p', ttlSecondsAfterFinished: MAX_TTL_SECONDS + 1 })).to.match(/spec\.ttlSecondsAfterFinished: must be an integer between 0 and 2592000 \(30 days\)/);
+    });
+  });
+
+  it('defines the LogTail API path once', () => {
+    expect(API_VERSION).to.equal('logtail.dev/v1alpha1');
+    expect(logTailsPath()).to.equal('/apis/logtail.dev/v1alpha1/logtails');
+    expect(logTailsPath('ci')).to.equal('/apis/logtail.dev/v1alpha1/namespaces/ci/logtails');
+    expect(logTailPath('ci', 'build-1')).to.equal('/apis/logtail.dev/v1alpha1/namespaces/ci/logtails/build-1');
+    for (const ns of [undefined, 'ci']) expect(resourcePath({ ...LOGTAIL_RESOURCE, namespace: ns })).to.equal(logTailsPath(ns));
   });
 
   describe('selectContainers', () => {

@@ -1,17 +1,20 @@
 import { expect } from 'chai';
 import {
+  MAX_UNCAPTURED_RUNS,
+  addUncapturedRuns,
+  completeBlocker,
   conditionsForPhase,
   isTerminalPhase,
   k8sTime,
   phaseFromContainers,
   setCondition,
   statusEquals,
-  terminalEventReason,
-  terminalEventType,
   totals,
   type Condition,
   type ContainerState,
   type Phase,
+  type UncapturedList,
+  type UncapturedRuns,
 } from '../../../src/core/status.ts';
 
 const t1 = new Date('2026-11-27T10:00:00.123Z');
@@ -81,7 +84,7 @@ describe('core/status', () => {
     });
   });
 
-  it('classifies terminal phases and their events', () => {
+  it('classifies terminal phases', () => {
     expect((['Pending', 'Streaming', 'Complete', 'Incomplete', 'Failed', undefined] as (Phase | undefined)[]).map(isTerminalPhase)).to.deep.equal([
       false,
       false,
@@ -90,13 +93,6 @@ describe('core/status', () => {
       true,
       false,
     ]);
-    expect(terminalEventReason('Complete')).to.equal('Captured');
-    expect(terminalEventReason('Incomplete')).to.equal('CapturedWithGap');
-    expect(terminalEventReason('Failed')).to.equal('CaptureFailed');
-    expect(terminalEventReason('Streaming')).to.equal(undefined);
-    expect(terminalEventType('Complete')).to.equal('Normal');
-    expect(terminalEventType('Incomplete')).to.equal('Warning');
-    expect(terminalEventType('Pending')).to.equal(undefined);
   });
 
   describe('statusEquals', () => {
@@ -127,5 +123,64 @@ describe('core/status', () => {
     expect(p('Stored', 'Failed')).to.equal('Incomplete');
     expect(p('Failed', 'Failed')).to.equal('Failed');
     expect(totals([{ bytes: 5, streamRetries: 1 }, { bytes: 7, streamRetries: 2 }])).to.deep.equal({ bytes: 12, retries: 3 });
+  });
+
+  it('is not Complete with malformed lines or uncaptured runs (table)', () => {
+    const gap: UncapturedRuns = { container: 'c', fromRestart: 0, toRestart: 2, reason: 'LogGap' };
+    const table: { name: string; containers: { state: ContainerState; malformedLines?: number }[]; runs?: UncapturedList; phase: Phase; reason?: string }[] = [
+      { name: 'all stored', containers: [{ state: 'Stored' }, { state: 'Stored', malformedLines: 0 }], phase: 'Complete' },
+      { name: 'one malformed line', containers: [{ state: 'Stored' }, { state: 'Stored', malformedLines: 1 }], phase: 'Incomplete', reason: 'MalformedLines' },
+      { name: 'listed uncaptured runs', containers: [{ state: 'Stored' }], runs: { uncapturedRuns: [gap] }, phase: 'Incomplete', reason: 'LogGap' },
+      { name: 'only dropped runs', containers: [{ state: 'Stored' }], runs: { uncapturedRuns: [], uncapturedRunsDropped: 4 }, phase: 'Incomplete', reason: 'LogGap' },
+      { name: 'malformed and still streaming', containers: [{ state: 'Stored', malformedLines: 3 }, { state: 'Streaming' }], phase: 'Streaming', reason: 'MalformedLines' },
+      { name: 'all failed', containers: [{ state: 'Failed' }], runs: { uncapturedRuns: [gap] }, phase: 'Failed', reason: 'LogGap' },
+    ];
+    for (const t of table) {
+      expect(phaseFromContainers(t.containers, t.runs), t.name).to.equal(t.phase);
+      expect(completeBlocker(t.containers, t.runs)?.reason, t.name).to.equal(t.reason);
+    }
+    expect(completeBlocker([{ malformedLines: 2 }, { malformedLines: 3 }])?.message).to.match(/^5 line/);
+    expect(completeBlocker([{}], { uncapturedRuns: [gap], uncapturedRunsDropped: 4 })?.message).to.match(/^7 container run/);
+  });
+
+  describe('addUncapturedRuns', () => {
+    const r = (fromRestart: number, toRestart: number, container = 'c', reason = 'LogGap'): UncapturedRuns => ({ container, fromRestart, toRestart, reason });
+    const table: { name: string; start: UncapturedRuns[]; add: UncapturedRuns; want: UncapturedRuns[] }[] = [
+      { name: 'first range', start: [], add: r(0, 4), want: [r(0, 4)] },
+      { name: 'adjacent after', start: [r(0, 4)], add: r(5, 5), want: [r(0, 5)] },
+      { name: 'adjacent before', start: [r(3, 4)], add: r(1, 2), want: [r(1, 4)] },
+      { name: 'the same runs again change nothing', start: [r(0, 4)], add: r(2, 3), want: [r(0, 4)] },
+      { name: 'a captured run in between keeps two ranges', start: [r(0, 4)], add: r(6, 7), want: [r(0, 4), r(6, 7)] },
+      { name: 'bridging two ranges joins them', start: [r(0, 4), r(6, 7)], add: r(5, 5), want: [r(0, 7)] },
+      { name: 'another container', start: [r(0, 4)], add: r(5, 5, 'd'), want: [r(0, 4), r(5, 5, 'd')] },
+      { name: 'another reason', start: [r(0, 4)], add: r(5, 5, 'c', 'PodDeleted'), want: [r(0, 4), r(5, 5, 'c', 'PodDeleted')] },
+    ];
+    for (const t of table) {
+      it(t.name, () => {
+        const before = structuredClone(t.start);
+        const got = addUncapturedRuns({ uncapturedRuns: t.start }, t.add);
+        expect(got.uncapturedRuns).to.deep.equal(t.want);
+        expect(got.uncapturedRunsDropped).to.equal(0);
+        expect(t.start, 'the input is not modified').to.deep.equal(before);
+      });
+    }
+
+    it('caps the list and counts the runs it could not list', () => {
+      let list: UncapturedList = {};
+      // A crash-looping container captured every other run: one range per missed run.
+      for (let k = 0; k < 1000; k++) list = addUncapturedRuns(list, r(2 * k, 2 * k));
+      expect(list.uncapturedRuns).to.have.length(MAX_UNCAPTURED_RUNS);
+      expect(list.uncapturedRunsDropped).to.equal(1000 - MAX_UNCAPTURED_RUNS);
+      // A listed range still grows once the list is full.
+      list = addUncapturedRuns(list, r(1, 1));
+      expect(list.uncapturedRuns?.[0]).to.deep.equal(r(0, 2));
+      expect(list.uncapturedRunsDropped).to.equal(1000 - MAX_UNCAPTURED_RUNS);
+      expect(JSON.stringify(list).length).to.be.lessThan(4096);
+    });
+
+    it('refuses a range that is not one', () => {
+      expect(() => addUncapturedRuns({}, r(3, 2))).to.throw(RangeError);
+      expect(() => addUncapturedRuns({}, r(-1, 2))).to.throw(RangeError);
+    });
   });
 });

@@ -9,6 +9,7 @@ import {
   resourcePath,
 } from '../../../src/runtime/supervised-informer.ts';
 import type { RestartInfo, WatchCallback, WatchDone, WatchLike } from '../../../src/runtime/supervised-informer.ts';
+import { LOGTAIL_RESOURCE } from '../../../src/core/spec.ts';
 import { FakeClock, settle } from './fake-clock.ts';
 
 type CM = V1ConfigMap;
@@ -369,7 +370,7 @@ describe('runtime/MultiNamespaceInformer', () => {
       name: 'x',
       kc: new KubeConfig(),
       logger: memoryLogger().logger,
-      path: (ns?: string) => resourcePath({ group: 'logtail.dev', version: 'v1alpha1', plural: 'logtails', namespace: ns }),
+      path: (ns?: string) => resourcePath({ ...LOGTAIL_RESOURCE, namespace: ns }),
       listFn: () => Promise.resolve({ items: [] as CM[] }),
     };
     expect(informerFor<CM>(common)).to.be.instanceOf(SupervisedInformer);
