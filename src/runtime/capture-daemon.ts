@@ -12,7 +12,7 @@ import { isTransientApiError } from '../adapters/kube-api.ts';
 import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
-import { type ContainerCapture, type LogTailStatus, conditionsForPhase, isTerminalPhase, statusEquals } from '../core/status.ts';
+import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals } from '../core/status.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
 import type { Logger } from './logger.ts';
@@ -38,9 +38,9 @@ export type PodObservation = { kind: 'pod'; pod: V1Pod } | { kind: 'gone'; repla
 const POD_READ_INITIAL_MS = 200;
 
 
-function lostEntryMessage(from: number, to: number): string {
+function lostMessage(name: string, from: number, to: number): string {
   const which = from === to ? `run ${from}` : `runs ${from}-${to}`;
-  return `LogGap: ${which} no longer served by the kubelet (it serves only the newest ended run); not captured`;
+  return `${name}: ${which} no longer served by the kubelet (it serves only the newest ended run); not captured`;
 }
 
 export class CaptureDaemon {
@@ -342,10 +342,13 @@ export class CaptureDaemon {
   /** Where an earlier process of this capture stopped: the last run it finished. */
   private resumePoint(name: string): { last: Captured | undefined; end: RunEnd } {
     const done = this.status.containers.filter((c) => c.name === name && (c.state === 'Stored' || c.state === 'Gap' || c.state === 'Failed'));
+    const lost = (this.status.uncapturedRuns ?? []).filter((r) => r.container === name);
     let end: RunEnd = { kind: 'stored' };
     for (const c of done) if (c.state !== 'Stored') end = worse(end, { kind: c.state === 'Gap' ? 'partial' : 'failed', reason: (c.lastError ?? 'LogGap').split(':')[0]!, message: c.lastError ?? '' });
-    if (done.length === 0) return { last: undefined, end };
-    return { last: { index: Math.max(...done.map((c) => c.restart)), id: '' }, end };
+    for (const r of lost) end = worse(end, { kind: 'partial', reason: r.reason, message: lostMessage(name, r.fromRestart, r.toRestart) });
+    const indexes = [...done.map((c) => c.restart), ...lost.map((r) => r.toRestart)];
+    if (indexes.length === 0) return { last: undefined, end };
+    return { last: { index: Math.max(...indexes), id: '' }, end };
   }
 
   /** Captures every run of one container until it will not run again. */
@@ -373,9 +376,10 @@ export class CaptureDaemon {
         continue;
       }
       if (decision.lost) {
+        // Reported as ranges (status.uncapturedRuns, capped), never guessed.
         const { from, to } = decision.lost;
-        for (let i = from; i <= to; i++) Object.assign(this.entry(name, i, init), { state: 'Gap', lastError: lostEntryMessage(from, to) });
-        end = worse(end, { kind: 'partial', reason: 'LogGap', message: `${name}: ${lostEntryMessage(from, to).slice(8)}` });
+        Object.assign(this.status, addUncapturedRuns(this.status, { container: name, init, fromRestart: from, toRestart: to, reason: 'LogGap' }));
+        end = worse(end, { kind: 'partial', reason: 'LogGap', message: lostMessage(name, from, to) });
       }
       const runEnd = await captureRun(this, { name, init, run: decision.run });
       end = worse(end, runEnd);
@@ -404,16 +408,17 @@ export class CaptureDaemon {
       if (!prev || c.restart > prev.restart) finals.set(c.name, c);
     }
     const stored = this.status.containers.filter((c) => !!c.object).length;
-    await this.finish(
-      outcome({
+    const o = outcome({
         ends,
         storedAny: stored > 0,
         storedCount: stored,
         podPhase: seen.kind === 'pod' ? seen.pod.status?.phase : undefined,
         podGone: seen.kind === 'gone',
         lastExitCodes: [...finals.values()].map((c) => c.exitCode),
-      }),
-    );
+    });
+    // Every object stored, and still not Complete: malformed lines, uncaptured runs.
+    const blocker = o.phase === 'Complete' ? completeBlocker(this.status.containers, this.status) : undefined;
+    await this.finish(blocker ? { ...o, phase: 'Incomplete', ...blocker } : o);
   }
 
   /** Terminal status, then exactly one terminal event (its name is derived from the LogTail's UID). */

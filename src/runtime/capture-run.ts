@@ -341,6 +341,7 @@ class RunCapture {
     const c = this.c;
     c.bytes = this.filter.bytes;
     c.lines = this.filter.lines;
+    if (this.filter.malformedLines > 0) c.malformedLines = this.filter.malformedLines;
     if (!c.firstTimestamp && this.filter.firstTimestamp) c.firstTimestamp = this.filter.firstTimestamp;
     const cp = this.filter.checkpoint();
     c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;

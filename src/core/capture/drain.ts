@@ -24,7 +24,7 @@
 // error at the apiserver, never an empty 200: an empty 200 to a window of an
 // ended run, with nothing stored, is proof of an empty log.
 
-import { isKubeletTimestamp } from '../resume-filter.ts';
+import { compareTimestamps, isKubeletTimestamp } from '../kubelet-timestamp.ts';
 
 export const RECORD_MAX = 16 * 1024;
 
@@ -78,9 +78,11 @@ function parseWindow(resp: Buffer): WindowLine[] | string {
   while (pos < resp.length) {
     const nl = resp.indexOf(10, pos);
     const end = nl === -1 ? resp.length : nl + 1;
-    const ts = resp.toString('latin1', pos, Math.min(pos + 30, end));
-    if (end - pos < 31 || !isKubeletTimestamp(ts) || resp[pos + 30] !== 32) return `line at byte ${pos} has no timestamp prefix`;
-    lines.push({ ts, len: end - pos - 31 });
+    // 30 bytes ending in `Z`, or 35 with an offset (`+hh:mm`/`-hh:mm`).
+    const tsLen = resp[pos + 29] === 90 ? 30 : 35;
+    const ts = resp.toString('latin1', pos, Math.min(pos + tsLen, end));
+    if (end - pos < tsLen + 1 || !isKubeletTimestamp(ts) || resp[pos + tsLen] !== 32) return `line at byte ${pos} has no timestamp prefix`;
+    lines.push({ ts, len: end - pos - tsLen - 1 });
     pos = end;
   }
   return lines;
@@ -96,11 +98,12 @@ export function judgeWindow(resp: Buffer, s: StoredSoFar, tailLines: number): Dr
   if (typeof parsed === 'string') return { kind: 'inconclusive', why: parsed };
   const last = parsed[parsed.length - 1];
   if (!last) return { kind: 'inconclusive', why: 'the window is empty' };
-  if (last.ts > cp.time) return { kind: 'more', why: `the window ends at ${last.ts}, after the checkpoint ${cp.time}` };
+  const vsCp = compareTimestamps(last.ts, cp.time);
+  if (vsCp > 0) return { kind: 'more', why: `the window ends at ${last.ts}, after the checkpoint ${cp.time}` };
   if (resp[resp.length - 1] !== 10) return { kind: 'inconclusive', why: 'the window ends inside a line' };
   let run = 0;
-  while (run < parsed.length && parsed[parsed.length - 1 - run]!.ts === cp.time) run++;
-  if (last.ts < cp.time) return { kind: 'inconclusive', why: `the window ends at ${last.ts}, before the checkpoint ${cp.time}` };
+  while (run < parsed.length && compareTimestamps(parsed[parsed.length - 1 - run]!.ts, cp.time) === 0) run++;
+  if (vsCp < 0) return { kind: 'inconclusive', why: `the window ends at ${last.ts}, before the checkpoint ${cp.time}` };
   const single = tailLines === 1 && s.lines === 1 && cp.ordinal === 0 && parsed.length === 1;
   if (run === parsed.length && !single) return { kind: 'inconclusive', why: `every line of the window carries the checkpoint's timestamp ${cp.time}` };
   if (run > cp.ordinal + 1) return { kind: 'more', why: `the window has ${run} lines stamped ${cp.time}, ${cp.ordinal + 1} are stored` };

@@ -44,10 +44,10 @@ export class ModelRun {
   exitCode: number | undefined;
   readonly startedAt: string;
   finishedAt: string | undefined;
-  constructor(index: number, id: string, startNs: bigint, startedAt: string) {
+  constructor(index: number, id: string, startNs: bigint, startedAt: string, zoneMin = 0) {
     this.index = index;
     this.id = id;
-    this.builder = new LogBuilder(startNs);
+    this.builder = new LogBuilder(startNs, zoneMin);
     this.startedAt = startedAt;
   }
   get records(): LogRecord[] {
@@ -120,6 +120,8 @@ export class KubeletModel {
   private seq = 0;
   private logNs: bigint = 1_795_000_000_000_000_000n;
   private waiters: (() => void)[] = [];
+  /** The runtime's zone, minutes east of UTC (CRI-O stamps local time; 0 prints `Z`). */
+  zoneMin = 0;
   /** Called after every change (the informer's event). */
   onChange: () => void = () => {};
 
@@ -152,7 +154,7 @@ export class KubeletModel {
 
   start(pod: ModelPod, name: string): ModelRun {
     const c = pod.container(name);
-    const run = new ModelRun(c.runs.length, `containerd://${pod.uid}-${name}-${c.runs.length}`, this.logNs, new Date(this.clock.now()).toISOString());
+    const run = new ModelRun(c.runs.length, `containerd://${pod.uid}-${name}-${c.runs.length}`, this.logNs, new Date(this.clock.now()).toISOString(), this.zoneMin);
     c.runs.push(run);
     c.state = 'running';
     if (pod.phase === 'Pending') pod.phase = 'Running';
@@ -325,7 +327,7 @@ class ModelStream implements LogStream {
       if (r) {
         i++;
         const nl = r.content[r.content.length - 1] === 10;
-        if (since === undefined || r.ts >= since) {
+        if (since === undefined || r.ns >= since) {
           const piece = Buffer.concat([isNewLine ? Buffer.from(r.ts + ' ', 'latin1') : Buffer.alloc(0), r.content]);
           yield* this.chunks(piece.subarray(0, Math.max(0, Math.min(piece.length, cutAt - this.bytesReceived))));
         }

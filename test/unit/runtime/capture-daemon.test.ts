@@ -53,15 +53,14 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       });
       const st = await cap.run();
       expect(entries(cap)).to.deep.equal([
-        ['main', 0, 'Gap'],
-        ['main', 1, 'Gap'],
         ['main', 2, 'Stored'],
         ['main', 3, 'Stored'],
       ]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 1, reason: 'LogGap' }]);
       expect(cap.object('main', 2)!.equals(pod.container('main').runs[2]!.expected())).to.equal(true);
       expect(cap.object('main', 3)!.equals(pod.container('main').runs[3]!.expected())).to.equal(true);
       expect([st.phase, st.reason]).to.deep.equal(['Incomplete', 'LogGap']);
-      expect(st.containers.find((c) => c.restart === 0)!.lastError).to.match(/runs 0-1 no longer served/);
+      expect(st.message).to.match(/runs 0-1 no longer served/);
     });
 
     it('does not spin on "current" through a back-off: no log request while waiting', async () => {
@@ -330,6 +329,23 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(st.retries).to.equal(0);
     expect(cap.events.filter((e) => e.reason === 'Retrying')).to.deep.equal([]);
     expect(cap.object('main', 0)!.toString()).to.equal('hello\nthen quiet\nbye\n');
+  });
+
+  it('timestamps with an offset (-03:30): resumes and drains exactly, Complete', async () => {
+    const cap = makeCapture();
+    cap.model.zoneMin = -210;
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 'main', 300, 0, 10);
+    cap.model.fault = (req, n) => (n <= 3 ? { cutAt: 1000 + n * 313 } : {});
+    cap.clock.at(end, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(st.containers[0]!.malformedLines).to.equal(undefined);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
   });
 
   it('a cut while running counts as a retry and resumes exactly', async () => {

@@ -55,3 +55,14 @@ describe('core/capture/drain', () => {
     });
   });
 });
+
+describe('core/capture/drain with offset timestamps (CRI-O on a node not on UTC)', () => {
+  const off = (s: number) => `2026-11-29T06:30:${String(s).padStart(2, '0')}.000000000-03:30`;
+  it('reads 35-byte prefixes and compares instants', () => {
+    const st: StoredSoFar = { checkpoint: { time: off(2), ordinal: 0, offset: 4, complete: true }, bytes: 100, lines: 5 };
+    expect(judgeWindow(Buffer.from(`${off(1)} x\n${off(2)} abc\n`), st, 2).kind).to.equal('drained');
+    // the same instant written in UTC is the same line's timestamp
+    expect(judgeWindow(Buffer.from(`${off(1)} x\n2026-11-29T10:00:02.000000000Z abc\n`), st, 2).kind).to.equal('drained');
+    expect(judgeWindow(Buffer.from(`${off(2)} abc\n${off(3)} z\n`), st, 2).kind).to.equal('more');
+  });
+});
