@@ -11,7 +11,7 @@ import { resolveSpec, type LogTail, type LogTailSpec } from '../../../src/core/s
 import type { LogTailStatus } from '../../../src/core/status.ts';
 import { CaptureDaemon } from '../../../src/runtime/capture-daemon.ts';
 import type { CaptureClock } from '../../../src/runtime/capture-ports.ts';
-import { silentLogger } from '../../../src/runtime/logger.ts';
+import { createLogger, silentLogger } from '../../../src/runtime/logger.ts';
 import { Semaphore } from '../../../src/runtime/semaphore.ts';
 import { KubeletModel } from '../core/kubelet-model.ts';
 import { settle } from './fake-clock.ts';
@@ -51,6 +51,16 @@ export class VirtualClock implements CaptureClock {
   /** Schedules `fn` at `ms` from now (a scripted event). */
   at(ms: number, fn: () => void): void {
     this.timers.push({ id: ++this.seq, at: this.t + ms, fn });
+  }
+
+  /** Fires every scheduled timer in order (the scripted past, before the capture starts). */
+  fastForward(): void {
+    while (this.timers.length > 0) {
+      const next = this.timers.reduce((a, b) => (b.at < a.at || (b.at === a.at && b.id < a.id) ? b : a));
+      this.timers = this.timers.filter((x) => x !== next);
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
   }
 
   /** Runs until `p` settles, jumping time forward whenever nothing else runs; throws past `maxMs`. */
@@ -189,7 +199,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     store,
     pods: { get: (name) => model.v1pod(name) },
     slots: new Semaphore(opts.slots ?? 4),
-    logger: silentLogger(),
+    logger: process.env.CAPTURE_DEBUG ? createLogger({ level: 'debug' }) : silentLogger(),
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     statusIntervalMs: 2000,
     clock,
