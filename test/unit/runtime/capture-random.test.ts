@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { captureError } from '../../../src/adapters/errors.ts';
 import { KubeApiError } from '../../../src/adapters/kube-api.ts';
 import type { LogTailStatus } from '../../../src/core/status.ts';
-import { type ModelPod, ModelRun } from '../core/kubelet-model.ts';
+import type { ModelPod, ModelRun } from '../core/kubelet-model.ts';
 import { Rng, renderStreamMarked } from '../core/kubelet-sim.ts';
 import { type Capture, makeCapture } from './capture-harness.ts';
 
@@ -172,7 +172,7 @@ describe('runtime/capture-daemon randomized against the kubelet model', function
       try {
         st = await cap.run(6 * 3_600_000);
       } catch (err) {
-        throw new Error(`seed ${seed}: ${String((err as Error).message)}`);
+        throw new Error(`seed ${seed}: ${String((err as Error).message)}`, { cause: err });
       }
       check(cap, pod, sc, st, seed);
       const k = `${st.phase}/${st.reason}`;
