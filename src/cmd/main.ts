@@ -6,7 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
 import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import { Controller } from '../runtime/controller.ts';
-import { LeaderElector } from '../runtime/leader-election.ts';
+import { LeaderElector, kubeLeaseApi } from '../runtime/leader-election.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
 import { ConfigError, loadConfig } from './config.ts';
@@ -129,7 +129,7 @@ logger.info('starting', {
 if (config.leaderElect) {
   const identity = `${hostname()}-${process.pid}`;
   elector = new LeaderElector({
-    kc,
+    api: kubeLeaseApi(api),
     namespace: config.leaderElectionNamespace,
     name: config.leaderElectionId,
     identity,
