@@ -24,6 +24,8 @@ import { ContentSink } from './content-sink.ts';
 
 /** Output is batched up to this size while more input is already queued. */
 const FLUSH_BYTES = 512 << 10;
+/** Reads that add nothing before a run whose end cannot be proven is committed as it is. */
+const QUIET_READS_BEFORE_UNPROVEN = 3;
 /** A proof window larger than this is not read to its end (it is inconclusive). */
 const WINDOW_MAX_BYTES = 16 << 20;
 
@@ -94,7 +96,12 @@ class RunCapture {
   private readonly backoff: Backoff;
   private readonly firstTimestampBefore: string | undefined;
   private run: ServedRun;
+  /** What the object lacks, reported at commit (the first note, or what ended the run). */
   private gap: Gap | undefined;
+  /** Reading this run is over (a gap ended it). */
+  private stopped = false;
+  /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
+  private quietReads = 0;
   /** The run ended by the pod's phase, its terminated state never written. */
   private endedByPhase = false;
   /** A resumed request may continue past a missing checkpoint (the log was rotated). */
@@ -155,17 +162,29 @@ class RunCapture {
 
   /** Until the run is drained (proven), or a gap ends it. */
   private async passes(): Promise<void> {
-    while (!this.gap) {
+    while (!this.stopped) {
       this.d.signal.throwIfAborted();
       const where = await this.locate();
       if (where.kind !== 'run') {
-        this.gap = this.gapFor(where);
+        this.end(this.gapFor(where));
         return;
       }
       this.run = where.run;
       if (!this.run.ended && !this.endedByPhase) await this.followPass(where.podTerminal);
       else if (await this.drainStep()) return;
     }
+  }
+
+  /** A gap the capture continues past (e.g. a rotated log): reported, reading goes on. */
+  private note(g: Gap): void {
+    if (!this.gap) this.gap = g;
+  }
+
+  /** A gap that ends reading this run; an earlier note is kept in the message. */
+  private end(g: Gap): void {
+    this.stopped = true;
+    const prev = this.gap;
+    this.gap = prev && !g.discard ? { ...g, message: `${g.message}; ${prev.message}` } : g;
   }
 
   private gapFor(where: Exclude<Where, { kind: 'run' }>): Gap {
@@ -203,7 +222,7 @@ class RunCapture {
     if (r.error) return this.onFailure(r.error, r.progressed, false);
     const where = await this.locate();
     if (where.kind !== 'run') {
-      this.gap = this.gapFor(where);
+      this.end(this.gapFor(where));
       return;
     }
     if (where.run.ended) return;
@@ -234,20 +253,24 @@ class RunCapture {
     const plan = proofPlan(this.stored());
     if (plan.kind === 'impossible') {
       const r = await this.read(false);
-      if (r.error) return this.onFailure(r.error, r.progressed, true).then(() => !!this.gap);
-      if (!r.progressed) this.gap = { reason: 'DrainUnproven', message: `${this.t.name} run ${this.run.index}: ${plan.why}` };
-      return !!this.gap;
+      if (r.error) return this.onFailure(r.error, r.progressed, true).then(() => this.stopped);
+      // Nothing can prove this end; a read that adds nothing may still have
+      // been cut, so a few are asked before the run is committed as it is.
+      this.quietReads = r.progressed ? 0 : this.quietReads + 1;
+      if (this.quietReads >= QUIET_READS_BEFORE_UNPROVEN) this.end({ reason: 'DrainUnproven', message: `${this.t.name} run ${this.run.index}: ${plan.why}` });
+      else if (!r.progressed) await this.d.clock.sleep(this.backoff.next() ?? 0, this.d.signal);
+      return this.stopped;
     }
     const verdict = await this.proofWindow(plan.tailLines);
     if (verdict.kind === 'drained') return true;
     if (verdict.kind === 'more') {
       const r = await this.read(false);
       if (r.error) await this.onFailure(r.error, r.progressed, true);
-      return !!this.gap;
+      return this.stopped;
     }
     this.d.log.debug('drain not proven yet', { container: this.t.name, restart: this.run.index, why: verdict.why });
     await this.countFailure('DrainUnproven', verdict.why, false);
-    return !!this.gap;
+    return this.stopped;
   }
 
   private stored(): StoredSoFar {
@@ -276,8 +299,9 @@ class RunCapture {
     }
     const where = await this.locate();
     if (where.kind !== 'run') {
-      this.gap = this.gapFor(where);
-      return { kind: 'inconclusive', why: this.gap.message };
+      const g = this.gapFor(where);
+      this.end(g);
+      return { kind: 'inconclusive', why: g.message };
     }
     if (where.run.previous !== before.previous) return { kind: 'inconclusive', why: 'the run moved between "current" and "previous" during the window' };
     return judgeWindow(Buffer.concat(chunks, size), this.stored(), n);
@@ -303,27 +327,44 @@ class RunCapture {
   private async read(follow: boolean): Promise<{ progressed: boolean; fromTop: boolean; error?: unknown }> {
     const fromTop = this.filter.checkpoint() === undefined && this.filter.bytes === 0;
     const before = this.filter.bytes;
+    // A relaxed read (past a missing checkpoint) is the one read that cannot
+    // tell our pod's log from another's: it is bounded (no follow), held in
+    // memory, and stored only if the pod is still ours afterwards.
+    const hold = this.relaxed;
+    this.relaxed = false;
+    let error: unknown;
     try {
-      const stream = await this.d.deps.logs.open(this.request({ follow }));
+      const stream = await this.d.deps.logs.open(this.request({ follow: follow && !hold }));
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
-      this.filter.beginConnection({ strict: !this.relaxed });
+      this.filter.beginConnection({ strict: !hold });
       for await (const chunk of stream) {
         this.filter.push(chunk, this.emit);
-        if (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0)) await this.flush();
+        if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) await this.flush();
       }
-      await this.flush();
-      if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
       this.afterConnection();
       if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);
-      return { progressed: this.filter.bytes > before, fromTop };
-    } catch (error) {
+    } catch (err) {
       if (this.d.signal.aborted) throw this.d.signal.reason;
-      // What the filter emitted before the break is part of the log: store it.
-      await this.flush();
-      if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
-      return { progressed: this.filter.bytes > before, fromTop, error };
+      error = err;
     }
+    // What the filter emitted before a break is part of the log: store it.
+    if (hold) await this.releaseHeld();
+    else await this.flush();
+    if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
+    return { progressed: this.filter.bytes > before, fromTop, error };
+  }
+
+  /** Stores what a relaxed read emitted if the pod is still ours; otherwise drops it and ends the run. */
+  private async releaseHeld(): Promise<void> {
+    const where = await this.locate();
+    if (where.kind === 'gone' || where.kind === 'unavailable') {
+      this.pieces = [];
+      this.pendingBytes = 0;
+      this.end(this.gapFor(where));
+      return;
+    }
+    await this.flush();
   }
 
   private readonly emit = (b: Buffer): void => {
@@ -352,12 +393,12 @@ class RunCapture {
     const f = this.filter;
     const cp = f.checkpoint();
     const endedAt = this.run.terminated?.finishedAt;
-    if (!this.gap && endedAt && cp && cp.time.slice(0, 19) > endedAt.slice(0, 19)) {
-      this.gap = { reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the stream carried lines stamped ${cp.time}, after the run finished at ${endedAt}` };
+    if (endedAt && cp && cp.time.slice(0, 19) > endedAt.slice(0, 19)) {
+      this.note({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the stream carried lines stamped ${cp.time}, after the run finished at ${endedAt}` });
     }
-    if (!this.gap && f.gaps > 0) this.gap = { reason: 'LogGap', message: `${this.t.name}: ${f.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` };
-    if (!this.gap && f.firstTimestamp && this.firstTimestampBefore && f.firstTimestamp !== this.firstTimestampBefore) {
-      this.gap = { reason: 'LogGap', message: `${this.t.name}: the log starts at ${f.firstTimestamp}, an earlier run of the capture saw it start at ${this.firstTimestampBefore} (rotated by the kubelet)` };
+    if (f.gaps > 0) this.note({ reason: 'LogGap', message: `${this.t.name}: ${f.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` });
+    if (f.firstTimestamp && this.firstTimestampBefore && f.firstTimestamp !== this.firstTimestampBefore) {
+      this.note({ reason: 'LogGap', message: `${this.t.name}: the log starts at ${f.firstTimestamp}, an earlier run of the capture saw it start at ${this.firstTimestampBefore} (rotated by the kubelet)` });
     }
   }
 
@@ -369,11 +410,11 @@ class RunCapture {
     if (ce.reason === 'PodNotFound' || ce.reason === 'ContainerNotFound' || ce.reason === 'BadRequest') {
       const where = await this.locate();
       if (where.kind !== 'run') {
-        this.gap = this.gapFor(where);
+        this.end(this.gapFor(where));
         return;
       }
       if (ce.reason === 'BadRequest' && this.run.previous) {
-        this.gap = { reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the kubelet no longer serves it (${ce.message})` };
+        this.end({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the kubelet no longer serves it (${ce.message})` });
         return;
       }
     }
@@ -384,7 +425,7 @@ class RunCapture {
     }
     if (action.kind === 'give-up') {
       this.c.lastError = `${ce.reason}: ${ce.message}`;
-      if (this.filter.bytes > 0) this.gap = { reason: giveUpReason(ce.reason, this.filter.bytes), message: ce.message };
+      if (this.filter.bytes > 0) this.end({ reason: giveUpReason(ce.reason, this.filter.bytes), message: ce.message });
       else throw ce;
       return;
     }
@@ -401,7 +442,7 @@ class RunCapture {
     const delay = this.backoff.next(minDelayMs);
     if (delay === undefined) {
       const msg = `gave up on ${this.t.name} after ${c.streamRetries} retries within ${Math.round(this.d.spec.retry.maxElapsedMs / 1000)} s: ${message}`;
-      if (this.filter.bytes > 0 || !stream) this.gap = { reason: stream ? giveUpReason(reason, this.filter.bytes) : reason, message: msg };
+      if (this.filter.bytes > 0 || !stream) this.end({ reason: stream ? giveUpReason(reason, this.filter.bytes) : reason, message: msg });
       else throw new CaptureError(giveUpReason(reason, 0) as CaptureError['reason'], 'permanent', msg);
       return;
     }
@@ -425,7 +466,7 @@ class RunCapture {
       where = await this.locate();
       if (where.kind === 'run' && where.run.previous === before.previous) this.relaxed = true;
     }
-    if (where.kind !== 'run') this.gap = this.gapFor(where);
+    if (where.kind !== 'run') this.end(this.gapFor(where));
     this.d.log.info('resume point not in the served log', { container: this.t.name, restart: this.run.index, relaxed: this.relaxed, error: err.message });
   }
 

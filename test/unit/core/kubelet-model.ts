@@ -41,6 +41,8 @@ export class ModelRun {
   readonly id: string;
   readonly builder: LogBuilder;
   ended = false;
+  /** Records before this index are in rotated files: new requests do not read them. */
+  fileStart = 0;
   exitCode: number | undefined;
   readonly startedAt: string;
   finishedAt: string | undefined;
@@ -189,6 +191,18 @@ export class KubeletModel {
     this.changed();
   }
 
+  /**
+   * The kubelet rotates the run's log: new requests read only the new file
+   * (they never read rotated ones); a follow stream already open reads on
+   * across the rotation without losing lines (cri-client pkg/logs/logs.go
+   * reopens the recreated file).
+   */
+  rotate(pod: ModelPod, name: string): void {
+    const run = pod.container(name).current;
+    if (run) run.fileStart = run.records.length;
+    this.changed();
+  }
+
   setPhase(pod: ModelPod, phase: string): void {
     pod.phase = phase;
     this.changed();
@@ -315,7 +329,7 @@ class ModelStream implements LogStream {
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
     const { req, run, model } = this;
     const since = req.sinceTime === undefined ? undefined : truncatedSince(req.sinceTime);
-    let i = req.tailLines === undefined ? 0 : Math.max(0, run.records.length - req.tailLines);
+    let i = Math.max(run.fileStart, req.tailLines === undefined ? 0 : run.records.length - req.tailLines);
     let isNewLine = true;
     const cutAt = this.fault.cutAt ?? Infinity;
     while (!this.closed) {
