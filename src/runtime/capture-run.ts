@@ -383,7 +383,12 @@ class RunCapture {
     c.bytes = this.filter.bytes;
     c.lines = this.filter.lines;
     if (this.filter.malformedLines > 0) c.malformedLines = this.filter.malformedLines;
-    if (!c.firstTimestamp && this.filter.firstTimestamp) c.firstTimestamp = this.filter.firstTimestamp;
+    if (!c.firstTimestamp && this.filter.firstTimestamp) {
+      // Durable at once: a restarted operator reads the run again from the
+      // top and can tell a rotated log only by this.
+      c.firstTimestamp = this.filter.firstTimestamp;
+      await this.d.publish(true);
+    }
     const cp = this.filter.checkpoint();
     c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
   }

@@ -140,8 +140,15 @@ export interface Capture {
   /** Pod reads through the API. */
   podReads: number;
   status(): LogTailStatus;
-  /** Starts the daemon and runs the clock until it is done. */
+  /** Starts the daemon and runs the clock until a daemon finishes (not one stopped by restart()). */
   run(maxMs?: number): Promise<LogTailStatus>;
+  /**
+   * The operator restarts: the daemon is stopped (its upload aborted) and a
+   * new one starts from the last status written, as after a crash.
+   */
+  restart(): void;
+  /** Daemons started so far. */
+  launches: number;
   /** The stored object of `container` run `restart`. */
   object(container: string, restart: number): Buffer | undefined;
 }
@@ -159,7 +166,26 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     metadata: { name: 'lt', namespace: 'ns', uid: 'lt-uid-0001', generation: 1, creationTimestamp: new Date(clock.now()) },
     spec: { podName },
   };
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => (finish = r));
+  const lastStatus = () => (cap.statuses.length > 0 ? structuredClone(cap.statuses[cap.statuses.length - 1]) : undefined);
+  const launch = (status?: LogTailStatus) => {
+    const d = new CaptureDaemon({ ...lt, ...(status ? { status } : {}) }, resolved.spec, deps);
+    cap.daemon = d;
+    cap.launches++;
+    d.start();
+    void d.done.then(() => {
+      if (cap.daemon === d && !d.signal.aborted) finish();
+    });
+  };
   const cap: Capture = {
+    launches: 0,
+    restart: () => {
+      const old = cap.daemon;
+      if (!old || old.signal.aborted) return;
+      old.requestStop('OperatorExiting');
+      void old.done.then(() => launch(lastStatus()));
+    },
     clock,
     model,
     store,
@@ -169,8 +195,8 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     daemon: undefined as unknown as CaptureDaemon,
     status: () => cap.statuses[cap.statuses.length - 1]!,
     run: async (maxMs) => {
-      cap.daemon.start();
-      await clock.runUntil(cap.daemon.done, maxMs);
+      launch();
+      await clock.runUntil(finished, maxMs);
       return cap.status();
     },
     object: (container, restart) => {
@@ -178,7 +204,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
       return c?.object ? store.objects.get(c.object.uri) : undefined;
     },
   };
-  cap.daemon = new CaptureDaemon(lt, resolved.spec, {
+  const deps: ConstructorParameters<typeof CaptureDaemon>[2] = {
     api: {
       getPod: (_ns, name) => {
         cap.podReads++;
@@ -203,7 +229,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     statusIntervalMs: 2000,
     clock,
-  });
-  model.onChange = () => cap.daemon.podChanged();
+  };
+  model.onChange = () => cap.daemon?.podChanged();
   return cap;
 }
