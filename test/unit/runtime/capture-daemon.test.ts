@@ -348,6 +348,23 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
   });
 
+  it('a line without a valid timestamp reaches the status: malformedLines, Incomplete/MalformedLines', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    const run = cap.model.start(pod, 'main');
+    cap.model.write(pod, 'main', 'good 1\n');
+    // A record whose timestamp the kubelet printed in a form we cannot parse.
+    run.builder.records.push({ ts: '2026-13-45T99:99:99.000000000Z', ns: run.builder.now, content: Buffer.from('odd\n') });
+    cap.model.write(pod, 'main', 'good 2\n');
+    cap.model.write(pod, 'main', 'good 3\n');
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const st = await cap.run();
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'MalformedLines']);
+    expect(st.containers[0]!.malformedLines).to.equal(1);
+    expect(cap.object('main', 0)!.toString()).to.equal('good 1\n2026-13-45T99:99:99.000000000Z odd\ngood 2\ngood 3\n');
+  });
+
   it('a cut while running counts as a retry and resumes exactly', async () => {
     const cap = makeCapture();
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
