@@ -26,6 +26,8 @@ import { ContentSink } from './content-sink.ts';
 const FLUSH_BYTES = 512 << 10;
 /** Reads that add nothing before a run whose end cannot be proven is committed as it is. */
 const QUIET_READS_BEFORE_UNPROVEN = 3;
+/** Most records a proof window is widened by. */
+const MAX_WINDOW_EXTRA = 4096;
 /** A proof window larger than this is not read to its end (it is inconclusive). */
 const WINDOW_MAX_BYTES = 16 << 20;
 
@@ -100,6 +102,8 @@ class RunCapture {
   private gap: Gap | undefined;
   /** Reading this run is over (a gap ended it). */
   private stopped = false;
+  /** Records added to the proof window after windows that did not reach back far enough. */
+  private windowExtra = 0;
   /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
   private quietReads = 0;
   /** The run ended by the pod's phase, its terminated state never written. */
@@ -261,14 +265,25 @@ class RunCapture {
       else if (!r.progressed) await this.d.clock.sleep(this.backoff.next() ?? 0, this.d.signal);
       return this.stopped;
     }
-    const verdict = await this.proofWindow(plan.tailLines);
-    if (verdict.kind === 'drained') return true;
+    const verdict = await this.proofWindow(plan.tailLines + this.windowExtra);
+    if (verdict.kind === 'drained') {
+      // An empty log that an earlier process of this capture saw lines in: rotated away.
+      if (this.filter.bytes === 0 && this.firstTimestampBefore) {
+        this.end({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: an earlier read saw its log start at ${this.firstTimestampBefore}; the kubelet now serves none of it (rotated)` });
+      }
+      return true;
+    }
     if (verdict.kind === 'more') {
       const r = await this.read(false);
       if (r.error) await this.onFailure(r.error, r.progressed, true);
+      // The window showed more than a read from the checkpoint brings (e.g. a
+      // window starting inside a long line): that is no proof either way.
+      else if (!r.progressed) await this.countFailure('DrainUnproven', `${verdict.why}, but a read from the checkpoint adds nothing`, false);
       return this.stopped;
     }
     this.d.log.debug('drain not proven yet', { container: this.t.name, restart: this.run.index, why: verdict.why });
+    // Lines longer than one record before the last line: reach further back.
+    if (verdict.wider) this.windowExtra = Math.min(MAX_WINDOW_EXTRA, Math.max(1, this.windowExtra * 2));
     await this.countFailure('DrainUnproven', verdict.why, false);
     return this.stopped;
   }

@@ -55,8 +55,12 @@ export function proofPlan(s: StoredSoFar): ProofPlan {
   }
   if (!cp.complete) return { kind: 'impossible', why: 'the log ends inside a line (no final newline): a cut inside that line looks the same' };
   const sameTs = cp.ordinal + 1;
-  if (s.lines > sameTs) return { kind: 'window', tailLines: sameTs + 1 };
-  if (s.lines === 1 && sameTs === 1) return { kind: 'window', tailLines: 1 };
+  // The last line may be several records (runtimes split lines at 16 KiB);
+  // the other lines sharing its timestamp are counted as one record each (if
+  // they are longer, the window misses the older line and stays inconclusive).
+  const lastRecords = Math.max(1, Math.ceil(cp.offset / RECORD_MAX));
+  if (s.lines > sameTs) return { kind: 'window', tailLines: sameTs - 1 + lastRecords + 1 };
+  if (s.lines === 1 && sameTs === 1) return { kind: 'window', tailLines: lastRecords };
   return { kind: 'impossible', why: `all ${s.lines} stored lines carry the same timestamp ${cp.time}: no window can tell their end from a cut` };
 }
 
@@ -64,7 +68,8 @@ export type DrainVerdict =
   | { kind: 'drained' }
   /** The window shows lines after our checkpoint: read on. */
   | { kind: 'more'; why: string }
-  | { kind: 'inconclusive'; why: string };
+  /** `wider`: a larger window may decide (it did not reach back past the lines sharing the last timestamp). */
+  | { kind: 'inconclusive'; why: string; wider?: boolean };
 
 interface WindowLine {
   ts: string;
@@ -104,8 +109,8 @@ export function judgeWindow(resp: Buffer, s: StoredSoFar, tailLines: number): Dr
   let run = 0;
   while (run < parsed.length && compareTimestamps(parsed[parsed.length - 1 - run]!.ts, cp.time) === 0) run++;
   if (vsCp < 0) return { kind: 'inconclusive', why: `the window ends at ${last.ts}, before the checkpoint ${cp.time}` };
-  const single = tailLines === 1 && s.lines === 1 && cp.ordinal === 0 && parsed.length === 1;
-  if (run === parsed.length && !single) return { kind: 'inconclusive', why: `every line of the window carries the checkpoint's timestamp ${cp.time}` };
+  const single = s.lines === 1 && cp.ordinal === 0 && parsed.length === 1;
+  if (run === parsed.length && !single) return { kind: 'inconclusive', why: `every line of the window carries the checkpoint's timestamp ${cp.time}`, wider: true };
   if (run > cp.ordinal + 1) return { kind: 'more', why: `the window has ${run} lines stamped ${cp.time}, ${cp.ordinal + 1} are stored` };
   if (run < cp.ordinal + 1) return { kind: 'inconclusive', why: `the window has ${run} lines stamped ${cp.time}, ${cp.ordinal + 1} are stored` };
   if (last.len !== cp.offset) return { kind: 'inconclusive', why: `the last line has ${last.len} bytes, ${cp.offset} are stored` };

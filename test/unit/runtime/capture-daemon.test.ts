@@ -365,6 +365,19 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.object('main', 0)!.toString()).to.equal('good 1\n2026-13-45T99:99:99.000000000Z odd\ngood 2\ngood 3\n');
   });
 
+  it('a last line over 16 KiB (several records): drained and Complete', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    cap.model.write(pod, 'main', 'short\n');
+    cap.model.write(pod, 'main', 'L'.repeat(40 * 1024) + '\n');
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const st = await cap.run(600_000);
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+
   it('a cut while running counts as a retry and resumes exactly', async () => {
     const cap = makeCapture();
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });

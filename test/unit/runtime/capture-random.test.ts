@@ -34,7 +34,7 @@ function script(cap: Capture, rng: Rng, late: boolean): { pod: ModelPod; sc: Sce
       const lines = rng.int(0, 60);
       for (let i = 0; i < lines; i++) {
         t += rng.int(0, 40);
-        const long = rng.chance(0.03);
+        const long = rng.chance(i === lines - 1 ? 0.1 : 0.03);
         const body = long ? 'L'.repeat(rng.int(16 * 1024 - 5, 40 * 1024)) : `${name} run ${r} line ${i} ${'y'.repeat(rng.int(0, 120))}`;
         const newline = !(i === lines - 1 && rng.chance(0.1));
         const step = rng.chance(0.2) ? 0n : BigInt(rng.int(1, 2_000_000_000));

@@ -16,6 +16,8 @@ describe('core/capture/drain', () => {
       ['single-line log', stored(ts(1), 0, 4, 1), { kind: 'window', tailLines: 1 }],
       ['every stored line has one timestamp', stored(ts(1), 2, 4, 3), { kind: 'impossible' }],
       ['no final newline', stored(ts(1), 0, 4, 3, false), { kind: 'impossible' }],
+      ['last line of 40 KiB (3 records): 4 records', stored(ts(1), 0, 40 * 1024, 10), { kind: 'window', tailLines: 4 }],
+      ['single line of 40 KiB: its 3 records', stored(ts(1), 0, 40 * 1024, 1), { kind: 'window', tailLines: 3 }],
     ];
     for (const [what, s, want] of table) {
       it(what, () => {
@@ -45,6 +47,11 @@ describe('core/capture/drain', () => {
       ['empty log, a line in the window: more', win(line(ts(2), 'abc')), { checkpoint: undefined, bytes: 0, lines: 0 }, 1, 'more'],
     ];
     for (const [what, resp, st, n, want] of table) it(what, () => expect(judgeWindow(resp, st, n).kind).to.equal(want));
+
+    it('asks for a wider window when it does not reach back past the last timestamp', () => {
+      const v = judgeWindow(win(line(ts(2), 'abc'), line(ts(2), 'abc')), stored(ts(2), 1, 4, 10), 2);
+      expect(v).to.deep.include({ kind: 'inconclusive', wider: true });
+    });
 
     it('counts a line over 16 KiB as several records', () => {
       const long = 'y'.repeat(40 * 1024 - 1);
