@@ -196,3 +196,14 @@ export function sinceTimeOf(ts: string): string {
   const b = parsed(ts);
   return new Date(epochSecondsAt(b, 0, b.length) * 1000).toISOString().slice(0, 19) + 'Z';
 }
+
+/**
+ * Whether a kubelet timestamp falls in a later second than `time` (an RFC 3339
+ * time as Kubernetes writes it, e.g. a container's `finishedAt`, whole
+ * seconds): by instant, whatever offset either carries.
+ */
+export function stampedInLaterSecond(ts: string, time: string): boolean {
+  const t = Date.parse(time);
+  if (Number.isNaN(t)) throw new RangeError(`"${String(time).slice(0, 40)}" is not an RFC 3339 time`);
+  return Math.floor(timestampMs(ts) / 1000) > Math.floor(t / 1000);
+}

@@ -32,7 +32,7 @@ import {
   validTimestampAt,
 } from './kubelet-timestamp.ts';
 
-export { compareTimestamps, isKubeletTimestamp, sinceTimeOf, timestampMs } from './kubelet-timestamp.ts';
+export { compareTimestamps, isKubeletTimestamp, sinceTimeOf, stampedInLaterSecond, timestampMs } from './kubelet-timestamp.ts';
 
 /** Position in the log up to which bytes have been emitted. */
 export interface Checkpoint {
@@ -74,6 +74,22 @@ export interface ResumeFilterOptions {
 }
 
 const NL = 10;
+/** Where the fraction digits start: `2026-11-27T10:00:05.` is 20 bytes. */
+const FRACTION_AT = 20;
+
+function sameBytes(a: Buffer, aAt: number, b: Buffer, bAt: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  return true;
+}
+
+/** Every byte from `from` to `to` (inclusive) is a decimal digit. */
+function digitsAt(b: Buffer, from: number, to: number): boolean {
+  for (let i = from; i <= to; i++) {
+    const x = b[i] as number;
+    if (x < 48 || x > 57) return false;
+  }
+  return true;
+}
 
 // What a prefix is, relative to the previous line's timestamp.
 const TS_BAD = 0; // not a valid timestamp: the line is malformed
@@ -385,28 +401,28 @@ export class ResumeFilter {
 
   /**
    * The timestamp at `at` against the previous line's on this connection.
-   * Consecutive lines usually differ in the last fraction digits, so the
-   * byte comparison runs from the end (before the zone) and exits early;
-   * only a timestamp that differs is validated, and only one whose offset
-   * differs is compared as an instant.
+   * Consecutive lines usually differ only in the last fraction digits, so
+   * the byte comparison runs from the end (zone first) and exits early; when
+   * the rest of the head equals the previous (valid) timestamp, only the
+   * differing digits need checking. Anything else is validated in full, and
+   * a timestamp with another offset is compared as an instant.
    */
   private classify(buf: Buffer, at: number, len: number): number {
-    let differsAt = -1;
-    if (this.connHasTs && len === this.tsLen) {
-      const ts = this.tsBuf;
-      const tsAt = this.tsAt;
-      for (let i = ZONE_AT - 1; i >= 0 && differsAt === -1; i--) if (buf[at + i] !== ts[tsAt + i]) differsAt = i;
-      for (let i = ZONE_AT; i < len && differsAt === -1; i++) if (buf[at + i] !== ts[tsAt + i]) differsAt = ZONE_AT;
-      if (differsAt === -1) return TS_SAME;
-    }
-    if (!validTimestampAt(buf, at, len)) return TS_BAD;
-    if (!this.connHasTs || (differsAt !== -1 && differsAt < ZONE_AT && this.zoneEquals(buf, at, len))) return TS_NEW;
-    return compareTimestampsAt(buf, at, len, this.tsBuf, this.tsAt, this.tsLen) === 0 ? TS_SAME : TS_NEW;
+    if (!this.connHasTs || len !== this.tsLen) return this.classifyNew(buf, at, len);
+    const ts = this.tsBuf;
+    const tsAt = this.tsAt;
+    let i = len - 1;
+    while (i >= 0 && buf[at + i] === ts[tsAt + i]) i--;
+    if (i < 0) return TS_SAME;
+    if (i >= ZONE_AT) return this.classifyNew(buf, at, len);
+    if (i >= FRACTION_AT && sameBytes(buf, at, ts, tsAt, FRACTION_AT)) return digitsAt(buf, at + FRACTION_AT, at + i) ? TS_NEW : TS_BAD;
+    return validTimestampAt(buf, at, len) ? TS_NEW : TS_BAD;
   }
 
-  private zoneEquals(buf: Buffer, at: number, len: number): boolean {
-    for (let i = ZONE_AT; i < len; i++) if (buf[at + i] !== this.tsBuf[this.tsAt + i]) return false;
-    return true;
+  private classifyNew(buf: Buffer, at: number, len: number): number {
+    if (!validTimestampAt(buf, at, len)) return TS_BAD;
+    if (!this.connHasTs) return TS_NEW;
+    return compareTimestampsAt(buf, at, len, this.tsBuf, this.tsAt, this.tsLen) === 0 ? TS_SAME : TS_NEW;
   }
 
   // A line starts without a valid timestamp prefix.

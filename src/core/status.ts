@@ -97,6 +97,15 @@ export interface UncapturedRuns {
 /** Most entries in status.uncapturedRuns; further runs are only counted (uncapturedRunsDropped). */
 export const MAX_UNCAPTURED_RUNS = 32;
 
+/**
+ * Most entries in status.containers: one per selected container (at most
+ * 256) plus room for recent runs. Older Stored runs beyond it are dropped
+ * from the list (their objects stay in the store) and counted in
+ * storedRunsDropped, so a crash-looping container whose every run is
+ * captured cannot grow the object either (~500 bytes per entry).
+ */
+export const MAX_CONTAINER_ENTRIES = 512;
+
 export interface LogTailStatus {
   phase: Phase;
   result: PodResult;
@@ -118,6 +127,8 @@ export interface LogTailStatus {
   uncapturedRuns?: UncapturedRuns[];
   /** Uncaptured runs not listed in uncapturedRuns because the list was full. */
   uncapturedRunsDropped?: number;
+  /** Entries of older Stored runs removed from containers to bound the status (their objects stay). */
+  storedRunsDropped?: number;
   conditions: Condition[];
 }
 
@@ -126,7 +137,7 @@ export interface LogTailStatus {
 type Exhaustive<T, L extends readonly PropertyKey[]> = [Exclude<keyof T, L[number]>] extends [never] ? true : never;
 export const STATUS_FIELDS = [
   'phase', 'result', 'reason', 'message', 'podUID', 'retries', 'bytes', 'startTime', 'completionTime',
-  'observedGeneration', 'exitCode', 'containers', 'uncapturedRuns', 'uncapturedRunsDropped', 'conditions',
+  'observedGeneration', 'exitCode', 'containers', 'uncapturedRuns', 'uncapturedRunsDropped', 'storedRunsDropped', 'conditions',
 ] as const satisfies readonly (keyof LogTailStatus)[];
 export const CONTAINER_CAPTURE_FIELDS = [
   'name', 'init', 'restart', 'state', 'exitCode', 'reason', 'startedAt', 'finishedAt', 'bytes', 'lines', 'object',
@@ -334,4 +345,33 @@ export function totals(containers: readonly Pick<ContainerCapture, 'bytes' | 'st
     retries += c.streamRetries;
   }
   return { bytes, retries };
+}
+
+/**
+ * Bounds status.containers at `max` entries by removing the oldest entries
+ * of Stored runs, never a container's newest entry (the capture continues
+ * from it) nor any entry that is not Stored (it decides the phase). Returns
+ * the new list and the new storedRunsDropped; the input is not modified.
+ */
+export function trimContainerEntries<C extends Pick<ContainerCapture, 'name' | 'init' | 'restart' | 'state'>>(
+  containers: readonly C[],
+  storedRunsDropped = 0,
+  max = MAX_CONTAINER_ENTRIES,
+): { containers: C[]; storedRunsDropped: number } {
+  let excess = containers.length - max;
+  if (excess <= 0) return { containers: [...containers], storedRunsDropped };
+  const newest = new Map<string, number>();
+  for (const c of containers) {
+    const key = `${c.init}/${c.name}`;
+    newest.set(key, Math.max(newest.get(key) ?? -1, c.restart));
+  }
+  const kept = containers.filter((c) => {
+    const droppable = c.state === 'Stored' && c.restart < (newest.get(`${c.init}/${c.name}`) ?? -1);
+    if (excess > 0 && droppable) {
+      excess--;
+      return false;
+    }
+    return true;
+  });
+  return { containers: kept, storedRunsDropped: storedRunsDropped + containers.length - kept.length };
 }

@@ -12,7 +12,7 @@ import { isTransientApiError } from '../adapters/kube-api.ts';
 import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
-import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals } from '../core/status.ts';
+import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals, trimContainerEntries } from '../core/status.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
 import type { Logger } from './logger.ts';
@@ -383,6 +383,10 @@ export class CaptureDaemon {
       }
       const runEnd = await captureRun(this, { name, init, run: decision.run });
       end = worse(end, runEnd);
+      // A container restarted for weeks must not grow the status past etcd's limit.
+      const trimmed = trimContainerEntries(this.status.containers, this.status.storedRunsDropped ?? 0);
+      this.status.containers = trimmed.containers;
+      if (trimmed.storedRunsDropped > 0) this.status.storedRunsDropped = trimmed.storedRunsDropped;
       last = { index: decision.run.index, id: decision.run.id };
       if (runEnd.kind === 'failed' && runEnd.reason !== 'LogGap') return end;
     }

@@ -16,7 +16,7 @@ import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capt
 import type { RunEnd } from '../core/capture/outcome.ts';
 import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
 import { renderKey } from '../core/key-template.ts';
-import { ResumeFilter, ResumeMismatchError } from '../core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
 import type { ContainerCapture } from '../core/status.ts';
 import type { CaptureDaemon } from './capture-daemon.ts';
 import { containerStatus, podTerminal } from './capture-ports.ts';
@@ -413,7 +413,7 @@ class RunCapture {
     const f = this.filter;
     const cp = f.checkpoint();
     const endedAt = this.run.terminated?.finishedAt;
-    if (endedAt && cp && cp.time.slice(0, 19) > endedAt.slice(0, 19)) {
+    if (endedAt && cp && stampedInLaterSecond(cp.time, endedAt)) {
       this.note({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the stream carried lines stamped ${cp.time}, after the run finished at ${endedAt}` });
     }
     if (f.gaps > 0) this.note({ reason: 'LogGap', message: `${this.t.name}: ${f.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` });

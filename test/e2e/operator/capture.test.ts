@@ -185,6 +185,9 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(createHash('sha256').update(raw).digest('hex')).to.equal(cap.object!.objectSha256);
     const text = gunzipSync(raw);
     expect(createHash('sha256').update(text).digest('hex')).to.equal(cap.object!.sha256);
+    // bytes: the content as stored, before compression, prefixes included (docs/status.md, Bytes)
+    expect(cap.bytes).to.equal(text.length);
+    expect(lt.status?.bytes).to.equal(text.length);
     const lines = text.toString().split('\n').filter(Boolean);
     expect(lines).to.have.length(1000);
     for (const l of lines.slice(0, 5)) expect(l).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z /);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ResumeFilter, ResumeMismatchError, compareTimestamps, isKubeletTimestamp, sinceTimeOf, type Checkpoint } from '../../../src/core/resume-filter.ts';
+import { ResumeFilter, ResumeMismatchError, compareTimestamps, isKubeletTimestamp, sinceTimeOf, stampedInLaterSecond, timestampMs, type Checkpoint } from '../../../src/core/resume-filter.ts';
 import {
   LogBuilder,
   RECORD_MAX,
@@ -444,6 +444,22 @@ describe('core/resume-filter', () => {
       }
     });
 
+    it('tells whether a line was stamped after a container finished, by instant', () => {
+      const finished = '2026-11-27T10:00:05Z';
+      const table: [string, boolean][] = [
+        ['2026-11-27T10:00:05.999999999Z', false],
+        ['2026-11-27T10:00:06.000000000Z', true],
+        ['2026-11-27T11:00:05.999999999+01:00', false], // 10:00:05Z: a string compare says later
+        ['2026-11-27T11:00:06.000000000+01:00', true],
+        ['2026-11-27T06:30:06.000000000-03:30', true], // 10:00:06Z: a string compare says earlier
+        ['2026-11-27T06:30:05.500000000-03:30', false],
+      ];
+      for (const [ts, want] of table) expect(stampedInLaterSecond(ts, finished), ts).to.equal(want);
+      expect(stampedInLaterSecond('2026-11-27T10:00:06.000000000Z', '2026-11-27T10:00:05.999Z')).to.equal(true);
+      expect(() => stampedInLaterSecond('2026-11-27T10:00:06.000000000Z', 'yesterday')).to.throw(RangeError);
+      expect(timestampMs('2026-11-27T11:00:05.123456789+01:00')).to.equal(Date.parse('2026-11-27T10:00:05.123Z'));
+    });
+
     it('recognises the kubelet layouts and nothing else', () => {
       const table: [string, boolean][] = [
         ['2026-11-27T10:00:05.123456789Z', true],
@@ -512,6 +528,13 @@ describe('core/resume-filter', () => {
         '2026-11-27T10:00:05.123456789+01:00\n',
         'plain text\n',
         '\n',
+        // Same second as its neighbours, one fraction digit not a digit (the hot path checks only the differing digits).
+        `${ts.slice(0, 25)}x${ts.slice(26)} fraction\n`,
+        // Same layout and zone, impossible fields.
+        `${ts.slice(0, 5)}13${ts.slice(7)} month 13\n`,
+        `${ts.slice(0, 8)}31${ts.slice(10)} 31 November\n`,
+        `${ts.slice(0, 11)}24${ts.slice(13)} hour 24\n`,
+        `${ts.slice(0, 30)}24:00 offset hour 24\n`,
       ];
       for (const line of bad) {
         for (const chunk of [1, 7, 1000]) {

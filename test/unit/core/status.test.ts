@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import {
+  MAX_CONTAINER_ENTRIES,
   MAX_UNCAPTURED_RUNS,
+  trimContainerEntries,
   addUncapturedRuns,
   completeBlocker,
   conditionsForPhase,
@@ -181,6 +183,36 @@ describe('core/status', () => {
     it('refuses a range that is not one', () => {
       expect(() => addUncapturedRuns({}, r(3, 2))).to.throw(RangeError);
       expect(() => addUncapturedRuns({}, r(-1, 2))).to.throw(RangeError);
+    });
+  });
+
+  describe('trimContainerEntries', () => {
+    type E = { name: string; init: boolean; restart: number; state: ContainerState };
+    const e = (name: string, restart: number, state: ContainerState = 'Stored', init = false): E => ({ name, init, restart, state });
+    const table: { name: string; list: E[]; max: number; want: E[]; dropped: number }[] = [
+      { name: 'under the cap: unchanged', list: [e('a', 0), e('a', 1)], max: 2, want: [e('a', 0), e('a', 1)], dropped: 0 },
+      { name: 'drops the earliest stored runs first', list: [e('a', 0), e('a', 1), e('a', 2), e('a', 3)], max: 2, want: [e('a', 2), e('a', 3)], dropped: 2 },
+      { name: 'keeps runs that are not Stored', list: [e('a', 0, 'Gap'), e('a', 1), e('a', 2, 'Failed'), e('a', 3)], max: 3, want: [e('a', 0, 'Gap'), e('a', 2, 'Failed'), e('a', 3)], dropped: 1 },
+      { name: "keeps each container's newest entry", list: [e('a', 0), e('b', 0), e('a', 1), e('b', 0, 'Stored', true)], max: 1, want: [e('b', 0), e('a', 1), e('b', 0, 'Stored', true)], dropped: 1 },
+      { name: 'may stay over the cap rather than drop what decides the phase', list: [e('a', 0, 'Gap'), e('a', 1, 'Streaming')], max: 1, want: [e('a', 0, 'Gap'), e('a', 1, 'Streaming')], dropped: 0 },
+    ];
+    for (const t of table) {
+      it(t.name, () => {
+        const before = structuredClone(t.list);
+        const got = trimContainerEntries(t.list, 5, t.max);
+        expect(got.containers).to.deep.equal(t.want);
+        expect(got.storedRunsDropped).to.equal(5 + t.dropped);
+        expect(t.list).to.deep.equal(before);
+      });
+    }
+
+    it('bounds a container captured on every one of thousands of restarts', () => {
+      let list: E[] = [];
+      let dropped = 0;
+      for (let k = 0; k < 5000; k++) ({ containers: list, storedRunsDropped: dropped } = trimContainerEntries([...list, e('crashy', k)], dropped));
+      expect(list).to.have.length(MAX_CONTAINER_ENTRIES);
+      expect(list.at(-1)).to.deep.equal(e('crashy', 4999));
+      expect(dropped).to.equal(5000 - MAX_CONTAINER_ENTRIES);
     });
   });
 });

@@ -378,6 +378,29 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
   });
 
+  it('a container captured on each of 530 runs keeps status.containers bounded (storedRunsDropped)', async function () {
+    this.timeout(120_000);
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Always' });
+    const runs = 530;
+    for (let r = 0; r < runs; r++) {
+      cap.clock.at(r * 60_000, () => {
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', `run ${r} a\n`);
+        cap.model.write(pod, 'main', `run ${r} b\n`);
+      });
+      cap.clock.at(r * 60_000 + 1000, () => cap.model.exit(pod, 'main', 1));
+      cap.clock.at(r * 60_000 + 2000, () => cap.model.backoff(pod, 'main'));
+    }
+    cap.clock.at(runs * 60_000, () => cap.model.setPhase(pod, 'Failed'));
+    const st = await cap.run(runs * 60_000 + 600_000);
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(st.containers.length).to.be.at.most(512);
+    expect(st.storedRunsDropped).to.equal(runs - st.containers.length);
+    expect(st.containers.at(-1)!.restart).to.equal(runs - 1);
+    expect(cap.store.objects.size).to.equal(runs);
+  });
+
   it('a cut while running counts as a retry and resumes exactly', async () => {
     const cap = makeCapture();
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
