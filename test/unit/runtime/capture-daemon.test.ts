@@ -401,6 +401,69 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.store.objects.size).to.equal(runs);
   });
 
+  describe('rotation', () => {
+    it('while the stream is cut: Incomplete/LogGap, the rest of the run still read to its end', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 200, 0, 10);
+      cap.model.fault = (_req, n) => {
+        if (n === 1) return { cutAt: 3000 };
+        // Before the resumed request is served, the kubelet rotated the file.
+        if (n === 2) cap.model.rotate(pod, 'main');
+        return {};
+      };
+      cap.clock.at(end, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
+      const want = pod.container('main').runs[0]!.expected();
+      const got = cap.object('main', 0)!;
+      const tail = want.subarray(want.length - 200);
+      expect(got.subarray(got.length - 200).equals(tail), 'read on to the end of the run').to.equal(true);
+      expect(got.length).to.be.below(want.length);
+    });
+
+    it('after an operator restart: the re-read sees another first line and says LogGap', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 200, 0, 10);
+      // Rotated while the operator is down: the new process reads the new file.
+      cap.clock.at(700, () => {
+        cap.model.rotate(pod, 'main');
+        cap.restart();
+      });
+      cap.clock.at(end, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(cap.launches).to.equal(2);
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
+      expect(st.message).to.match(/rotated by the kubelet/);
+    });
+
+    it('an operator restart without rotation: Complete and byte-exact (read again from the top)', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 200, 0, 10);
+      cap.clock.at(700, () => cap.restart());
+      cap.clock.at(end, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(cap.launches).to.equal(2);
+      expect(st.phase, st.message).to.equal('Complete');
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.store.open).to.equal(0);
+    });
+  });
+
   it('a cut while running counts as a retry and resumes exactly', async () => {
     const cap = makeCapture();
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
