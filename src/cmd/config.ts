@@ -13,6 +13,7 @@ export interface OperatorConfig {
   s3CaBundle?: string;
   watchNamespaces: string[];
   maxConcurrentStreams: number;
+  maxStreamsPerNamespace?: number;
   bufferMemory: number;
   spoolDir?: string;
   leaderElect: boolean;
@@ -52,6 +53,7 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   s3CaBundle: { flag: '--s3-ca-bundle', env: 'LOGTAIL_S3_CA_BUNDLE', kind: 'string', help: 'PEM file of CA certificates to trust for an https --s3-endpoint (default: Node\'s built-in roots)' },
   watchNamespaces: { flag: '--watch-namespaces', env: 'LOGTAIL_WATCH_NAMESPACES', kind: 'list', help: 'comma-separated namespaces to watch (default: all); one informer per namespace, so namespaced Roles suffice' },
   maxConcurrentStreams: { flag: '--max-concurrent-streams', env: 'LOGTAIL_MAX_CONCURRENT_STREAMS', kind: 'int', help: 'log streams open at once; further captures wait as phase Pending, reason WaitingForSlot (default 64)' },
+  maxStreamsPerNamespace: { flag: '--max-streams-per-namespace', env: 'LOGTAIL_MAX_STREAMS_PER_NAMESPACE', kind: 'int', help: 'at most this many streams for one namespace; slots are shared fairly between namespaces either way (default: no cap)' },
   bufferMemory: { flag: '--buffer-memory', env: 'LOGTAIL_BUFFER_MEMORY', kind: 'bytes', help: 'process-wide budget for log bytes read ahead of the store, shared by all streams; over it each stream pauses at 64 KiB (backpressure; the kubelet keeps the log) (default 64Mi)' },
   spoolDir: { flag: '--spool-dir', env: 'LOGTAIL_SPOOL_DIR', kind: 'string', help: 'directory where S3 multipart parts wait for upload (a cache; at most 3 parts of 8 MiB per open object) (default: $TMPDIR/logtail-spool)' },
   leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
@@ -158,6 +160,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     s3CaBundle: get('s3CaBundle'),
     watchNamespaces: (get('watchNamespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxConcurrentStreams: num('maxConcurrentStreams', 64),
+    ...(get('maxStreamsPerNamespace') !== undefined ? { maxStreamsPerNamespace: num('maxStreamsPerNamespace', 1) } : {}),
     bufferMemory: bytes('bufferMemory', '64Mi'),
     spoolDir: get('spoolDir'),
     leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER,

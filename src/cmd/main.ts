@@ -60,6 +60,7 @@ const controller = new Controller({
   metrics,
   watchNamespaces: config.watchNamespaces,
   maxConcurrentStreams: config.maxConcurrentStreams,
+  ...(config.maxStreamsPerNamespace ? { maxStreamsPerNamespace: config.maxStreamsPerNamespace } : {}),
   idleTimeoutMs: config.idleTimeoutMs,
   statusIntervalMs: config.statusIntervalMs,
   finalizerDeadlineMs: config.shutdownTimeoutMs,

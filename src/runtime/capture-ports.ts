@@ -8,7 +8,7 @@ import { sleep as systemSleep } from '../adapters/retry.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import type { Semaphore } from './semaphore.ts';
+import type { FairSlots } from './semaphore.ts';
 
 /** The informer's view of pods (may lag). */
 export interface PodSource {
@@ -41,7 +41,7 @@ export interface DaemonDeps {
   logs: LogSource;
   store: ObjectStore;
   pods: PodSource;
-  slots: Semaphore;
+  slots: FairSlots;
   logger: Logger;
   metrics?: Metrics;
   idleTimeoutMs: number;

@@ -43,11 +43,13 @@ type Gap = { reason: string; message: string; discard?: boolean };
 
 export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd> {
   const c = d.entry(t.name, t.run.index, t.init);
-  if (d.deps.slots.inUse >= d.deps.slots.capacity && d.status.phase === 'Pending') {
-    d.setPhase('Pending', 'WaitingForSlot', `waiting for a free stream slot (--max-concurrent-streams=${d.deps.slots.capacity})`);
+  // Slots are shared fairly between namespaces (core/fair-share): this one may wait with slots free (its cap, or older waiters elsewhere).
+  if (d.deps.slots.wouldWait(d.ns) && d.status.phase === 'Pending') {
+    const cap = d.deps.slots.perNamespaceCap;
+    d.setPhase('Pending', 'WaitingForSlot', `waiting for a stream slot (--max-concurrent-streams=${d.deps.slots.capacity}${cap ? `, --max-streams-per-namespace=${cap}` : ''}; ${d.deps.slots.heldBy(d.ns)} held by this namespace)`);
     await d.publish(true);
   }
-  await d.deps.slots.acquire(d.signal);
+  await d.deps.slots.acquireFor(d.ns, d.signal);
   d.deps.metrics?.activeStreams.inc();
   try {
     let writer: ObjectWriter;
@@ -58,7 +60,7 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
     }
     return await new RunCapture(d, t, c, writer).execute();
   } finally {
-    d.deps.slots.release();
+    d.deps.slots.releaseFor(d.ns);
     d.deps.metrics?.activeStreams.dec();
   }
 }

@@ -10,7 +10,7 @@ import { openLogStream } from '../adapters/log-stream.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { Semaphore } from './semaphore.ts';
+import { FairSlots } from './semaphore.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
 import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 
@@ -26,6 +26,8 @@ export interface ControllerOptions {
   /** Empty or undefined: all namespaces. */
   watchNamespaces?: string[];
   maxConcurrentStreams: number;
+  /** At most this many streams per namespace (undefined: no cap; the fair share applies either way). */
+  maxStreamsPerNamespace?: number;
   idleTimeoutMs: number;
   statusIntervalMs: number;
   workers?: number;
@@ -41,7 +43,7 @@ export class Controller {
   private readonly o: ControllerOptions;
   private readonly log: Logger;
   private readonly queue: WorkQueue;
-  private readonly slots: Semaphore;
+  private readonly slots: FairSlots;
   private readonly daemons = new Map<string, CaptureDaemon>();
   /** The same daemons by `namespace/podName`, for pod events. */
   private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
@@ -57,7 +59,7 @@ export class Controller {
     this.o = o;
     this.log = o.logger;
     this.queue = new WorkQueue({ name: 'logtails', logger: o.logger, baseDelayMs: 250, maxDelayMs: 60_000, onDepth: (n) => o.metrics?.workqueueDepth.set(n) });
-    this.slots = new Semaphore(o.maxConcurrentStreams);
+    this.slots = new FairSlots(o.maxConcurrentStreams, o.maxStreamsPerNamespace);
   }
 
   getLogTail(namespace: string, name: string): LogTail | undefined {

@@ -12,7 +12,7 @@ import type { LogTailStatus } from '../../../src/core/status.ts';
 import { CaptureDaemon } from '../../../src/runtime/capture-daemon.ts';
 import type { CaptureClock } from '../../../src/runtime/capture-ports.ts';
 import { createLogger, silentLogger } from '../../../src/runtime/logger.ts';
-import { Semaphore } from '../../../src/runtime/semaphore.ts';
+import { FairSlots } from '../../../src/runtime/semaphore.ts';
 import { KubeletModel } from '../core/kubelet-model.ts';
 import { settle } from './fake-clock.ts';
 
@@ -224,7 +224,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     logs: { open: (req) => model.open(req) },
     store,
     pods: { get: (name) => model.v1pod(name) },
-    slots: new Semaphore(opts.slots ?? 4),
+    slots: new FairSlots(opts.slots ?? 4),
     logger: process.env.CAPTURE_DEBUG ? createLogger({ level: 'debug' }) : silentLogger(),
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     statusIntervalMs: 2000,
