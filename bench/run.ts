@@ -3,6 +3,7 @@
 // JSON under bench/results/ and ends with one line `BENCH NAME key=value …`.
 import { buffersBench } from './buffers.ts';
 import { concurrencyBench } from './concurrency.ts';
+import { fairnessBench } from './fairness.ts';
 import { idleBench } from './idle.ts';
 import { latencyBench } from './latency.ts';
 import { streamBench } from './stream.ts';
@@ -13,8 +14,8 @@ const BENCHES: Record<string, ((argv: string[]) => Promise<void>) | undefined> =
   idle: idleBench,
   buffers: buffersBench,
   concurrency: concurrencyBench,
+  fairness: fairnessBench,
   // issue 11: not implemented yet (see docs/benchmarks.md, "Not done")
-  fairness: undefined,
   sharding: undefined,
 };
 
