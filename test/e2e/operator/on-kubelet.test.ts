@@ -7,15 +7,16 @@
 // gives.
 //
 // Not here (they fail on the real kubelet, see the branch's report): a LogTail
-// created during a back-off and an init container restarted under load (a
-// run removed by the kubelet's GC, or served under another run's number), and
+// created during a back-off (a run removed by the kubelet's GC), an init
+// container whose run 0 ended before the capture first asked (served run 1
+// under run 0's number), and
 // a pod deleted mid-run (the kubelet appends its NotFound error to the 200
 // body of a follow stream whose container it removed).
 //
 // All pods start in `before`, side by side (the kubelet's back-off makes the
 // restart cases last ~30 s); each `it` awaits its own case.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../../../src/dev/proc.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
@@ -120,6 +121,31 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
       return waitForLogTail(c, ns, 'onfailure', 150_000);
     });
 
+    // An init container that fails once (restarted under OnFailure at once),
+    // then the main container. Run 0 lasts 6 s and the capture must be reading
+    // it before it ends (checked): a capture that first asks after run 0 ended
+    // can be served run 1 under run 0's number (uncommitted findings case).
+    start('init-restart', async () => {
+      await apply(c, logTailManifest(ns, 'init-restart', { podName: 'init-restart' }));
+      await apply(
+        c,
+        pod('init-restart', {
+          restartPolicy: 'OnFailure',
+          initContainers: ['setup'],
+          containers: ['main'],
+          script: {
+            containers: {
+              setup: { segments: [{ lines: 10, lineBytes: 70 }, { pauseSeconds: 6, lines: 100, lineBytes: 70, linesPerSecond: 100 }], exitCodes: [1, 0] },
+              main: { lines: 200, lineBytes: 90, linesPerSecond: 200, exitCode: 0 },
+            },
+          },
+        }),
+      );
+      await waitForLogTail(c, ns, 'init-restart', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 700);
+      if (existsSync(recordedPath('init-restart', 'setup', 0)) || readFileSync(recordedPath('init-restart', 'setup')).length !== 700) throw new Error('precondition: the capture was not reading setup run 0 before it ended');
+      return waitForLogTail(c, ns, 'init-restart', 150_000);
+    });
+
     // A sidecar (restartable init container) running until the main container is done.
     start('sidecar', async () => {
       const m = pod('sidecar', {
@@ -222,6 +248,23 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     await expectRunExact(lt, 'onfailure', caps[0]!, recordedPath('onfailure', 'main', 0));
     await expectRunExact(lt, 'onfailure', caps[1]!, recordedPath('onfailure', 'main', 1));
     await expectRunExact(lt, 'onfailure', caps[2]!, recordedPath('onfailure', 'main'));
+  });
+
+  it('an init container that fails and is restarted: both of its runs and the main container, byte-exact, with exit codes', async () => {
+    const lt = await caseResult('init-restart');
+    expect(lt.status?.phase, JSON.stringify(lt.status)).to.equal('Complete');
+    expect(lt.status?.result).to.equal('Succeeded');
+    expect(lt.status?.exitCode).to.equal(0);
+    const setup = capsOf(lt, 'setup');
+    expect(setup.map((x) => [x.restart, x.exitCode, x.init])).to.deep.equal([
+      [0, 1, true],
+      [1, 0, true],
+    ]);
+    await expectRunExact(lt, 'init-restart', setup[0]!, recordedPath('init-restart', 'setup', 0));
+    await expectRunExact(lt, 'init-restart', setup[1]!, recordedPath('init-restart', 'setup'));
+    const main = capsOf(lt, 'main');
+    expect(main.map((x) => [x.restart, x.exitCode])).to.deep.equal([[0, 0]]);
+    await expectRunExact(lt, 'init-restart', main[0]!, recordedPath('init-restart', 'main'));
   });
 
   it('a sidecar (restartable init container) stopped after the main container: both byte-exact, exit codes reported', async () => {
