@@ -107,22 +107,23 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     await installCrd(c);
     ns = uniqueName('onkl');
     await createNamespace(c, ns);
-    op = await startOperator(c);
+    op = await startOperator(c, { args: ['--watch-namespaces', ns] }); // scoped: no other operator's LogTails, and ours untouched by others
     t0 = Date.now();
 
     // Restarts under OnFailure, the LogTail first: runs 0 (exit 2) and 1 (exit 3)
     // and 2 (exit 0). Restart 1 is immediate, restart 2 comes after the kubelet's
     // 10 s back-off. With the kubelet's MaxPerPodContainerCount 1, run 0 is
-    // removed (log and all) the moment run 1 exits: each run lasts 3 s, enough
-    // to capture the previous one.
+    // removed (log and all) the moment run 1 exits: each run lasts 5 s, for the
+    // capture to prove run 0's end (under load 16 on 2 cores 3 s were not
+    // enough: Incomplete/LogGap, run 0 no longer served).
     start('onfailure', async () => {
       await apply(c, logTailManifest(ns, 'onfailure', { podName: 'onfailure' }));
-      await apply(c, pod('onfailure', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 300, lineBytes: 80, linesPerSecond: 100, exitCodes: [2, 3, 0] } } } }));
+      await apply(c, pod('onfailure', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCodes: [2, 3, 0] } } } }));
       return waitForLogTail(c, ns, 'onfailure', 150_000);
     });
 
     // An init container that fails once (restarted under OnFailure at once),
-    // then the main container. Run 0 lasts 6 s and the capture must be reading
+    // then the main container. Run 0 lasts 10 s and the capture must be reading
     // it before it ends (checked): a capture that first asks after run 0 ended
     // can be served run 1 under run 0's number (uncommitted findings case).
     start('init-restart', async () => {
@@ -135,7 +136,7 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
           containers: ['main'],
           script: {
             containers: {
-              setup: { segments: [{ lines: 10, lineBytes: 70 }, { pauseSeconds: 6, lines: 100, lineBytes: 70, linesPerSecond: 100 }], exitCodes: [1, 0] },
+              setup: { segments: [{ lines: 10, lineBytes: 70 }, { pauseSeconds: 10, lines: 100, lineBytes: 70, linesPerSecond: 100 }], exitCodes: [1, 0] },
               main: { lines: 200, lineBytes: 90, linesPerSecond: 200, exitCode: 0 },
             },
           },
@@ -172,7 +173,7 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     // rotated after every 59th record (8 KiB): 6 rotations, 51 records in the
     // last file.
     start('rotation', async () => {
-      await apply(c, pod('rotation', { script: { containers: { main: { segments: [{ lines: 5, lineBytes: 100 }, { pauseSeconds: 8, lines: 400, lineBytes: 100, linesPerSecond: 100 }], exitCode: 0 } } }, faults: { containerLogMaxSize: '8Ki' } }));
+      await apply(c, pod('rotation', { script: { containers: { main: { segments: [{ lines: 5, lineBytes: 100 }, { pauseSeconds: 12, lines: 400, lineBytes: 100, linesPerSecond: 100 }], exitCode: 0 } } }, faults: { containerLogMaxSize: '8Ki' } }));
       await apply(c, logTailManifest(ns, 'rotation', { podName: 'rotation' }));
       await waitForLogTail(c, ns, 'rotation', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 500);
       const size = readFileSync(recordedPath('rotation', 'main')).length;
@@ -212,7 +213,7 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     // back-off before run 2, once run 1 shows terminated.
     start('always', async () => {
       await apply(c, logTailManifest(ns, 'always', { podName: 'always' }));
-      await apply(c, pod('always', { restartPolicy: 'Always', script: { containers: { main: { lines: 300, lineBytes: 80, linesPerSecond: 100, exitCodes: [1, 0] } } } }));
+      await apply(c, pod('always', { restartPolicy: 'Always', script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCodes: [1, 0] } } } }));
       await waitPod('always', 'run 1 ended', (x) => {
         const s = x.status.containerStatuses?.[0];
         return s?.restartCount === 1 && (s.state.terminated !== undefined || s.state.waiting?.reason === 'CrashLoopBackOff');
