@@ -80,6 +80,7 @@ export interface LogTailObject {
     conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
     containers?: Array<{
       name: string;
+      init?: boolean;
       restart: number;
       state: string;
       exitCode?: number;
