@@ -1,24 +1,27 @@
 // `logtail` / `kubectl logtail`: read a LogTail's result back, verified.
-import { createHash } from 'node:crypto';
-import { type Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi, isNotFound } from '../adapters/kube-api.ts';
-import { storeFromUrl } from '../adapters/store/index.ts';
+import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import type { LogTail } from '../core/spec.ts';
 import type { ContainerCapture } from '../core/status.ts';
-
+import { checkObjectUri, readVerified, VerifyError, type Compression } from './verified-read.ts';
 
 const USAGE = `usage:
   logtail get NAME [-n NAMESPACE] [-c CONTAINER] [--restart N] [--allow-incomplete]
-      write the captured log to stdout (decompressed), verifying its sha256
+              [-o FILE] [--store URL]
+      write the captured log to stdout, or to FILE with -o (decompressed as the
+      LogTail's spec.compression says). The object is spooled to a private
+      temporary file and its size and sha256 checked first: on a mismatch
+      nothing of it is written and the exit status is 1. With --store (or
+      LOGTAIL_STORE) the object must lie under STORE/NAMESPACE/; without it,
+      under a NAMESPACE/ folder of its bucket or directory.
   logtail describe NAME [-n NAMESPACE]
       status, per-container results, conditions and recent events
 
 Reads the current kubeconfig (KUBECONFIG). Objects in s3:// stores are read
 with the AWS SDK's default credentials; set LOGTAIL_S3_ENDPOINT (and
-AWS_REGION) for S3-compatible servers.
+AWS_REGION) for S3-compatible servers, LOGTAIL_S3_CA_BUNDLE (a PEM file) for
+one with a private CA.
 `;
 
 class CliError extends Error {}
@@ -30,6 +33,8 @@ interface Args {
   container?: string;
   restart?: number;
   allowIncomplete: boolean;
+  output?: string;
+  store?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -49,6 +54,10 @@ function parseArgs(argv: string[]): Args {
     else if (x.startsWith('--container=')) a.container = x.slice(12);
     else if (x === '--restart') a.restart = Number(val());
     else if (x === '--allow-incomplete') a.allowIncomplete = true;
+    else if (x === '-o' || x === '--output') a.output = val();
+    else if (x.startsWith('--output=')) a.output = x.slice(9);
+    else if (x === '--store') a.store = val();
+    else if (x.startsWith('--store=')) a.store = x.slice(8);
     else if (x.startsWith('-')) throw new CliError(`unknown flag ${x}\n\n${USAGE}`);
     else pos.push(x);
   }
@@ -91,36 +100,32 @@ async function get(api: KubeApi, ns: string, a: Args): Promise<void> {
   }
   const cap = pickCapture(lt, a);
   const uri = cap.object!.uri;
+  const compression = (lt.spec?.compression ?? 'none') as string;
+  if (compression !== 'none' && compression !== 'gzip') throw new CliError(`LogTail "${a.name}" has spec.compression "${compression}", which this CLI does not know`);
+  const storeArg = a.store ?? process.env.LOGTAIL_STORE;
+  const storeRoot = storeArg ? normalizeStoreUrl(storeArg) : undefined;
+  const ltNamespace = lt.metadata.namespace ?? ns;
+  try {
+    checkObjectUri(uri, ltNamespace, storeRoot);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
   const u = new URL(uri);
-  const store = storeFromUrl(u.protocol === 's3:' ? `s3://${u.host}` : `file:///`, {
+  const store = storeFromUrl(storeRoot ?? (u.protocol === 's3:' ? `s3://${u.host}` : 'file:///'), {
     endpoint: process.env.LOGTAIL_S3_ENDPOINT,
     region: process.env.AWS_REGION ?? 'us-east-1',
     forcePathStyle: !!process.env.LOGTAIL_S3_ENDPOINT,
+    ...(process.env.LOGTAIL_S3_CA_BUNDLE ? { caBundle: process.env.LOGTAIL_S3_CA_BUNDLE } : {}),
   });
-  let body: Readable;
   try {
-    body = await store.read(uri);
+    const r = await readVerified({ store, object: cap.object!, compression: compression as Compression, ...(a.output ? { outFile: a.output } : {}) });
+    process.stderr.write(`verified sha256 ${r.sha256} (${uri})${a.output ? ` -> ${a.output}` : ''}\n`);
   } catch (err) {
-    throw new CliError(`object ${uri} could not be read: ${(err as Error).message}`);
+    if (err instanceof VerifyError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await store.close?.();
   }
-  const objectHash = createHash('sha256');
-  const contentHash = createHash('sha256');
-  const tap = (h: ReturnType<typeof createHash>) =>
-    new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        h.update(chunk);
-        cb(null, chunk);
-      },
-    });
-  const gz = uri.endsWith('.gz') || lt.spec?.compression === 'gzip';
-  if (gz) await pipeline(body, tap(objectHash), createGunzip(), tap(contentHash), process.stdout);
-  else await pipeline(body, tap(objectHash), tap(contentHash), process.stdout);
-  const gotObject = objectHash.digest('hex');
-  const gotContent = contentHash.digest('hex');
-  if (gotObject !== cap.object!.objectSha256 || gotContent !== cap.object!.sha256) {
-    throw new CliError(`checksum mismatch for ${uri}: status says sha256=${cap.object!.sha256} objectSha256=${cap.object!.objectSha256}, read sha256=${gotContent} objectSha256=${gotObject}`);
-  }
-  process.stderr.write(`verified sha256 ${gotContent} (${uri})\n`);
 }
 
 function age(t?: string): string {

@@ -7,6 +7,9 @@ export interface OperatorConfig {
   s3Endpoint?: string;
   s3Region?: string;
   s3ForcePathStyle: boolean;
+  s3Sse?: 'AES256' | 'aws:kms';
+  s3SseKmsKeyId?: string;
+  s3CaBundle?: string;
   watchNamespaces: string[];
   maxConcurrentStreams: number;
   leaderElect: boolean;
@@ -18,6 +21,13 @@ export interface OperatorConfig {
   shutdownTimeoutMs: number;
   kubeconfig?: string;
   logLevel: string;
+  requireAdmissionPolicy: boolean;
+  admissionPolicyName: string;
+  admissionPolicyBindingName: string;
+  admissionPolicyRecheckMs: number;
+  metricsAuth: boolean;
+  httpTlsCertFile?: string;
+  httpTlsKeyFile?: string;
 }
 
 interface FlagDef {
@@ -34,6 +44,9 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   s3Endpoint: { flag: '--s3-endpoint', env: 'LOGTAIL_S3_ENDPOINT', kind: 'string', help: 'S3 endpoint URL for S3-compatible servers (default: AWS)' },
   s3Region: { flag: '--s3-region', env: 'AWS_REGION', kind: 'string', help: 'S3 region (default us-east-1)' },
   s3ForcePathStyle: { flag: '--s3-force-path-style', env: 'LOGTAIL_S3_FORCE_PATH_STYLE', kind: 'bool', help: 'path-style S3 addressing (default: true when --s3-endpoint is set)' },
+  s3Sse: { flag: '--s3-sse', env: 'LOGTAIL_S3_SSE', kind: 'string', help: 'server-side encryption of every object: AES256 (SSE-S3) or aws:kms (SSE-KMS) (default: none requested; the bucket default applies)' },
+  s3SseKmsKeyId: { flag: '--s3-sse-kms-key-id', env: 'LOGTAIL_S3_SSE_KMS_KEY_ID', kind: 'string', help: 'KMS key id or ARN for --s3-sse aws:kms (default: the AWS managed key)' },
+  s3CaBundle: { flag: '--s3-ca-bundle', env: 'LOGTAIL_S3_CA_BUNDLE', kind: 'string', help: 'PEM file of CA certificates to trust for an https --s3-endpoint (default: Node\'s built-in roots)' },
   watchNamespaces: { flag: '--watch-namespaces', env: 'LOGTAIL_WATCH_NAMESPACES', kind: 'list', help: 'comma-separated namespaces to watch (default: all); one informer per namespace, so namespaced Roles suffice' },
   maxConcurrentStreams: { flag: '--max-concurrent-streams', env: 'LOGTAIL_MAX_CONCURRENT_STREAMS', kind: 'int', help: 'log streams open at once; further captures wait as phase Pending, reason WaitingForSlot (default 64)' },
   leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
@@ -45,6 +58,13 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   shutdownTimeoutMs: { flag: '--shutdown-timeout', env: 'LOGTAIL_SHUTDOWN_TIMEOUT', kind: 'duration', help: 'on SIGTERM, time allowed to stop captures and write their status (default 20s)' },
   kubeconfig: { flag: '--kubeconfig', env: 'KUBECONFIG', kind: 'string', help: 'kubeconfig file (default: in-cluster config, else ~/.kube/config)' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', kind: 'string', help: 'error, warn, info or debug (default info)' },
+  requireAdmissionPolicy: { flag: '--require-admission-policy', env: 'LOGTAIL_REQUIRE_ADMISSION_POLICY', kind: 'bool', help: 'capture only while the ValidatingAdmissionPolicy and binding named below exist (checked at start-up and on each leadership term); until then capture nothing and mark each unfinished LogTail AdmissionPolicyMissing (default false; the chart sets true)' },
+  admissionPolicyName: { flag: '--admission-policy-name', env: 'LOGTAIL_ADMISSION_POLICY_NAME', kind: 'string', help: 'name of the ValidatingAdmissionPolicy that --require-admission-policy looks for (default logtail-operator-pod-log-access)' },
+  admissionPolicyBindingName: { flag: '--admission-policy-binding-name', env: 'LOGTAIL_ADMISSION_POLICY_BINDING_NAME', kind: 'string', help: 'name of its ValidatingAdmissionPolicyBinding (default: the policy name)' },
+  admissionPolicyRecheckMs: { flag: '--admission-policy-recheck-interval', env: 'LOGTAIL_ADMISSION_POLICY_RECHECK_INTERVAL', kind: 'duration', help: 'while the admission policy is missing, how often to look again (default 30s)' },
+  metricsAuth: { flag: '--metrics-auth', env: 'LOGTAIL_METRICS_AUTH', kind: 'bool', help: 'serve /metrics only to callers whose bearer token passes a TokenReview and a SubjectAccessReview for get on the non-resource URL /metrics (default false)' },
+  httpTlsCertFile: { flag: '--http-tls-cert-file', env: 'LOGTAIL_HTTP_TLS_CERT_FILE', kind: 'string', help: 'PEM certificate (chain): serve --http-addr over HTTPS (with --http-tls-key-file); default plain HTTP' },
+  httpTlsKeyFile: { flag: '--http-tls-key-file', env: 'LOGTAIL_HTTP_TLS_KEY_FILE', kind: 'string', help: 'PEM private key for --http-tls-cert-file' },
 };
 
 function podNamespace(): string {
@@ -111,11 +131,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
   };
   const s3Endpoint = get('s3Endpoint');
+  const sse = get('s3Sse');
+  if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3Sse.flag}: expected AES256 or aws:kms, got "${sse}"`);
+  if (get('s3SseKmsKeyId') !== undefined && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3SseKmsKeyId.flag} needs ${FLAGS.s3Sse.flag} aws:kms`);
+  if (!!get('httpTlsCertFile') !== !!get('httpTlsKeyFile')) throw new ConfigError(`${FLAGS.httpTlsCertFile.flag} and ${FLAGS.httpTlsKeyFile.flag} go together`);
   return {
     store: get('store') ?? 'file://./logtail-data',
     s3Endpoint,
     s3Region: get('s3Region'),
     s3ForcePathStyle: get('s3ForcePathStyle') !== undefined ? parseBool(get('s3ForcePathStyle')!, FLAGS.s3ForcePathStyle.flag) : !!s3Endpoint,
+    s3Sse: sse as OperatorConfig['s3Sse'],
+    s3SseKmsKeyId: get('s3SseKmsKeyId'),
+    s3CaBundle: get('s3CaBundle'),
     watchNamespaces: (get('watchNamespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxConcurrentStreams: num('maxConcurrentStreams', 64),
     leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER,
@@ -127,5 +154,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     shutdownTimeoutMs: dur('shutdownTimeoutMs', '20s'),
     kubeconfig: get('kubeconfig'),
     logLevel: get('logLevel') ?? 'info',
+    requireAdmissionPolicy: get('requireAdmissionPolicy') !== undefined ? parseBool(get('requireAdmissionPolicy')!, FLAGS.requireAdmissionPolicy.flag) : false,
+    admissionPolicyName: get('admissionPolicyName') ?? 'logtail-operator-pod-log-access',
+    admissionPolicyBindingName: get('admissionPolicyBindingName') ?? get('admissionPolicyName') ?? 'logtail-operator-pod-log-access',
+    admissionPolicyRecheckMs: dur('admissionPolicyRecheckMs', '30s'),
+    metricsAuth: get('metricsAuth') !== undefined ? parseBool(get('metricsAuth')!, FLAGS.metricsAuth.flag) : false,
+    httpTlsCertFile: get('httpTlsCertFile'),
+    httpTlsKeyFile: get('httpTlsKeyFile'),
   };
 }

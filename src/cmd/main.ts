@@ -1,14 +1,20 @@
 // The operator's entry point: configuration, store, HTTP endpoints, leader
 // election, the controller, and a staged shutdown on SIGTERM/SIGINT.
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
+import { CaptureError } from '../adapters/errors.ts';
+import { retry } from '../adapters/retry.ts';
 import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import { Controller } from '../runtime/controller.ts';
+import { AdmissionGate } from '../runtime/admission-gate.ts';
 import { LeaderElector } from '../runtime/leader-election.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
+import { MetricsAuthorizer } from '../runtime/metrics-auth.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { checkNodeVersion } from './node-version.ts';
 
@@ -37,6 +43,9 @@ const store = storeFromUrl(storeUrl, {
   endpoint: config.s3Endpoint,
   region: config.s3Region ?? 'us-east-1',
   forcePathStyle: config.s3ForcePathStyle,
+  ...(config.s3Sse ? { sse: config.s3Sse } : {}),
+  ...(config.s3SseKmsKeyId ? { sseKmsKeyId: config.s3SseKmsKeyId } : {}),
+  ...(config.s3CaBundle ? { caBundle: config.s3CaBundle } : {}),
 });
 const metrics = createMetrics();
 const api = new KubeApi(kc);
@@ -53,34 +62,77 @@ const controller = new Controller({
   finalizerDeadlineMs: config.shutdownTimeoutMs,
 });
 
+// --require-admission-policy: hold the controller back until the policy exists.
+const gate = config.requireAdmissionPolicy
+  ? new AdmissionGate({
+      api,
+      logger,
+      names: { policy: config.admissionPolicyName, binding: config.admissionPolicyBindingName },
+      watchNamespaces: config.watchNamespaces,
+      recheckMs: config.admissionPolicyRecheckMs,
+    })
+  : undefined;
+
+/** Starts the controller, after the admission policy check when one is required. */
+async function startCapturing(signal: AbortSignal): Promise<void> {
+  if (gate && !(await gate.waitUntilPresent(signal))) return;
+  await controller.start();
+}
+
 let elector: LeaderElector | undefined;
 let electorRun: Promise<void> | undefined;
 let leading = !config.leaderElect;
 let stopping = false;
 const lifetime = new AbortController();
 
+// --metrics-auth: /metrics behind TokenReview + SubjectAccessReview.
+const metricsAuth = config.metricsAuth ? new MetricsAuthorizer({ api }) : undefined;
+
+function serveMetrics(req: IncomingMessage, res: ServerResponse): void {
+  const send = () =>
+    metrics.registry
+      .metrics()
+      .then((text: string) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text))
+      .catch((err: unknown) => res.writeHead(500).end(String(err)));
+  if (!metricsAuth) {
+    void send();
+    return;
+  }
+  metricsAuth
+    .check(req.headers.authorization)
+    .then((r) => {
+      if (r.status === 200) return send();
+      if (r.status === 500) logger.warn('metrics authorization failed', { error: r.message });
+      else logger.debug('metrics request refused', { status: r.status, reason: r.message });
+      res.writeHead(r.status, { 'Content-Type': 'text/plain', ...(r.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) }).end(r.message + '\n');
+    })
+    .catch((err: unknown) => res.writeHead(500).end(String(err)));
+}
+
 function listen(addr: string): Server | undefined {
   if (addr === 'off') return undefined;
   const i = addr.lastIndexOf(':');
   const host = i > 0 ? addr.slice(0, i) : undefined;
   const port = Number(addr.slice(i + 1));
-  const srv = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     if (url === '/healthz') {
       res.writeHead(stopping ? 503 : 200).end(stopping ? 'stopping\n' : 'ok\n');
     } else if (url === '/readyz') {
       // Ready: caches synced while leading, or a healthy standby.
       const ok = !stopping && (leading ? controller.ready() : (elector?.healthy() ?? false));
-      res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : 'not ready\n');
+      const blocked = leading ? gate?.blockedBecause() : undefined;
+      res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : blocked ? `not ready: ${blocked}\n` : 'not ready\n');
     } else if (url === '/metrics') {
-      metrics.registry
-        .metrics()
-        .then((text: string) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text))
-        .catch((err: unknown) => res.writeHead(500).end(String(err)));
+      serveMetrics(req, res);
     } else {
       res.writeHead(404).end();
     }
-  });
+  };
+  const srv: Server =
+    config.httpTlsCertFile && config.httpTlsKeyFile
+      ? (createHttpsServer({ cert: readFileSync(config.httpTlsCertFile), key: readFileSync(config.httpTlsKeyFile) }, handler) as unknown as Server)
+      : createServer(handler);
   srv.on('error', (err) => {
     logger.error('http server failed', { addr, error: String(err) });
     process.exitCode = 1;
@@ -123,10 +175,35 @@ logger.info('starting', {
   watchNamespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all',
   maxConcurrentStreams: config.maxConcurrentStreams,
   leaderElect: config.leaderElect,
+  requireAdmissionPolicy: config.requireAdmissionPolicy,
+  metricsAuth: config.metricsAuth,
+  httpTls: !!config.httpTlsCertFile,
   server: kc.getCurrentCluster()?.server,
 });
 
-if (config.leaderElect) {
+// "Never overwrite" rests on the store: an S3 server that ignores
+// If-None-Match: * would silently replace objects. Check before anything runs,
+// standbys included; refuse to run (exit 1) on such a store. Transient errors
+// (store not reachable yet) are retried for a while first.
+if (store.verifyConditionalWrites) {
+  try {
+    await retry(() => store.verifyConditionalWrites!(), { initialIntervalMs: 500, maxIntervalMs: 5_000, maxElapsedMs: 60_000 }, {
+      classify: (e) => (e instanceof CaptureError ? e.kind : 'transient'),
+      onRetry: (e, attempt) => logger.warn('store check failed; retrying', { attempt, error: (e as Error).message }),
+    });
+    logger.info('store refuses overwrites (If-None-Match: * honoured on PutObject and CompleteMultipartUpload)', { store: storeUrl });
+  } catch (err) {
+    const e = err instanceof Error && err.name === 'RetryExhaustedError' && err.cause instanceof Error ? err.cause : (err as Error);
+    logger.error('refusing to run: the object store cannot guarantee that a stored log is never overwritten', { store: storeUrl, error: e.message });
+    process.stderr.write(`logtail-operator: refusing to run: ${e.message}\n`);
+    process.exitCode = 1;
+    await shutdown('store-check-failed');
+  }
+}
+
+if (stopping) {
+  // refused above; shutdown() exits
+} else if (config.leaderElect) {
   const identity = `${hostname()}-${process.pid}`;
   elector = new LeaderElector({
     kc,
@@ -137,10 +214,10 @@ if (config.leaderElect) {
     renewDeadlineMs: 10_000,
     retryPeriodMs: 2_000,
     logger,
-    onStartedLeading: async () => {
+    onStartedLeading: async (term: AbortSignal) => {
       leading = true;
       logger.info('leading', { identity });
-      await controller.start();
+      await startCapturing(AbortSignal.any([term, lifetime.signal]));
     },
     onStoppedLeading: () => {
       leading = false;
@@ -154,7 +231,7 @@ if (config.leaderElect) {
   });
   electorRun = elector.run(lifetime.signal);
 } else {
-  controller.start().catch((err: unknown) => {
+  startCapturing(lifetime.signal).catch((err: unknown) => {
     logger.error('controller failed to start', { error: String((err as Error)?.stack ?? err) });
     process.exitCode = 1;
     void shutdown('start-failed');

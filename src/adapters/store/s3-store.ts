@@ -3,13 +3,20 @@
 // bounded by the part size times the upload queue, whatever the log's size.
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  PutObjectCommand,
   PutObjectTaggingCommand,
   S3Client,
+  UploadPartCommand,
   type S3ClientConfig,
+  type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { readFileSync } from 'node:fs';
+import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
 import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
 import { retry, type RetryPolicy } from '../retry.ts';
@@ -27,6 +34,22 @@ export interface S3Options {
   partSizeBytes?: number;
   /** Parts uploaded concurrently per writer; default 2. */
   queueSize?: number;
+  /** Server-side encryption of every object: SSE-S3 (`AES256`) or SSE-KMS (`aws:kms`, optionally with a key id). */
+  sse?: 'AES256' | 'aws:kms';
+  /** KMS key id or ARN for `sse: 'aws:kms'`; default: the bucket's or account's default KMS key. */
+  sseKmsKeyId?: string;
+  /** PEM file of CA certificates trusted for an https endpoint (instead of Node's default roots). */
+  caBundle?: string;
+}
+
+/** Where the start-up probe writes; no namespace can be named like this (a DNS label cannot start with "."). */
+export const CONDITIONAL_WRITE_PROBE_KEY = '.logtail-probes/if-none-match';
+
+/** The SSE request parameters for PutObject / CreateMultipartUpload. */
+export function sseParams(opts: Pick<S3Options, 'sse' | 'sseKmsKeyId'>): { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string } {
+  if (opts.sseKmsKeyId && opts.sse !== 'aws:kms') throw captureError('BadRequest', 'an SSE-KMS key id needs server-side encryption aws:kms');
+  if (!opts.sse) return {};
+  return { ServerSideEncryption: opts.sse, ...(opts.sseKmsKeyId ? { SSEKMSKeyId: opts.sseKmsKeyId } : {}) };
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
@@ -104,6 +127,7 @@ export class S3Store implements ObjectStore {
   readonly client: S3Client;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly sse: ReturnType<typeof sseParams>;
 
   constructor(url: string, opts: S3Options = {}) {
     const { bucket, prefix } = parseS3Url(url);
@@ -112,6 +136,15 @@ export class S3Store implements ObjectStore {
     this.url = `s3://${bucket}${prefix ? `/${prefix}` : ''}`;
     this.partSize = opts.partSizeBytes ?? DEFAULT_PART_SIZE;
     this.queueSize = opts.queueSize ?? 2;
+    this.sse = sseParams(opts);
+    let ca: Buffer | undefined;
+    if (opts.caBundle) {
+      try {
+        ca = readFileSync(opts.caBundle);
+      } catch (err) {
+        throw captureError('BadRequest', `S3 CA bundle ${opts.caBundle}: ${describeError(err)}`);
+      }
+    }
     this.client = new S3Client({
       region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
@@ -123,7 +156,7 @@ export class S3Store implements ObjectStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       // Without these a dead connection holds a part upload (and so the
       // commit) forever; the SDK retries the TimeoutError they produce.
-      requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000, ...(ca ? { httpsAgent: new HttpsAgent({ keepAlive: true, ca }) } : {}) },
     });
   }
 
@@ -146,7 +179,7 @@ export class S3Store implements ObjectStore {
 
   async create(key: string, opts: CreateOptions): Promise<ObjectWriter> {
     const objectKey = this.objectKey(key);
-    return new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), opts, this.partSize, this.queueSize);
+    return new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), opts, this.partSize, this.queueSize, this.sse);
   }
 
   async read(uri: string): Promise<Readable> {
@@ -171,6 +204,63 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /**
+   * Proves that the server refuses a write carrying `If-None-Match: *` to a key
+   * that exists, on both paths the writers use (PutObject and
+   * CompleteMultipartUpload): "never overwrite" rests on it. One tiny object is
+   * kept at CONDITIONAL_WRITE_PROBE_KEY under the prefix; nothing is deleted
+   * (the operator has no delete permission). Throws a permanent BadRequest
+   * naming the server's behaviour when it accepts an overwrite.
+   */
+  async verifyConditionalWrites(): Promise<void> {
+    const Key = this.objectKey(CONDITIONAL_WRITE_PROBE_KEY);
+    const uri = this.uriFor(Key);
+    const Body = Buffer.from('LogTail checks at start-up that this store refuses to overwrite an object sent with If-None-Match: *.\n');
+    const put = () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentType: 'text/plain', IfNoneMatch: '*', ...this.sse }));
+    const refused = (err: unknown) => classifyS3Error(err, '').reason === 'KeyExists';
+    const ignores = (how: string) =>
+      captureError(
+        'BadRequest',
+        `the S3 store at ${this.url} does not honour "If-None-Match: *": ${how} replaced the existing object ${uri} instead of failing with 412 Precondition Failed. ` +
+          'LogTail never overwrites a stored log and relies on the server for that; refusing to run on this store (use a server that supports conditional writes, such as Amazon S3 or the Versity S3 gateway 1.8)',
+        { kind: 'permanent' },
+      );
+    // First write: creates the probe object, or finds it from an earlier start (already a refusal).
+    let created = false;
+    try {
+      await put();
+      created = true;
+    } catch (err) {
+      if (!refused(err)) throw classifyS3Error(err, `probe If-None-Match on ${uri}`);
+    }
+    if (created) {
+      try {
+        await put();
+      } catch (err) {
+        if (!refused(err)) throw classifyS3Error(err, `probe If-None-Match on ${uri}`);
+        created = false;
+      }
+      if (created) throw ignores('a second PutObject with If-None-Match: *');
+    }
+    // The multipart path: a one-part upload completed onto the existing key must be refused too.
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ContentType: 'text/plain', ...this.sse })).catch((err: unknown) => {
+      throw classifyS3Error(err, `probe multipart If-None-Match on ${uri}`);
+    });
+    let completed = false;
+    try {
+      const part = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: 1, Body }));
+      try {
+        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+        completed = true;
+      } catch (err) {
+        if (!refused(err)) throw classifyS3Error(err, `probe multipart If-None-Match on ${uri}`);
+      }
+    } finally {
+      if (!completed) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
+    }
+    if (completed) throw ignores('CompleteMultipartUpload with If-None-Match: *');
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
   }
@@ -190,7 +280,7 @@ class S3Writer implements ObjectWriter {
   private bytes = 0;
   private failure: CaptureError | undefined;
 
-  constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number) {
+  constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number, sse: ReturnType<typeof sseParams> = {}) {
     this.client = client;
     this.bucket = bucket;
     this.key = key;
@@ -207,6 +297,7 @@ class S3Writer implements ObjectWriter {
         Body: this.body,
         ContentType: opts.contentType,
         ...(opts.contentEncoding ? { ContentEncoding: opts.contentEncoding } : {}),
+        ...sse,
         // Checked by the store on PutObject (small objects) and on
         // CompleteMultipartUpload (large ones): never replace an object.
         IfNoneMatch: '*',

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CaptureError } from '../../../src/adapters/errors.ts';
-import { S3Store } from '../../../src/adapters/store/s3-store.ts';
+import { CONDITIONAL_WRITE_PROBE_KEY, S3Store } from '../../../src/adapters/store/s3-store.ts';
 import type { ObjectWriter } from '../../../src/adapters/store/types.ts';
 import { cluster, uniqueName } from '../fixture.ts';
 
@@ -102,6 +102,14 @@ describe('adapters/store/s3-store (e2e)', function () {
     }
     return { sha256: h.digest('hex'), size };
   }
+
+  it('the start-up check passes on the Versity gateway: If-None-Match: * honoured on PutObject and CompleteMultipartUpload, at a first and a later start', async () => {
+    await store.verifyConditionalWrites();
+    await store.verifyConditionalWrites();
+    expect(await openUploads(CONDITIONAL_WRITE_PROBE_KEY)).to.deep.equal([]);
+    const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/${CONDITIONAL_WRITE_PROBE_KEY}` }));
+    expect(head.ContentLength).to.be.greaterThan(0);
+  });
 
   it('round-trips a 64 MiB multipart upload byte-exactly and tags it with the checksums', async () => {
     const key = 'ns/pod/app/big.log';

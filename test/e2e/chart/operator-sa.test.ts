@@ -75,6 +75,8 @@ interface Setup {
   rendered: Rendered;
   sa: string;
   lease: string;
+  /** The chart's admission policy (and binding) name, which the operator must be able to read. */
+  policy: string;
   kubeconfig: string;
   storeDir: string;
 }
@@ -88,6 +90,8 @@ async function installChartAndToken(c: TestCluster, values: Record<string, unkno
   const spec = rendered.deployment.spec.template.spec;
   const sa = spec.serviceAccountName!;
   const lease = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
+  const policy = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_ADMISSION_POLICY_NAME')!.value!;
+  expect(spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_REQUIRE_ADMISSION_POLICY')?.value).to.equal('true');
   const token = (await mustKubectl(c, ['create', 'token', sa, '-n', releaseNs, '--duration=1h'])).trim();
   expect(token.split('.'), 'not a JWT').to.have.length(3);
   const kubeconfig = kubeconfigWithToken(c, token, releaseNs);
@@ -95,7 +99,7 @@ async function installChartAndToken(c: TestCluster, values: Record<string, unkno
   const who = JSON.parse(await mustKubectl(c, ['auth', 'whoami', '-o', 'json', '--kubeconfig', kubeconfig])) as { status: { userInfo: { username: string } } };
   expect(who.status.userInfo.username).to.equal(`system:serviceaccount:${releaseNs}:${sa}`);
   const storeDir = mkdtempSync(join(tmpdir(), 'logtail-chart-store-'));
-  return { releaseNs, rendered, sa, lease, kubeconfig, storeDir };
+  return { releaseNs, rendered, sa, lease, policy, kubeconfig, storeDir };
 }
 
 async function expectCaptured(c: TestCluster, ns: string, name: string, storeDir: string): Promise<void> {
@@ -151,7 +155,7 @@ describe('chart: the operator runs on the chart ServiceAccount token (cluster-wi
   });
 
   it('starts with --leader-elect, becomes leader and is ready', async () => {
-    op = await startOperatorAs({ kubeconfig: s.kubeconfig, podNamespace: s.releaseNs, args: ['--leader-elect', '--leader-election-id', s.lease, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'] });
+    op = await startOperatorAs({ kubeconfig: s.kubeconfig, podNamespace: s.releaseNs, args: ['--leader-elect', '--leader-election-id', s.lease, '--require-admission-policy', '--admission-policy-name', s.policy, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'] });
     await expectLeaseHeld(c, s);
   });
 
@@ -208,7 +212,7 @@ describe('chart: the operator runs on the chart ServiceAccount token (watchNames
     op = await startOperatorAs({
       kubeconfig: s.kubeconfig,
       podNamespace: s.releaseNs,
-      args: ['--leader-elect', '--leader-election-id', s.lease, '--watch-namespaces', watched, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'],
+      args: ['--leader-elect', '--leader-election-id', s.lease, '--require-admission-policy', '--admission-policy-name', s.policy, '--watch-namespaces', watched, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'],
     });
     await expectLeaseHeld(c, s);
   });

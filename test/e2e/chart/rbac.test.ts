@@ -11,20 +11,16 @@ type Check = [verb: string, resource: string, extra?: string[]];
 
 /** What the operator's code does, per watched namespace. */
 const NEEDED: Check[] = [
-  ['get', 'logtails.logtail.dev'],
   ['list', 'logtails.logtail.dev'],
   ['watch', 'logtails.logtail.dev'],
   ['patch', 'logtails.logtail.dev'],
-  ['update', 'logtails.logtail.dev'],
   ['delete', 'logtails.logtail.dev'],
   ['patch', 'logtails.logtail.dev', ['--subresource=status']],
-  ['update', 'logtails.logtail.dev', ['--subresource=status']],
   ['get', 'pods'],
   ['list', 'pods'],
   ['watch', 'pods'],
   ['get', 'pods', ['--subresource=log']],
   ['create', 'events'],
-  ['patch', 'events'],
 ];
 
 /** What a log reader must never be able to do. */
@@ -46,6 +42,16 @@ const FORBIDDEN: Check[] = [
   ['create', 'pods', ['--subresource=eviction']],
   ['create', 'serviceaccounts', ['--subresource=token']],
   ['create', 'logtails.logtail.dev'],
+  // Verbs the code never uses (issue 12, item 2): the operator PATCHes
+  // LogTails and their status, creates Events, and never GETs a LogTail
+  // (its informer lists and watches).
+  ['get', 'logtails.logtail.dev'],
+  ['update', 'logtails.logtail.dev'],
+  ['update', 'logtails.logtail.dev', ['--subresource=status']],
+  ['get', 'logtails.logtail.dev', ['--subresource=status']],
+  ['patch', 'events'],
+  ['update', 'events'],
+  ['delete', 'events'],
   ['create', 'roles.rbac.authorization.k8s.io'],
   ['create', 'rolebindings.rbac.authorization.k8s.io'],
   ['escalate', 'roles.rbac.authorization.k8s.io'],
@@ -71,20 +77,16 @@ const FORBIDDEN_CLUSTER: Check[] = [
 ];
 
 const LIST_ROWS_NEEDED = [
-  'logtails.logtail.dev|*|get',
   'logtails.logtail.dev|*|list',
   'logtails.logtail.dev|*|watch',
   'logtails.logtail.dev|*|patch',
-  'logtails.logtail.dev|*|update',
   'logtails.logtail.dev|*|delete',
   'logtails.logtail.dev/status|*|patch',
-  'logtails.logtail.dev/status|*|update',
   'pods|*|get',
   'pods|*|list',
   'pods|*|watch',
   'pods/log|*|get',
   'events|*|create',
-  'events|*|patch',
 ];
 
 function label(v: string, r: string, extra: string[] = []): string {
@@ -119,6 +121,7 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
   let release: string;
   let sa: Identity;
   let leaseName: string;
+  let policyName: string;
   const cleanup: string[] = [];
 
   before(async function () {
@@ -135,6 +138,16 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
     const spec = r.deployment.spec.template.spec;
     sa = serviceAccountIdentity(releaseNs, spec.serviceAccountName!);
     leaseName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
+    policyName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_ADMISSION_POLICY_NAME')!.value!;
+  });
+
+  it('can read its own admission policy and binding by name, and no other', async () => {
+    expect(await canI(c, sa, 'get', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
+    expect(await canI(c, sa, 'get', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
+    expect(await canI(c, sa, 'get', 'validatingadmissionpolicies.admissionregistration.k8s.io/someone-elses', undefined)).to.equal(false);
+    expect(await canI(c, sa, 'list', 'validatingadmissionpolicies.admissionregistration.k8s.io', undefined)).to.equal(false);
+    expect(await canI(c, sa, 'update', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
+    expect(await canI(c, sa, 'delete', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
   });
 
   after(async function () {
@@ -173,6 +186,8 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
       const rows = [...(await canIList(c, sa, ns))].filter((r) => !base.has(r)).sort();
       const want = [...LIST_ROWS_NEEDED];
       if (ns === releaseNs) want.push('leases.coordination.k8s.io|*|create', `leases.coordination.k8s.io|${leaseName}|get`, `leases.coordination.k8s.io|${leaseName}|update`);
+      // --require-admission-policy (cluster-scoped, so listed in every namespace): its own policy and binding, by name
+      want.push(`validatingadmissionpolicies.admissionregistration.k8s.io|${policyName}|get`, `validatingadmissionpolicybindings.admissionregistration.k8s.io|${policyName}|get`);
       expect(rows, `namespace ${ns}`).to.deep.equal(want.sort());
     }
   });
@@ -206,8 +221,8 @@ describe('chart: operator RBAC with watchNamespaces (namespaced Roles only)', fu
     for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
   });
 
-  it('renders no ClusterRoleBinding for the operator', () => {
-    expect(rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding')).to.deep.equal([]);
+  it('renders no cluster-wide binding for the operator but the one reading its own admission policy by name', () => {
+    expect(rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).to.deep.equal([`${rendered.deployment.metadata.name}-admission-policy-reader`]);
   });
 
   it('can do everything the operator does in each watched namespace', async () => {

@@ -3,7 +3,7 @@
 // the simulated container wrote.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { nodeVersionOk } from '../../../src/cmd/node-version.ts';
@@ -260,6 +260,12 @@ describe('operator: capture end to end (filesystem store)', function () {
       const r = await cli(['get', 'single', '-n', ns]);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/checksum mismatch/);
+      // verified before output: not one byte of the tampered object reaches stdout
+      expect(r.stdout).to.equal('');
+      const dest = join(REPO_ROOT, '.test-results', `tampered-${ns}.log`);
+      const o = await cli(['get', 'single', '-n', ns, '-o', dest]);
+      expect(o.code).to.equal(1);
+      expect(existsSync(dest), 'no -o file for a tampered object').to.equal(false);
     });
 
     it('tells a kubectl plugin user on an old Node what it needs', async function () {

@@ -168,7 +168,7 @@ process.on('exit', () => {
  * free --http-addr, and returns once /readyz answers (informers synced, or a
  * healthy standby).
  */
-export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv; readyTimeoutMs?: number; stopTimeoutMs?: number }): Promise<LaunchedOperator> {
+export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv; readyTimeoutMs?: number; stopTimeoutMs?: number; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean> }): Promise<LaunchedOperator> {
   const dir = mkdtempSync(join(tmpdir(), 'logtail-op-'));
   const logFile = join(dir, 'operator.log');
   const fd = openSync(logFile, 'a');
@@ -197,8 +197,12 @@ export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv
   while (Date.now() < end) {
     if (child.exitCode !== null) throw new Error(`operator exited ${child.exitCode}:\n${op.log()}`);
     try {
-      const r = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
-      if (r.ok) return op;
+      if (o.isUp) {
+        if (await o.isUp(httpPort)) return op;
+      } else {
+        const r = await fetch(`http://127.0.0.1:${httpPort}${o.waitFor ?? '/readyz'}`);
+        if (r.ok) return op;
+      }
     } catch {
       /* not listening yet */
     }
@@ -208,12 +212,14 @@ export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv
 }
 
 /** The operator with the fixture's admin kubeconfig and environment, on a filesystem store. */
-export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string } = {}): Promise<OperatorProcess> {
+export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean> } = {}): Promise<OperatorProcess> {
   const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'logtail-store-'));
   mkdirSync(storeDir, { recursive: true });
   const op = await launchOperator({
     args: ['--store', o.store ?? `file://${storeDir}`, '--status-interval', '500ms', ...(o.args ?? [])],
     env: { ...process.env, ...c.env, KUBECONFIG: o.kubeconfig ?? c.kubeconfigPath, LOG_LEVEL: 'debug', ...o.env },
+    ...(o.waitFor ? { waitFor: o.waitFor } : {}),
+    ...(o.isUp ? { isUp: o.isUp } : {}),
   });
   return Object.assign(op, { storeDir });
 }

@@ -26,20 +26,16 @@ import {
 } from './chart-helpers.ts';
 
 const OPERATOR_ROWS = [
-  'logtail.dev|logtails|get|*',
   'logtail.dev|logtails|list|*',
   'logtail.dev|logtails|watch|*',
   'logtail.dev|logtails|patch|*',
-  'logtail.dev|logtails|update|*',
   'logtail.dev|logtails|delete|*',
   'logtail.dev|logtails/status|patch|*',
-  'logtail.dev|logtails/status|update|*',
   'core|pods|get|*',
   'core|pods|list|*',
   'core|pods|watch|*',
   'core|pods/log|get|*',
   'core|events|create|*',
-  'core|events|patch|*',
 ].sort();
 
 async function renderFails(values: Record<string, unknown>, valuesFiles?: string[]): Promise<string> {
@@ -64,10 +60,13 @@ describe('chart: rendered objects (helm template)', function () {
     expect(kinds).to.deep.equal(
       [
         'ClusterRole/lt-logtail-operator',
+        'ClusterRole/lt-logtail-operator-admission-policy-reader',
+        'ClusterRoleBinding/lt-logtail-operator-admission-policy-reader',
         'ClusterRole/lt-logtail-operator-edit',
         'ClusterRole/lt-logtail-operator-view',
         'ClusterRoleBinding/lt-logtail-operator',
         'Deployment/lt-logtail-operator',
+        'NetworkPolicy/lt-logtail-operator',
         'Role/lt-logtail-operator-leader-election',
         'RoleBinding/lt-logtail-operator-leader-election',
         'Service/lt-logtail-operator-metrics',
@@ -121,6 +120,10 @@ describe('chart: rendered objects (helm template)', function () {
       LOGTAIL_MAX_CONCURRENT_STREAMS: '64',
       LOGTAIL_SHUTDOWN_TIMEOUT: '20s',
       LOG_LEVEL: 'info',
+      LOGTAIL_REQUIRE_ADMISSION_POLICY: 'true',
+      LOGTAIL_METRICS_AUTH: 'false',
+      LOGTAIL_ADMISSION_POLICY_NAME: 'lt-logtail-operator-pod-log-access',
+      LOGTAIL_ADMISSION_POLICY_BINDING_NAME: 'lt-logtail-operator-pod-log-access',
     });
     expect(env).to.not.have.property('LOGTAIL_WATCH_NAMESPACES');
     expect(env).to.not.have.property('LOGTAIL_S3_FORCE_PATH_STYLE');
@@ -148,7 +151,7 @@ describe('chart: rendered objects (helm template)', function () {
   it('binds the operator to exactly the rules of docs/security.md, cluster-wide', () => {
     const cr = find(objs, 'ClusterRole', 'lt-logtail-operator');
     expect(flattenRules(rulesOf(cr))).to.deep.equal(OPERATOR_ROWS);
-    const crb = find(objs, 'ClusterRoleBinding') as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
+    const crb = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator') as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
     expect(crb.roleRef).to.include({ kind: 'ClusterRole', name: 'lt-logtail-operator' });
     expect(crb.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
   });
@@ -197,10 +200,14 @@ describe('chart: rendered objects (helm template)', function () {
 describe('chart: values', function () {
   this.timeout(60_000);
 
-  it('with watchNamespaces, binds a Role in each namespace and nothing cluster-wide', async () => {
+  it('with watchNamespaces, binds a Role in each namespace and nothing cluster-wide but reading its own admission policy by name', async () => {
     const objs = await render({ release: 'lt', namespace: 'ops', values: { watchNamespaces: ['team-a', 'team-b'] } });
-    expect(all(objs, 'ClusterRoleBinding')).to.have.length(0);
-    expect(all(objs, 'ClusterRole').map((o) => o.metadata.name).sort()).to.deep.equal(['lt-logtail-operator-edit', 'lt-logtail-operator-view']);
+    // cluster-scoped objects: the only cluster-wide binding reads the two named admission objects
+    expect(all(objs, 'ClusterRoleBinding').map((o) => o.metadata.name)).to.deep.equal(['lt-logtail-operator-admission-policy-reader']);
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator-admission-policy-reader'))).every((r) => r.endsWith('|get|lt-logtail-operator-pod-log-access'))).to.equal(true);
+    expect(all(objs, 'ClusterRole').map((o) => o.metadata.name).sort()).to.deep.equal(['lt-logtail-operator-admission-policy-reader', 'lt-logtail-operator-edit', 'lt-logtail-operator-view']);
+    const noGate = await render({ release: 'lt', namespace: 'ops', values: { watchNamespaces: ['team-a'], admissionPolicy: { enabled: false, required: false } } });
+    expect(all(noGate, 'ClusterRoleBinding')).to.have.length(0);
     for (const ns of ['team-a', 'team-b']) {
       const role = find(objs, 'Role', 'lt-logtail-operator', ns);
       expect(flattenRules(rulesOf(role))).to.deep.equal(OPERATOR_ROWS);
@@ -298,16 +305,92 @@ describe('chart: values', function () {
     expect(sm.spec.endpoints[0]).to.include({ port: 'http-metrics', path: '/metrics' });
   });
 
-  it('can leave out the admission policy and the aggregated roles', async () => {
-    const objs = await render({ values: { admissionPolicy: { enabled: false }, aggregateRoles: { enabled: false } } });
+  it('can leave out the admission policy (only together with its requirement) and the aggregated roles', async () => {
+    const objs = await render({ values: { admissionPolicy: { enabled: false, required: false }, aggregateRoles: { enabled: false } } });
     expect(objs.map((o) => o.kind)).to.not.include('ValidatingAdmissionPolicy');
     expect(all(objs, 'ClusterRole').map((o) => o.metadata.name)).to.deep.equal(['lt-logtail-operator']);
+    expect(envOf(operatorContainer(find<Deployment>(objs, 'Deployment'))).LOGTAIL_REQUIRE_ADMISSION_POLICY).to.equal('false');
+    expect(await renderFails({ admissionPolicy: { enabled: false } })).to.match(/admissionPolicy.required needs admissionPolicy.enabled/);
   });
 
-  it('uses the digest instead of the tag when one is given', async () => {
-    const digest = 'sha256:' + 'a'.repeat(64);
+  it('requires the admission policy by default: the operator may read exactly that policy and binding, by name', async () => {
+    const objs = await render({ release: 'lt', namespace: 'logtail-system' });
+    const role = find(objs, 'ClusterRole', 'lt-logtail-operator-admission-policy-reader');
+    expect(flattenRules(rulesOf(role))).to.deep.equal([
+      'admissionregistration.k8s.io|validatingadmissionpolicies|get|lt-logtail-operator-pod-log-access',
+      'admissionregistration.k8s.io|validatingadmissionpolicybindings|get|lt-logtail-operator-pod-log-access',
+    ]);
+    const binding = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator-admission-policy-reader') as unknown as { subjects: Array<{ name: string; namespace: string }> };
+    expect(binding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
+  });
+
+  it('renders a NetworkPolicy by default admitting only the scraper namespace/pods to the HTTP port', async () => {
+    type NetPol = K8sObject & { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from: unknown[]; ports: unknown[] }> } };
+    const objs = await render({ release: 'lt', namespace: 'logtail-system' });
+    const np = find<NetPol>(objs, 'NetworkPolicy', 'lt-logtail-operator', 'logtail-system');
+    const dep = find<Deployment>(objs, 'Deployment');
+    expect(dep.spec.template.metadata.labels).to.include(np.spec.podSelector.matchLabels);
+    expect(np.spec.policyTypes).to.deep.equal(['Ingress']);
+    expect(np.spec.ingress).to.deep.equal([
+      {
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+        ports: [{ protocol: 'TCP', port: 'http' }],
+      },
+    ]);
+    expect(operatorContainer(dep).ports?.map((p) => p.name)).to.deep.equal(['http']);
+    const custom = await render({ values: { networkPolicy: { metricsScraper: { namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['vmagent'] }] } } } } });
+    expect(find<NetPol>(custom, 'NetworkPolicy').spec.ingress[0]!.from).to.deep.equal([{ namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['vmagent'] }] } }]);
+    const off = await render({ values: { networkPolicy: { enabled: false } } });
+    expect(off.map((o) => o.kind)).to.not.include('NetworkPolicy');
+  });
+
+  it('metrics.auth: the operator is told to authorize scrapers and may create token and access reviews, nothing more', async () => {
+    const objs = await render({ values: { metrics: { auth: { enabled: true }, serviceMonitor: { enabled: true } } } });
+    expect(envOf(operatorContainer(find<Deployment>(objs, 'Deployment'))).LOGTAIL_METRICS_AUTH).to.equal('true');
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator-metrics-auth')))).to.deep.equal(['authentication.k8s.io|tokenreviews|create|*', 'authorization.k8s.io|subjectaccessreviews|create|*']);
+    const crb = find(objs, 'ClusterRoleBinding', 'lt-logtail-operator-metrics-auth') as unknown as { subjects: Array<{ name: string }> };
+    expect(crb.subjects.map((x) => x.name)).to.deep.equal(['lt-logtail-operator']);
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator-metrics-reader')))).to.deep.equal(['<none>|/metrics|get|*']);
+    const sm = find(objs, 'ServiceMonitor') as unknown as { spec: { endpoints: Array<Record<string, unknown>> } };
+    expect(sm.spec.endpoints[0]!.bearerTokenFile).to.equal('/var/run/secrets/kubernetes.io/serviceaccount/token');
+    const plain = await render({});
+    expect(plain.filter((o) => /metrics-(auth|reader)$/.test(o.metadata.name))).to.deep.equal([]);
+  });
+
+  it('metrics.tls: mounts the Secret, points the operator at it and probes over HTTPS', async () => {
+    const objs = await render({ values: { metrics: { tls: { existingSecret: 'logtail-http-tls' } } } });
+    const dep = find<Deployment>(objs, 'Deployment');
+    const c = operatorContainer(dep);
+    expect(envOf(c)).to.include({ LOGTAIL_HTTP_TLS_CERT_FILE: '/etc/logtail/http-tls/tls.crt', LOGTAIL_HTTP_TLS_KEY_FILE: '/etc/logtail/http-tls/tls.key' });
+    expect(c.volumeMounts).to.deep.include({ name: 'http-tls', mountPath: '/etc/logtail/http-tls', readOnly: true });
+    expect(dep.spec.template.spec.volumes).to.deep.include({ name: 'http-tls', secret: { secretName: 'logtail-http-tls' } } as never);
+    expect(c.livenessProbe?.httpGet).to.deep.equal({ path: '/healthz', port: 'http', scheme: 'HTTPS' });
+    expect(c.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: 'http', scheme: 'HTTPS' });
+  });
+
+  it('maps SSE-S3/SSE-KMS and a CA bundle ConfigMap onto the operator', async () => {
+    const objs = await render({ values: { store: { sse: 'aws:kms', sseKmsKeyId: 'alias/logs', caBundle: { existingConfigMap: 'corp-ca', key: 'bundle.pem' } } } });
+    const dep = find<Deployment>(objs, 'Deployment');
+    const c = operatorContainer(dep);
+    expect(envOf(c)).to.include({ LOGTAIL_S3_SSE: 'aws:kms', LOGTAIL_S3_SSE_KMS_KEY_ID: 'alias/logs', LOGTAIL_S3_CA_BUNDLE: '/etc/logtail/s3-ca/bundle.pem' });
+    expect(c.volumeMounts).to.deep.include({ name: 's3-ca', mountPath: '/etc/logtail/s3-ca', readOnly: true });
+    expect(dep.spec.template.spec.volumes).to.deep.include({ name: 's3-ca', configMap: { name: 'corp-ca' } } as never);
+    const s3 = envOf(operatorContainer(find<Deployment>(await render({ values: { store: { sse: 'AES256' } } }), 'Deployment')));
+    expect(s3.LOGTAIL_S3_SSE).to.equal('AES256');
+    expect(s3).to.not.have.property('LOGTAIL_S3_SSE_KMS_KEY_ID');
+    expect(await renderFails({ store: { sseKmsKeyId: 'k' } })).to.match(/store.sseKmsKeyId needs store.sse: aws:kms/);
+    expect(await renderFails({ store: { sse: 'rot13' } })).to.match(/sse/);
+  });
+
+  it('pins the image by digest, keeping the tag for readability: repository:tag@sha256:…', async () => {
+    // an obviously fake digest: no image is published
+    const digest = 'sha256:' + '0'.repeat(64);
     const objs = await render({ values: { image: { repository: 'reg.example/logtail-operator', digest } } });
-    expect(operatorContainer(find<Deployment>(objs, 'Deployment')).image).to.equal(`reg.example/logtail-operator@${digest}`);
+    expect(operatorContainer(find<Deployment>(objs, 'Deployment')).image).to.equal(`reg.example/logtail-operator:0.1.0@${digest}`);
+    const tagged = await render({ values: { image: { repository: 'reg.example/logtail-operator', tag: '0.1.0-rc1', digest } } });
+    expect(operatorContainer(find<Deployment>(tagged, 'Deployment')).image).to.equal(`reg.example/logtail-operator:0.1.0-rc1@${digest}`);
+    expect(await renderFails({ image: { repository: 'r', digest: 'sha256:abc' } })).to.match(/digest/);
+    expect(await renderFails({ image: { repository: 'r', digest: '0'.repeat(64) } })).to.match(/digest/);
     const plain = await render({ values: { image: { repository: 'reg.example/logtail-operator' } } });
     expect(operatorContainer(find<Deployment>(plain, 'Deployment')).image).to.equal('reg.example/logtail-operator:0.1.0');
   });

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from '../../../src/cmd/config.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, FLAGS, loadConfig } from '../../../src/cmd/config.ts';
+import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { nodeVersionOk } from '../../../src/cmd/node-version.ts';
 
 describe('operator configuration', () => {
@@ -23,6 +26,24 @@ describe('operator configuration', () => {
     expect(c.maxConcurrentStreams).to.equal(7);
     expect(c.leaderElect).to.equal(true);
     expect(c.idleTimeoutMs).to.equal(60_000);
+  });
+
+  it('has --require-admission-policy off by default (on in the chart), with its names and recheck interval', () => {
+    const c = loadConfig([], {});
+    expect(c.requireAdmissionPolicy).to.equal(false);
+    expect(c.admissionPolicyName).to.equal('logtail-operator-pod-log-access');
+    expect(c.admissionPolicyBindingName).to.equal('logtail-operator-pod-log-access');
+    expect(c.admissionPolicyRecheckMs).to.equal(30_000);
+    const e = loadConfig([], { LOGTAIL_REQUIRE_ADMISSION_POLICY: 'true', LOGTAIL_ADMISSION_POLICY_NAME: 'p' });
+    expect([e.requireAdmissionPolicy, e.admissionPolicyName, e.admissionPolicyBindingName]).to.deep.equal([true, 'p', 'p']);
+    expect(loadConfig(['--require-admission-policy', '--admission-policy-binding-name', 'b'], {}).admissionPolicyBindingName).to.equal('b');
+  });
+
+  it('documents every flag with its environment variable in a README row', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    for (const def of Object.values(FLAGS)) {
+      expect(readme, `README.md has no row for ${def.flag}`).to.include(`| \`${def.flag}\` | \`${def.env}\` |`);
+    }
   });
 
   it('takes a bare boolean flag', () => {

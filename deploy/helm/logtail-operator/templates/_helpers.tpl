@@ -46,11 +46,21 @@ app.kubernetes.io/part-of: logtail
 {{- default (include "logtail.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/* Name of the ValidatingAdmissionPolicy and of its binding. */}}
+{{- define "logtail.admissionPolicyName" -}}
+{{- printf "%s-pod-log-access" (include "logtail.fullname" .) }}
+{{- end }}
+
+{{/*
+repository:tag, or repository:tag@sha256:... when image.digest is set: the
+runtime pulls by the digest (the tag is then only for people reading it).
+*/}}
 {{- define "logtail.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $ref .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $ref }}
 {{- end }}
 {{- end }}
 
@@ -95,6 +105,12 @@ without a claim would lose every capture: refuse it at render time.
 {{- if eq $scheme "file" }}
 {{- $_ := include "logtail.storeDir" . }}
 {{- end }}
+{{- if and .Values.store.sseKmsKeyId (ne .Values.store.sse "aws:kms") }}
+{{- fail "store.sseKmsKeyId needs store.sse: aws:kms" }}
+{{- end }}
+{{- if and .Values.admissionPolicy.required (not .Values.admissionPolicy.enabled) }}
+{{- fail "admissionPolicy.required needs admissionPolicy.enabled: the operator would wait forever for a policy the chart does not install (set both to false only if you accept that anyone who may create a LogTail can capture any pod in their namespace)" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a leader every replica would capture the same logs" }}
 {{- end }}
@@ -107,10 +123,10 @@ without a claim would lose every capture: refuse it at render time.
 {{- define "logtail.operatorRules" -}}
 - apiGroups: ["logtail.dev"]
   resources: ["logtails"]
-  verbs: ["get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["logtail.dev"]
   resources: ["logtails/status"]
-  verbs: ["patch", "update"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
@@ -119,5 +135,5 @@ without a claim would lose every capture: refuse it at render time.
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
