@@ -121,7 +121,7 @@ async function main(): Promise<number> {
     say('');
     say(failures === 0 ? 'demo: every LogTail ended as expected' : `demo: ${failures} LogTail(s) did not end as expected; operator log: ${opLog}`);
     if (keep) {
-      say(`read a captured log:  KUBECONFIG=${state.kubeconfigPath} node src/cmd/cli.ts get ci-build`);
+      say(`read a captured log:  KUBECONFIG=${state.kubeconfigPath} bin/logtail get ci-build`);
       say(`\nkept running. Use:\n  source ${join(dir, 'env')}\n  export KUBECONFIG=${state.kubeconfigPath}\n  $LOGTAIL_TOOLCHAIN_BIN/kubectl get lt\nstop with: kill ${operator.pid}; npm run cluster -- down --dir ${dir}`);
       operator.unref();
       operator = undefined;
