@@ -55,9 +55,9 @@ async function main(): Promise<number> {
   let operator: ReturnType<typeof spawn> | undefined;
   try {
     const k = (a: string[], input?: string) => kubectl(state, a, { input });
-    const crd = await k(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml')]);
-    if (crd.code !== 0) throw new Error(`installing the CRD failed: ${crd.stderr}`);
-    await k(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
+    const crd = await k(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml'), '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtailpolicies.yaml')]);
+    if (crd.code !== 0) throw new Error(`installing the CRDs failed: ${crd.stderr}`);
+    await k(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', 'crd/logtailpolicies.logtail.dev', '--timeout=60s']);
 
     const storeDir = resolve('logtail-data');
     const opLog = join(dir, 'logs', 'operator.log');
