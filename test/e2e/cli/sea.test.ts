@@ -4,6 +4,7 @@
 // krew manifest carries the sha256 of the archive the same build packed. Also
 // the printed checkout command (bin/logtail) with only the system Node on PATH.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,8 +53,9 @@ describe('cli: kubectl-logtail as a single executable (SEA), no Node on PATH', f
 
   const env = () => ({ PATH: pathWithoutNode, HOME: tmpdir(), KUBECONFIG: c.kubeconfigPath });
 
-  it('has no node on that PATH', async () => {
-    const r = await runCmd('/bin/sh', ['-c', 'command -v node || echo none'], { env: env() });
+  it('has no node on that PATH', () => {
+    // spawnSync: the shell exits at once, and run() writing its stdin could race that (EPIPE)
+    const r = spawnSync('/bin/sh', ['-c', 'command -v node || echo none'], { env: env(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(r.stdout.trim()).to.equal('none');
   });
 
