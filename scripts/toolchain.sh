@@ -10,6 +10,7 @@ HELM_VERSION="${LOGTAIL_HELM_VERSION:-v4.3.1}"
 VERSITYGW_VERSION="${LOGTAIL_VERSITYGW_VERSION:-v1.8.0}"
 
 DIR="${LOGTAIL_TOOLCHAIN_DIR:-$HOME/.cache/logtail/toolchain}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$DIR/bin"
 mkdir -p "$DIR" "$BIN"
 
@@ -38,6 +39,13 @@ else
   have etcd "$ETCD_VERSION" etcd || missing+=("etcd (~1 min)")
 fi
 have helm "$HELM_VERSION" helm || missing+=("helm (~4 min)")
+
+# The hollow kubelet (hollow-kubelet/, a Go main module of this repository) is
+# cached under a key that changes whenever a file under hollow-kubelet/ that
+# goes into the binary does (tests and testdata do not).
+HOLLOW_SRC="$REPO/hollow-kubelet"
+HOLLOW_KEY=$(cd "$HOLLOW_SRC" && find . -type f ! -name "*_test.go" ! -path "*/testdata/*" -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+have hollow-kubelet "$HOLLOW_KEY" hollow-kubelet || missing+=("hollow-kubelet (~2 min after kube-apiserver, ~8 min cold)")
 have versitygw "$VERSITYGW_VERSION" versitygw || missing+=("versitygw (~1.5 min)")
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -116,14 +124,31 @@ build_versitygw() {
   say "versitygw $VERSITYGW_VERSION: done"
 }
 
+link() { ln -sfn "$1" "$BIN/$2.tmp" && mv -Tf "$BIN/$2.tmp" "$BIN/$2"; }
+
+build_hollow_kubelet() {
+  local out="$DIR/hollow-kubelet/$HOLLOW_KEY"
+  # The kubelet code it runs is the k8s.io/kubernetes version its go.mod requires.
+  local kv
+  kv=$(sed -n 's#^[[:space:]]*k8s.io/kubernetes \(v[^[:space:]]*\)$#\1#p' "$HOLLOW_SRC/go.mod" | head -1)
+  [ -n "$kv" ] || { echo "hollow-kubelet/go.mod does not require k8s.io/kubernetes" >&2; exit 1; }
+  say "hollow-kubelet $HOLLOW_KEY (kubelet $kv): go build (~2 min when kube-apiserver's packages are cached, ~2 GB RAM)"
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$kv -X k8s.io/client-go/pkg/version.gitVersion=$kv -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$kv" | cut -d. -f2)"
+  mkdir -p "$out"
+  (cd "$HOLLOW_SRC" && go build -mod=readonly -trimpath -ldflags "$ld" -o "$out/hollow-kubelet.tmp" .)
+  mv -f "$out/hollow-kubelet.tmp" "$out/hollow-kubelet"
+  touch "$out/.complete"
+  link "$out/hollow-kubelet" hollow-kubelet
+  say "hollow-kubelet $HOLLOW_KEY: done"
+}
+
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   have etcd "$ETCD_VERSION" etcd || build_etcd
   { have kube-apiserver "$KUBE_VERSION" kube-apiserver && have kubectl "$KUBE_VERSION" kubectl; } || build_kube
 fi
+have hollow-kubelet "$HOLLOW_KEY" hollow-kubelet || build_hollow_kubelet
 have versitygw "$VERSITYGW_VERSION" versitygw || build_versitygw
 have helm "$HELM_VERSION" helm || build_helm
-
-link() { ln -sfn "$1" "$BIN/$2.tmp" && mv -Tf "$BIN/$2.tmp" "$BIN/$2"; }
 if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   for b in kube-apiserver etcd kubectl; do link "$KUBEBUILDER_ASSETS/$b" "$b"; done
 else
@@ -133,6 +158,7 @@ else
 fi
 link "$DIR/helm/$HELM_VERSION/helm" helm
 link "$DIR/versitygw/$VERSITYGW_VERSION/versitygw" versitygw
+link "$DIR/hollow-kubelet/$HOLLOW_KEY/hollow-kubelet" hollow-kubelet
 
 say "ready: $BIN"
 echo "$BIN"

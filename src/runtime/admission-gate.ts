@@ -11,7 +11,7 @@
 // policy is installed.
 import type { KubeApi } from '../adapters/kube-api.ts';
 import { isNotFound } from '../adapters/kube-api.ts';
-import type { LogTail } from '../core/spec.ts';
+import { logTailsPath, type LogTail } from '../core/spec.ts';
 import { isTerminalPhase, setCondition, type Condition, type Phase } from '../core/status.ts';
 import type { Logger } from './logger.ts';
 
@@ -123,9 +123,7 @@ export class AdmissionGate {
   }
 
   private async markLogTails(message: string): Promise<void> {
-    const paths = this.o.watchNamespaces.length
-      ? this.o.watchNamespaces.map((ns) => `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`)
-      : ['/apis/logtail.dev/v1alpha1/logtails'];
+    const paths = this.o.watchNamespaces.length ? this.o.watchNamespaces.map((ns) => logTailsPath(ns)) : [logTailsPath()];
     const now = (this.o.now ?? (() => new Date()))();
     for (const path of paths) {
       const list = await this.o.api.request<{ items: LogTail[] }>('GET', path);

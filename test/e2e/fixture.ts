@@ -4,13 +4,19 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { down, killAllSync, kubectl as runKubectl, loadState, restartApiserver, up, type ClusterState } from '../../src/dev/cluster.ts';
+import { addNode, down, killAllSync, kubectl as runKubectl, loadState, removeNode, restartApiserver, up, type AddNodeOptions, type ClusterState, type KubeletInfo } from '../../src/dev/cluster.ts';
 
 export interface TestCluster {
   dir: string;
   kubeconfigPath: string;
   env: Record<string, string>;
   state: ClusterState;
+  /** The hollow kubelet's node (real kubelet code, behind the fault proxy): pods target it with spec.nodeName. */
+  kubeletNode: string;
+  /** `cluster add-node`: a hollow kubelet whose serving certificate is signed csrDelaySeconds after this returns. */
+  addNode(o: AddNodeOptions): Promise<KubeletInfo & { approverPid: number }>;
+  /** Stops a node added with addNode and deletes its Node. */
+  removeNode(name: string): Promise<void>;
   kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): ReturnType<typeof runKubectl>;
   restartApiserver(): Promise<void>;
 }
@@ -20,6 +26,13 @@ let owned: ClusterState | undefined;
 
 function wrap(state: ClusterState): TestCluster {
   return {
+    get kubeletNode(): string {
+      const node = state.env.LOGTAIL_KUBELET_NODE;
+      if (!node) throw new Error(`the cluster in ${state.dir} runs no hollow kubelet (LOGTAIL_KUBELET_NODE missing from its env): start it without --no-kubelet`);
+      return node;
+    },
+    addNode: (o) => addNode(state.dir, o),
+    removeNode: (name) => removeNode(state.dir, name),
     dir: state.dir,
     kubeconfigPath: state.kubeconfigPath,
     env: state.env,

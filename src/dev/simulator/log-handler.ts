@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LogStore } from './log-store.ts';
 import type { PodRunner } from './pod-runner.ts';
 import { LogCursor, parseLogQuery, type LogRequest } from './render.ts';
+import { firstFault, sendWithFaults, type ByteSource } from './fault-stream.ts';
 import type { Faults } from './script.ts';
 import { nowNs, parseRfc3339 } from './time.ts';
 
@@ -50,81 +51,27 @@ async function serve(host: LogHost, node: string, req: IncomingMessage, res: Ser
   await stream(target.store, q.req, pod.effectiveFaults(), res);
 }
 
-type FaultAction = 'cut' | 'stall' | 'end';
-
-function firstFault(f: Faults): { at: number; action: FaultAction } | null {
-  const c: { at: number; action: FaultAction }[] = [];
-  if (f.cutEveryBytes !== undefined) c.push({ at: f.cutEveryBytes, action: 'cut' });
-  if (f.stallAfterBytes !== undefined) c.push({ at: f.stallAfterBytes, action: 'stall' });
-  if (f.endStreamAfterBytes !== undefined) c.push({ at: f.endStreamAfterBytes, action: 'end' });
-  if (c.length === 0) return null;
-  c.sort((a, b) => a.at - b.at);
-  return c[0]!;
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
-function write(res: ServerResponse, buf: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    const ok = res.write(buf, () => resolve(ok));
-  });
+/** The simulator's log store as a byte source: waits for the container to write more, ends when the log is complete. */
+function cursorSource(store: LogStore, req: LogRequest): ByteSource {
+  const cursor = new LogCursor(store, req);
+  return {
+    async next(closed) {
+      for (;;) {
+        const buf = await cursor.read(BATCH_BYTES);
+        if (buf !== null && buf.length > 0) return buf;
+        if (cursor.done) return null;
+        if (buf === null) {
+          let gone = false;
+          await Promise.race([store.changed(), closed.then(() => (gone = true))]);
+          if (gone) return null;
+        }
+      }
+    },
+  };
 }
 
 async function stream(store: LogStore, req: LogRequest, faults: Faults, res: ServerResponse): Promise<void> {
-  const cursor = new LogCursor(store, req);
-  const fault = firstFault(faults);
-  let closed = false;
-  const closedP = new Promise<void>((r) =>
-    res.once('close', () => {
-      closed = true;
-      r();
-    }),
-  );
-  res.on('error', () => undefined);
   res.statusCode = 200;
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  let sent = 0;
-  for (;;) {
-    if (closed) return;
-    if (fault && sent >= fault.at) {
-      if (fault.action === 'stall') return; // no bytes, no FIN: the client has to give up
-      if (fault.action === 'end') {
-        res.end();
-        return;
-      }
-      // cut: the bytes written so far are on their way; then drop the connection.
-      res.socket?.destroy();
-      return;
-    }
-    const buf = await cursor.read(BATCH_BYTES);
-    if (closed) return;
-    if (buf === null) {
-      if (cursor.done) break;
-      await Promise.race([store.changed(), closedP]);
-      continue;
-    }
-    let piece = buf;
-    if (fault && sent + piece.length > fault.at) piece = piece.subarray(0, fault.at - sent);
-    if (piece.length === 0) {
-      if (cursor.done) break;
-      continue;
-    }
-    sent += piece.length;
-    const flushed = write(res, piece);
-    if (res.writableNeedDrain) await Promise.race([drained(res), closedP]);
-    // A cut must not drop the bytes it promised: wait until they left.
-    if (fault && sent >= fault.at) await Promise.race([flushed, closedP]);
-    if (cursor.done && !(fault && sent >= fault.at)) break;
-  }
-  if (!closed) res.end();
+  await sendWithFaults(cursorSource(store, req), firstFault(faults), res);
 }
