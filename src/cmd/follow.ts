@@ -19,6 +19,8 @@ export const TERMINAL_PHASES = ['Complete', 'Incomplete', 'Failed'];
 export interface PrintedRun {
   container: string;
   restart: number;
+  /** The run's container ID as the pod status named it when the stream was opened. */
+  containerID?: string;
   bytes: number;
   sha256: string;
 }
@@ -100,13 +102,22 @@ async function copy(res: IncomingMessage, out: NodeJS.WritableStream, h: Hash): 
   return n;
 }
 
-/** Prints one run of the container (the one current when opened); undefined when it has not started yet. */
-async function printRun(d: FollowDeps, lt: LogTail, container: string): Promise<PrintedRun | undefined> {
-  const ns = lt.metadata.namespace!;
-  const pod = await d.api.getPod(ns, lt.spec.podName);
+/**
+ * A run not printed yet that is running or has terminated (not one in back-off:
+ * then the kubelet serves the run that ended, already printed). Runs are told
+ * apart by container ID, not restartCount, which the kubelet bumps only when
+ * the next container is created.
+ */
+function newRun(pod: V1Pod | undefined, container: string, printed: PrintedRun[]): { restart: number; containerID: string } | undefined {
   const st = statusOf(pod, container);
-  if (!st || (!st.state?.running && !st.state?.terminated && !st.lastState?.terminated)) return undefined;
-  const restart = st.restartCount ?? 0;
+  if (!st?.containerID || printed.some((p) => p.containerID === st.containerID)) return undefined;
+  if (!st.state?.running && !st.state?.terminated) return undefined;
+  return { restart: st.restartCount ?? 0, containerID: st.containerID };
+}
+
+/** Prints the container's current run; undefined when the log cannot be read yet. */
+async function printRun(d: FollowDeps, lt: LogTail, container: string, run: { restart: number; containerID: string }): Promise<PrintedRun | undefined> {
+  const ns = lt.metadata.namespace!;
   const res = await openLog(d.kc, ns, lt.spec.podName, container, !!lt.spec.timestamps);
   if (res.statusCode !== 200) {
     const body = await readBody(res);
@@ -115,7 +126,7 @@ async function printRun(d: FollowDeps, lt: LogTail, container: string): Promise<
   }
   const h = createHash('sha256');
   const bytes = await copy(res, d.out, h);
-  return { container, restart, bytes, sha256: h.digest('hex') };
+  return { container, ...run, bytes, sha256: h.digest('hex') };
 }
 
 async function waitForFinish(d: FollowDeps, lt: LogTail): Promise<LogTail> {
@@ -134,15 +145,10 @@ export async function follow(d: FollowDeps, lt: LogTail, container: string): Pro
   const printed: PrintedRun[] = [];
   let current = lt;
   while (!TERMINAL_PHASES.includes(current.status?.phase ?? '')) {
-    const last = printed.at(-1);
-    const pod = await d.api.getPod(lt.metadata.namespace!, lt.spec.podName);
-    const st = statusOf(pod, container);
-    const next = !last || (st?.restartCount ?? 0) > last.restart;
-    if (next) {
-      const run = await printRun(d, lt, container);
-      if (run && !printed.some((p) => p.restart === run.restart)) printed.push(run);
-    }
-    if (!next || !printed.at(-1)) await sleep(d.pollMs ?? 500);
+    const run = newRun(await d.api.getPod(lt.metadata.namespace!, lt.spec.podName), container, printed);
+    const got = run ? await printRun(d, lt, container, run) : undefined;
+    if (got) printed.push(got);
+    else await sleep(d.pollMs ?? 500);
     current = await d.api.request<LogTail>('GET', d.api.logTailPath(lt.metadata.namespace!, lt.metadata.name!));
   }
   current = await waitForFinish(d, current);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { run as runCmd } from '../../../src/dev/proc.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, getLogTail, installCrd, logTailManifest, podManifest, simOutputPath, startOperator, waitForFile, waitForLogTail, type OperatorProcess } from './harness.ts';
+import { apply, createNamespace, getLogTail, installCrd, logTailManifest, podManifest, simOutputPath, startOperator, uriToPath, waitForFile, waitForLogTail, type OperatorProcess } from './harness.ts';
 
 const CLI = join(REPO_ROOT, 'src', 'cmd', 'logtail.ts');
 
@@ -65,6 +65,24 @@ describe('operator: logtail logs -f follows a capture live', function () {
     const sha = lt!.status!.containers![0]!.object!.sha256;
     expect(err).to.include(`logtail: verified: the ${readFileSync(recorded).length} bytes printed for main restart 0 equal the stored object ${lt!.status!.containers![0]!.object!.uri} (sha256 ${sha})`);
   });
+
+  for (const node of [undefined, 'kubelet-1'] as const) {
+    const pod = node ? 'restarts-hk' : 'restarts';
+    it(`follows a restarting container run after run, and verifies each run against its own object (${node ? 'hollow kubelet: real kubelet code' : 'simulator'})`, async () => {
+      await apply(c, podManifest(ns, pod, { restartPolicy: 'OnFailure', ...(node ? { nodeName: node } : {}), script: { containers: { main: { lines: 1500, lineBytes: 70, linesPerSecond: 500, exitCodes: [2, 0], restartDelaySeconds: 1 } } } }));
+      await apply(c, logTailManifest(ns, pod, { podName: pod }));
+      await waitForLogTail(c, ns, pod, 60_000, (lt) => lt.status?.phase === 'Streaming');
+      const r = await runCmd(process.execPath, [CLI, 'logs', '-f', pod, '-n', ns], { env: { ...process.env, ...c.env }, timeoutMs: 120_000 });
+      expect(r.code, r.stderr).to.equal(0);
+      const lt = await getLogTail(c, ns, pod);
+      expect(lt?.status?.phase).to.equal('Complete');
+      const runs = (lt!.status!.containers ?? []).filter((x) => x.name === 'main').sort((a, b) => a.restart - b.restart);
+      expect(runs.map((x) => x.restart)).to.deep.equal([0, 1]);
+      const stored = Buffer.concat(runs.map((x) => readFileSync(uriToPath(x.object!.uri))));
+      expect(Buffer.from(r.stdout).equals(stored), 'printed = run 0 then run 1, as stored').to.equal(true);
+      for (const x of runs) expect(r.stderr).to.include(`printed for main restart ${x.restart} equal the stored object ${x.object!.uri} (sha256 ${x.object!.sha256})`);
+    });
+  }
 
   it('for a finished LogTail prints the verified stored object (with or without -f)', async () => {
     for (const args of [['logs', 'slow', '-n', ns], ['logs', '-f', 'slow', '-n', ns]]) {
