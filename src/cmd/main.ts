@@ -12,7 +12,7 @@ import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import { Controller } from '../runtime/controller.ts';
 import { AdmissionGate } from '../runtime/admission-gate.ts';
 import { PolicyController } from '../runtime/policy-controller.ts';
-import { LeaderElector } from '../runtime/leader-election.ts';
+import { LeaderElector, kubeLeaseApi } from '../runtime/leader-election.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
 import { MetricsAuthorizer } from '../runtime/metrics-auth.ts';
@@ -213,7 +213,7 @@ if (stopping) {
 } else if (config.leaderElect) {
   const identity = `${hostname()}-${process.pid}`;
   elector = new LeaderElector({
-    kc,
+    api: kubeLeaseApi(api),
     namespace: config.leaderElectionNamespace,
     name: config.leaderElectionId,
     identity,

@@ -1,17 +1,21 @@
 // The LogTail controller: informers feed a work queue of namespace/name keys;
 // reconcile re-reads the LogTail from the cache (never an event's payload),
 // owns the finalizer, and starts, stops or forgets one capture daemon per key.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
-import { API_VERSION, FINALIZER, LOGTAIL_RESOURCE, logTailsPath, resolveSpec, type LogTail } from '../core/spec.ts';
+import { API_VERSION, FINALIZER, logTailsPath, resolveSpec, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
+import { openLogStream } from '../adapters/log-stream.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { Semaphore } from './semaphore.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
-import { WorkQueue } from './work-queue.ts';
+import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
+
+/** How often a key whose daemon is stopping is looked at again. */
+const STOP_POLL_MS = 250;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -43,6 +47,8 @@ export class Controller {
   private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
   /** Keys whose daemon finished, until the cache shows the terminal status it wrote. */
   private readonly finished = new Map<string, Finished>();
+  /** Keys whose daemon was asked to stop: until it has, or until the finalizer deadline. */
+  private readonly stopping = new Map<string, { deadline: number; settled: boolean }>();
   private ltInformer: ObjectInformer<LogTail> | undefined;
   private podInformer: ObjectInformer<V1Pod> | undefined;
   private running = false;
@@ -72,15 +78,14 @@ export class Controller {
 
   async start(): Promise<void> {
     const { kc, watchNamespaces: namespaces } = this.o;
-    const core = kc.makeApiClient(CoreV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
+    // Lists go through the same client as every other request (KubeApi).
+    const list = <T extends KubernetesObject>(path: string) => this.o.api.request<KubernetesListObject<T>>('GET', path);
     const lt = informerFor<LogTail>({
       name: 'logtails',
       kc,
       namespaces,
       path: (ns) => logTailsPath(ns),
-      listFn: (ns) =>
-        (ns ? custom.listNamespacedCustomObject({ ...LOGTAIL_RESOURCE, namespace: ns }) : custom.listClusterCustomObject(LOGTAIL_RESOURCE)) as never,
+      listFn: (ns) => list<LogTail>(logTailsPath(ns)),
       logger: this.log,
       onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'logtails' }),
     });
@@ -89,7 +94,7 @@ export class Controller {
       kc,
       namespaces,
       path: (ns) => resourcePath({ version: 'v1', plural: 'pods', namespace: ns }),
-      listFn: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()) as never,
+      listFn: (ns) => list<V1Pod>(resourcePath({ version: 'v1', plural: 'pods', namespace: ns })),
       logger: this.log,
       onRestart: () => this.o.metrics?.informerRestarts.inc({ informer: 'pods' }),
     });
@@ -147,77 +152,91 @@ export class Controller {
     await this.o.api.patchLogTailStatus(lt.metadata.namespace!, lt.metadata.name!, status);
   }
 
-  async reconcile(key: string): Promise<void> {
+  /**
+   * One look at a key. Returns what should happen next (the work queue acts
+   * on it); never waits for a daemon to stop: a stop is requested, and the
+   * key is looked at again until the daemon has stopped or its deadline passed.
+   */
+  async reconcile(key: string): Promise<ReconcileResult> {
     const slash = key.indexOf('/');
-    const ns = key.slice(0, slash);
-    const name = key.slice(slash + 1);
-    const lt = this.getLogTail(ns, name);
-    const daemon = this.daemons.get(key);
-
+    const lt = this.getLogTail(key.slice(0, slash), key.slice(slash + 1));
     if (!lt) {
-      if (daemon) {
-        await daemon.stop('Deleted', this.o.finalizerDeadlineMs);
-        this.removeDaemon(key);
-      }
+      // Gone: nothing is held for it, so nothing waits for the daemon.
+      this.requestStop(key, 'Deleted');
       this.finished.delete(key);
-      return;
+      return Result.done;
     }
-    const uid = lt.metadata.uid!;
-    const generation = lt.metadata.generation ?? 0;
-
     if (lt.metadata.deletionTimestamp) {
-      if (daemon) {
-        // The finalizer is held until the capture has flushed or aborted its upload.
-        await daemon.stop('Deleted', this.o.finalizerDeadlineMs);
-        this.removeDaemon(key);
-      }
-      await this.dropFinalizer(lt);
-      return;
+      // The finalizer is held until the capture has aborted its upload (or the deadline passed).
+      if (!this.requestStop(key, 'Deleted')) return Result.after(STOP_POLL_MS);
+      return this.dropFinalizer(lt);
     }
-
-    const phase = lt.status?.phase;
-    if (isTerminalPhase(phase)) {
-      if (daemon) {
-        await daemon.done;
-        this.removeDaemon(key);
-      }
+    if (isTerminalPhase(lt.status?.phase)) {
+      // Our daemon wrote this status and is finishing; its end looks at the key again.
+      if (this.daemons.has(key)) return Result.done;
       this.finished.delete(key);
-      await this.dropFinalizer(lt);
-      this.scheduleTtl(lt, key);
-      return;
+      const dropped = await this.dropFinalizer(lt);
+      return dropped.kind === 'done' ? this.ttl(lt) : dropped;
     }
+    return this.ensureCapture(key, lt);
+  }
 
+  /**
+   * Asks the key's daemon to stop, without waiting for it. True once no
+   * daemon of the key is running any more, or the stop deadline has passed.
+   */
+  private requestStop(key: string, reason: StopReason): boolean {
+    const d = this.daemons.get(key);
+    if (d) {
+      d.requestStop(reason);
+      this.removeDaemon(key);
+      const entry = { deadline: Date.now() + (this.o.finalizerDeadlineMs ?? 20_000), settled: false };
+      this.stopping.set(key, entry);
+      void d.done.then(() => {
+        entry.settled = true;
+        this.queue.add(key);
+      });
+    }
+    const s = this.stopping.get(key);
+    if (!s) return true;
+    if (!s.settled && Date.now() < s.deadline) return false;
+    this.stopping.delete(key);
+    return true;
+  }
+
+  private async ensureCapture(key: string, lt: LogTail): Promise<ReconcileResult> {
+    // A daemon of this key that is still stopping must be gone before another starts.
+    if (this.stopping.has(key) && !this.requestStop(key, 'Deleted')) return Result.after(STOP_POLL_MS);
+    const generation = lt.metadata.generation ?? 0;
+    const daemon = this.daemons.get(key);
     if (daemon) {
-      if (daemon.generation !== generation) {
-        // The CRD makes spec immutable; this only happens without its validation.
-        await daemon.stop('SpecChanged', this.o.finalizerDeadlineMs);
-        this.removeDaemon(key);
-        await this.failInvalid(lt, 'the spec changed while the capture was running; LogTail specs are immutable, delete and recreate it');
-      }
-      return;
+      if (daemon.generation === generation) return Result.done;
+      // The CRD makes spec immutable; this only happens without its validation.
+      this.requestStop(key, 'SpecChanged');
+      await this.failInvalid(lt, 'the spec changed while the capture was running; LogTail specs are immutable, delete and recreate it');
+      return Result.done;
     }
-
     const f = this.finished.get(key);
-    if (f && f.uid === uid && f.generation === generation) {
-      // Our daemon wrote a terminal status the cache hasn't delivered yet:
-      // starting again would capture twice.
-      this.queue.addAfter(key, 500);
-      return;
-    }
-
+    // Our daemon wrote a terminal status the cache hasn't delivered yet: starting again would capture twice.
+    if (f && f.uid === lt.metadata.uid && f.generation === generation) return Result.after(500);
     const resolved = resolveSpec(lt.spec);
     if (!resolved.ok) {
       await this.failInvalid(lt, resolved.message);
-      return;
+      return Result.done;
     }
-
     if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) {
-      if (!(await this.patchFinalizer(lt, true))) return;
+      const added = await this.patchFinalizer(lt, true);
+      if (!added.applied) return added.next;
     }
-    if (!this.running) return;
-    const d = new CaptureDaemon(lt, resolved.spec, {
-      kc: this.o.kc,
+    if (this.running) this.startDaemon(key, lt, resolved.spec);
+    return Result.done;
+  }
+
+  private startDaemon(key: string, lt: LogTail, spec: ResolvedSpec): void {
+    const kc = this.o.kc;
+    const d = new CaptureDaemon(lt, spec, {
       api: this.o.api,
+      logs: { open: (req) => openLogStream(kc, req) },
       store: this.o.store,
       pods: { get: (n, namespace) => this.getPod(n, namespace) },
       slots: this.slots,
@@ -228,6 +247,8 @@ export class Controller {
     });
     this.addDaemon(key, d);
     d.start();
+    const uid = lt.metadata.uid!;
+    const generation = lt.metadata.generation ?? 0;
     void d.done.then(() => {
       if (this.daemons.get(key) === d && !d.signal.aborted) {
         this.finished.set(key, { uid, generation });
@@ -266,45 +287,43 @@ export class Controller {
       .catch((err: unknown) => this.log.warn('event not recorded', { error: String(err) }));
   }
 
-  private async dropFinalizer(lt: LogTail): Promise<void> {
-    if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) return;
-    await this.patchFinalizer(lt, false);
+  private async dropFinalizer(lt: LogTail): Promise<ReconcileResult> {
+    if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) return Result.done;
+    return (await this.patchFinalizer(lt, false)).next;
   }
 
   /**
    * The patch carries a `test` of the finalizer list we saw; when the cache
    * was behind, the server answers 422 and we simply look again shortly.
-   * Returns whether the change was made.
    */
-  private async patchFinalizer(lt: LogTail, present: boolean): Promise<boolean> {
-    const key = `${lt.metadata.namespace}/${lt.metadata.name}`;
+  private async patchFinalizer(lt: LogTail, present: boolean): Promise<{ applied: boolean; next: ReconcileResult }> {
     try {
       await this.o.api.setFinalizer(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.finalizers, FINALIZER, present);
-      return true;
+      return { applied: true, next: Result.done };
     } catch (err) {
-      if (isNotFound(err)) return false;
+      // Gone meanwhile: its delete event brings the key back if anything is left to do.
+      if (isNotFound(err)) return { applied: false, next: Result.done };
       if (err instanceof KubeApiError && (err.status === 422 || err.status === 409)) {
-        this.log.debug('finalizer patch raced a newer version; re-reading', { key });
-        this.queue.addAfter(key, 300);
-        return false;
+        this.log.debug('finalizer patch raced a newer version; re-reading', { key: `${lt.metadata.namespace}/${lt.metadata.name}` });
+        return { applied: false, next: Result.after(300) };
       }
       throw err;
     }
   }
 
-  private scheduleTtl(lt: LogTail, key: string): void {
+  /** ttlSecondsAfterFinished: look again when it is due, then delete the LogTail. */
+  private async ttl(lt: LogTail): Promise<ReconcileResult> {
     const ttl = lt.spec?.ttlSecondsAfterFinished;
     const done = lt.status?.completionTime;
-    if (ttl === undefined || ttl === null || !done) return;
-    const due = Date.parse(done) + ttl * 1000;
-    const wait = due - Date.now();
-    if (wait > 0) {
-      this.queue.addAfter(key, Math.min(wait, 2 ** 31 - 1));
-      return;
-    }
-    void this.o.api.deleteLogTail(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.uid!).catch((err: unknown) => {
+    if (ttl === undefined || ttl === null || !done) return Result.done;
+    const wait = Date.parse(done) + ttl * 1000 - Date.now();
+    if (wait > 0) return Result.after(Math.min(wait, 2 ** 31 - 1));
+    try {
+      await this.o.api.deleteLogTail(lt.metadata.namespace!, lt.metadata.name!, lt.metadata.uid!);
+      return Result.done;
+    } catch (err) {
       this.log.warn('ttl delete failed', { namespace: lt.metadata.namespace, name: lt.metadata.name, error: String(err) });
-      this.queue.addRateLimited(key);
-    });
+      return Result.requeue;
+    }
   }
 }

@@ -7,13 +7,13 @@
 // - The leader gives up (aborts the signal of its term) when no renewal
 //   succeeded for renewDeadlineMs, which is shorter than the lease duration,
 //   so it stops before anybody else may start.
-import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
-import type { KubeConfig, V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
+import type { V1Lease, V1LeaseSpec } from '@kubernetes/client-node';
+import { type KubeApi, KubeApiError } from '../adapters/kube-api.ts';
 import type { Logger } from './logger.ts';
 import { systemClock } from './work-queue.ts';
 import type { Clock } from './work-queue.ts';
 
-/** The Lease calls the elector makes; CoordinationV1Api satisfies it. */
+/** The Lease calls the elector makes; `kubeLeaseApi` implements them over KubeApi. */
 export interface LeaseApi {
   readNamespacedLease(param: { name: string; namespace: string }): Promise<V1Lease>;
   createNamespacedLease(param: { namespace: string; body: V1Lease }): Promise<V1Lease>;
@@ -21,9 +21,7 @@ export interface LeaseApi {
 }
 
 export interface LeaderElectorOptions {
-  /** Used to build a CoordinationV1Api unless `api` is given. */
-  kc?: KubeConfig;
-  api?: LeaseApi;
+  api: LeaseApi;
   namespace: string;
   name: string;
   /** Unique per replica (e.g. pod name). */
@@ -57,6 +55,35 @@ function statusOf(err: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * A MicroTime as the apiserver writes it (RFC 3339 with 6 fraction digits);
+ * typed as the Date the client types declare, serialised by JSON as is.
+ */
+function microTime(ms: number): Date {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
+function leasePath(namespace: string, name?: string): string {
+  return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+}
+
+/** The elector's Lease calls through KubeApi; errors carry the HTTP status as `code`, as statusOf expects. */
+export function kubeLeaseApi(api: KubeApi): LeaseApi {
+  const call = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (err) {
+      if (err instanceof KubeApiError) throw Object.assign(err, { code: err.status });
+      throw err;
+    }
+  };
+  return {
+    readNamespacedLease: ({ name, namespace }) => call(api.request<V1Lease>('GET', leasePath(namespace, name))),
+    createNamespacedLease: ({ namespace, body }) => call(api.request<V1Lease>('POST', leasePath(namespace), { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...body })),
+    replaceNamespacedLease: ({ name, namespace, body }) => call(api.request<V1Lease>('PUT', leasePath(namespace, name), { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...body })),
+  };
+}
+
 function timeString(t: unknown): string {
   if (t instanceof Date) return t.toISOString();
   return t === undefined || t === null ? '' : String(t);
@@ -86,9 +113,8 @@ export class LeaderElector {
   #observedAt = 0;
 
   constructor(opts: LeaderElectorOptions) {
-    if (!opts.api && !opts.kc) throw new Error('LeaderElector needs kc or api');
     this.identity = opts.identity;
-    this.#api = opts.api ?? opts.kc!.makeApiClient(CoordinationV1Api);
+    this.#api = opts.api;
     this.#namespace = opts.namespace;
     this.#name = opts.name;
     this.#leaseDurationMs = opts.leaseDurationMs ?? 15_000;
@@ -242,8 +268,8 @@ export class LeaderElector {
         ...spec,
         holderIdentity: this.identity,
         leaseDurationSeconds: this.#leaseSeconds,
-        renewTime: new V1MicroTime(started),
-        acquireTime: mine ? spec.acquireTime : new V1MicroTime(started),
+        renewTime: microTime(started),
+        acquireTime: mine ? spec.acquireTime : microTime(started),
         leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
       },
     };
@@ -268,8 +294,8 @@ export class LeaderElector {
       spec: {
         holderIdentity: this.identity,
         leaseDurationSeconds: this.#leaseSeconds,
-        acquireTime: new V1MicroTime(started),
-        renewTime: new V1MicroTime(started),
+        acquireTime: microTime(started),
+        renewTime: microTime(started),
         leaseTransitions: 0,
       },
     };
@@ -309,7 +335,7 @@ export class LeaderElector {
       if (lease === TIMED_OUT || lease.spec?.holderIdentity !== this.identity) return;
       const body: V1Lease = {
         ...lease,
-        spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime(now), acquireTime: new V1MicroTime(now) },
+        spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(now), acquireTime: microTime(now) },
       };
       const written = await this.#race(this.#api.replaceNamespacedLease({ name: this.#name, namespace: this.#namespace, body }), this.#renewDeadlineMs);
       if (written !== TIMED_OUT) this.#logger.info('released lease');

@@ -28,6 +28,7 @@
 //   informer was down (deletes included) and nothing twice.
 import { ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { Backoff } from '../adapters/retry.ts';
 import type { Logger } from './logger.ts';
 import { systemClock } from './work-queue.ts';
 import type { Clock, TimerHandle } from './work-queue.ts';
@@ -196,7 +197,8 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
   #running = false;
   #synced = false;
   #sync: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
-  #failures = 0;
+  /** Restart delays since the last successful list: the retry module's exponential sequence, no jitter, no budget. */
+  #backoff: Backoff;
   #restarts = 0;
   #restartTimer: TimerHandle | undefined;
   #watchdogTimer: TimerHandle | undefined;
@@ -211,6 +213,7 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
     this.#labelSelector = opts.labelSelector;
     this.#initialMs = opts.restartBackoff?.initialMs ?? 1000;
     this.#maxMs = opts.restartBackoff?.maxMs ?? 30_000;
+    this.#backoff = this.#newBackoff();
     this.#watchdogMs = opts.watchdogMs ?? 5 * 60_000;
     this.#onRestart = opts.onRestart;
     this.#clock = opts.clock ?? systemClock;
@@ -299,7 +302,7 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
       () => this.#touch(gen),
       () => {
         // List and watch both work again: the next failure backs off from the start.
-        if (gen === this.#gen) this.#failures = 0;
+        if (gen === this.#gen) this.#backoff.reset();
         this.#touch(gen);
       },
     );
@@ -388,14 +391,19 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
     }
   }
 
+  #newBackoff(): Backoff {
+    const policy = { initialIntervalMs: this.#initialMs, maxIntervalMs: Math.max(this.#initialMs, this.#maxMs), maxElapsedMs: Infinity, jitter: 0 };
+    // The budget is unbounded, so its clock never matters.
+    return new Backoff(policy, { now: () => 0 });
+  }
+
   #touch(gen: number): void {
     if (gen === this.#gen) this.#lastActivity = this.#clock.now();
   }
 
   #failed(gen: number, err: unknown): void {
     if (gen !== this.#gen || !this.#running || this.#restartTimer !== undefined) return;
-    const delayMs = Math.min(this.#initialMs * 2 ** this.#failures, this.#maxMs);
-    this.#failures++;
+    const delayMs = this.#backoff.next() ?? this.#maxMs;
     this.#logger.warn('informer failed; restarting', { err, delayMs, restarts: this.#restarts });
     this.#scheduleRestart('error', delayMs);
   }

@@ -2,6 +2,7 @@
 // handled by at most one worker at a time, a key waiting in the queue is there
 // once however often it is added, and a key added while it is being handled
 // runs again after the handler returns (so no change is lost to a race).
+import { Backoff } from '../adapters/retry.ts';
 import type { Logger } from './logger.ts';
 import { silentLogger } from './logger.ts';
 
@@ -32,7 +33,21 @@ export interface WorkQueueOptions {
   onDepth?: (depth: number) => void;
 }
 
-export type KeyHandler = (key: string) => Promise<void>;
+/**
+ * What a handler wants next for its key, as controller-runtime's
+ * `reconcile.Result`: nothing (`done`, also what `undefined` means), another
+ * run after `requeueAfterMs`, or another run after the key's rate-limited
+ * backoff (`requeue`). A handler that throws is requeued rate-limited too.
+ */
+export type ReconcileResult = { kind: 'done' } | { kind: 'requeueAfter'; ms: number } | { kind: 'requeue' };
+
+export const Result = {
+  done: { kind: 'done' } as ReconcileResult,
+  requeue: { kind: 'requeue' } as ReconcileResult,
+  after: (ms: number): ReconcileResult => ({ kind: 'requeueAfter', ms }),
+};
+
+export type KeyHandler = (key: string) => Promise<ReconcileResult | void>;
 
 export class WorkQueue {
   readonly name: string;
@@ -47,7 +62,8 @@ export class WorkQueue {
   /** Keys that need a run: those in #ready plus processing keys added again. */
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
-  readonly #failures = new Map<string, number>();
+  /** Per key: its backoff since the last success (the retry module's exponential sequence, no jitter, no budget). */
+  readonly #failures = new Map<string, Backoff>();
   readonly #delayed = new Map<string, { at: number; timer: TimerHandle }>();
   #waiters: Array<(key: string | undefined) => void> = [];
   #workers: Promise<void>[] = [];
@@ -99,9 +115,12 @@ export class WorkQueue {
 
   /** Adds the key after its exponential backoff delay, and counts the failure. */
   addRateLimited(key: string): number {
-    const n = this.#failures.get(key) ?? 0;
-    const delay = Math.min(this.#baseDelayMs * 2 ** n, this.#maxDelayMs);
-    this.#failures.set(key, n + 1);
+    let b = this.#failures.get(key);
+    if (!b) {
+      b = new Backoff({ initialIntervalMs: this.#baseDelayMs, maxIntervalMs: Math.max(this.#baseDelayMs, this.#maxDelayMs), maxElapsedMs: Infinity, jitter: 0 }, { now: () => this.#clock.now() });
+      this.#failures.set(key, b);
+    }
+    const delay = b.next() ?? this.#maxDelayMs;
     this.addAfter(key, delay);
     return delay;
   }
@@ -112,7 +131,7 @@ export class WorkQueue {
   }
 
   numRequeues(key: string): number {
-    return this.#failures.get(key) ?? 0;
+    return this.#failures.get(key)?.count ?? 0;
   }
 
   /** Keys ready to be handled (not counting delayed or processing ones). */
@@ -155,8 +174,8 @@ export class WorkQueue {
       const key = await this.#get();
       if (key === undefined) return;
       try {
-        await handler(key);
-        this.forget(key);
+        const result = (await handler(key)) ?? Result.done;
+        this.#act(key, result);
       } catch (err) {
         const requeues = this.numRequeues(key);
         const delayMs = this.#shuttingDown ? undefined : this.addRateLimited(key);
@@ -165,6 +184,16 @@ export class WorkQueue {
         this.#done(key);
       }
     }
+  }
+
+  /** Acts on a handler's result, as controller-runtime does on reconcile.Result. */
+  #act(key: string, result: ReconcileResult): void {
+    if (result.kind === 'requeue') {
+      if (!this.#shuttingDown) this.addRateLimited(key);
+      return;
+    }
+    this.forget(key);
+    if (result.kind === 'requeueAfter' && !this.#shuttingDown) this.addAfter(key, result.ms);
   }
 
   #get(): Promise<string | undefined> {

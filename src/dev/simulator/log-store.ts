@@ -117,9 +117,9 @@ export class FileContent implements ContentBackend {
 }
 
 /** Bytes a record takes in the CRI log file: `TS STREAM TAG content\n`. */
-export function criRecordSize(partial: boolean, contentLen: number): number {
-  // 30 (timestamp) + 1 + 6 (stdout|stderr) + 1 + 1 (P|F) + 1 + content (+ '\n' a partial record gets on disk)
-  return 40 + contentLen + (partial ? 1 : 0);
+export function criRecordSize(partial: boolean, contentLen: number, offsetMinutes = 0): number {
+  // 30 (timestamp; 35 with a numeric offset) + 1 + 6 (stdout|stderr) + 1 + 1 (P|F) + 1 + content (+ '\n' a partial record gets on disk)
+  return (offsetMinutes === 0 ? 40 : 45) + contentLen + (partial ? 1 : 0);
 }
 
 export class LogStore {
@@ -142,10 +142,13 @@ export class LogStore {
   private waiters: (() => void)[] = [];
   private readonly content: ContentBackend;
   private readonly maxFileSize: number | null;
+  /** The runtime stamps this run's records with this fixed UTC offset (minutes; timestampOffset fault). */
+  readonly offsetMinutes: number;
 
-  constructor(content: ContentBackend, opts: { maxFileSize?: number | null } = {}) {
+  constructor(content: ContentBackend, opts: { maxFileSize?: number | null; offsetMinutes?: number } = {}) {
     this.content = content;
     this.maxFileSize = opts.maxFileSize ?? null;
+    this.offsetMinutes = opts.offsetMinutes ?? 0;
     this.cap = 1024;
     this.secs = new Float64Array(this.cap);
     this.nsecs = new Uint32Array(this.cap);
@@ -227,7 +230,7 @@ export class LogStore {
     src.copy(this.pending, this.pendingLen, start, end);
     this.pendingLen += len;
     if (this.maxFileSize !== null) {
-      this.currentFileSize += criRecordSize(partial, len);
+      this.currentFileSize += criRecordSize(partial, len, this.offsetMinutes);
       // The kubelet rotates on size; a rotated file is invisible to new requests.
       if (this.currentFileSize >= this.maxFileSize) {
         this.rotationStart = this.n;

@@ -1,13 +1,15 @@
 // Plays one pod the way a kubelet would: init containers one after another,
 // then the regular containers together, each run writing its script's output
-// into a LogStore; restarts as the restart policy says (with back-off and
-// `lastState`); pod status written through `pods/status`; deletion with a
-// grace period (running containers killed with 137 when it ends, status
-// written, then the pod removed with a zero-grace delete).
+// into a LogStore; restarts as the restart policy says, with the kubelet's
+// restart semantics (see `lifecycle` and docs/simulator.md "Restarts"); pod
+// status written through `pods/status`; deletion with a grace period
+// (running containers killed with 137 when it ends, status written, then the
+// pod removed with a zero-grace delete).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError, STRATEGIC_MERGE_PATCH, type PodJson } from './kube.ts';
+import { CrashLoopBackOff, goDuration } from './backoff.ts';
 import { FileContent, LogStore, MemoryContent } from './log-store.ts';
 import { OutputGenerator } from './output.ts';
 import {
@@ -16,7 +18,9 @@ import {
   SCRIPT_ANNOTATION,
   parseFaults,
   parseScript,
-  restartDelayMs,
+  DEFAULT_RESTART_DELAY_SECONDS,
+  DEFAULT_RESYNC_SECONDS,
+  DEFAULT_SYNC_SECONDS,
   type ContainerScript,
   type Faults,
 } from './script.ts';
@@ -35,6 +39,11 @@ export interface PodHost {
   openTlsWindow(node: string, seconds: number): void;
   nodeFaults(node: string): Faults;
   podIp(node: string): string;
+  /**
+   * How long after the last container ended the terminal phase is written
+   * (default 1000 ms, as observed on the hollow kubelet; see statusPatch).
+   */
+  terminalPhaseDelayMs?: number;
 }
 
 interface Run {
@@ -45,6 +54,8 @@ interface Run {
   finishedAt: bigint | null;
   exitCode: number | null;
   reason: string | null;
+  /** Removed by the kubelet's container GC (with its log) once a newer run died. */
+  removed: boolean;
 }
 
 type Waiting = { reason: string; message?: string };
@@ -55,15 +66,25 @@ interface Ctr {
   init: boolean;
   sidecar: boolean;
   script: ContainerScript;
+  /** restartCount of the newest run (the kubelet stamps it when the run is created). */
   restartCount: number;
-  /** The run `state` shows (running, or terminated). */
+  /** The newest run: `state` shows it (running, or terminated) unless `backOff` is set. */
   current: Run | null;
-  /** The run `lastState.terminated` shows. */
+  /** The run before the newest: `lastState.terminated` while `state` shows `current`. */
   last: Run | null;
   waiting: Waiting;
+  /**
+   * Set while the kubelet's reason cache holds CrashLoopBackOff for the
+   * container: `state.waiting` shows it and `lastState.terminated` shows
+   * `current` (the run that ended), restartCount unchanged.
+   */
+  backOff: Waiting | null;
+  crashLoop: CrashLoopBackOff;
   /** Will not run again. */
   final: boolean;
-  /** terminatedDelaySeconds: until then the API still shows the run as running. */
+  /** terminatedDelaySeconds fault: seconds the ended run still shows as running once the phase is terminal. */
+  hideSeconds: number;
+  /** Until then the API still shows the run as running; 0 while the phase is not terminal yet. */
   hideTerminatedUntil: number;
   kill: ((code: number) => void) | null;
   /** Cuts a start delay or restart back-off short. */
@@ -77,6 +98,7 @@ interface Ctr {
 export type LogTarget = { ok: true; store: LogStore } | { ok: false; status: number; message: string };
 
 const MAX_STEP_BYTES = 8 << 20;
+const MAX_QUEUED_STATUSES = 64;
 
 function imageId(image: string): string {
   const h = Buffer.from(image).toString('hex').padEnd(64, '0').slice(0, 64);
@@ -106,6 +128,10 @@ export class PodRunner {
   private startTime: bigint;
   private readonly podIp: string;
   private initDone = false;
+  /** The pod's sandbox exists (PodReadyToStartContainers). */
+  private sandboxCreated = false;
+  /** The pod worker has stopped the sandbox: the terminal phase may be reported. */
+  private sandboxStopped = false;
   private phase = 'Pending';
   private reason: string | null = null;
   private message: string | null = null;
@@ -120,7 +146,8 @@ export class PodRunner {
   private firstStartSeen = false;
   private timers = new Set<NodeJS.Timeout>();
   private writing = false;
-  private dirty = false;
+  private queue: Record<string, unknown>[] = [];
+  private lastQueued = '';
   private idleWaiters: (() => void)[] = [];
   private resolveDone!: () => void;
   private readonly podDir: string | null;
@@ -157,12 +184,23 @@ export class PodRunner {
       image: image ?? 'busybox',
       init,
       sidecar,
-      script: script ?? { segments: [], exitCodes: [0], startDelaySeconds: 0, holdSeconds: 0, restartDelaySeconds: 1 },
+      script: script ?? {
+        segments: [],
+        exitCodes: [0],
+        startDelaySeconds: 0,
+        holdSeconds: 0,
+        restartDelaySeconds: DEFAULT_RESTART_DELAY_SECONDS,
+        syncSeconds: DEFAULT_SYNC_SECONDS,
+        resyncSeconds: DEFAULT_RESYNC_SECONDS,
+      },
       restartCount: 0,
       current: null,
       last: null,
       waiting: { reason: init || afterInit ? 'PodInitializing' : 'ContainerCreating' },
+      backOff: null,
+      crashLoop: new CrashLoopBackOff((script?.restartDelaySeconds ?? DEFAULT_RESTART_DELAY_SECONDS) * 1000),
       final: false,
+      hideSeconds: 0,
       hideTerminatedUntil: 0,
       kill: null,
       wake: null,
@@ -235,6 +273,13 @@ export class PodRunner {
   }
 
   private async play(): Promise<void> {
+    // The first status: every container waiting with the kubelet's default
+    // reason (ContainerCreating, or PodInitializing in a pod with init
+    // containers; convertToAPIContainerStatuses). The hollow kubelet writes it
+    // only when its status manager is quicker than the container start; before
+    // that, one without the sandbox (PodReadyToStartContainers False).
+    this.markDirty();
+    this.sandboxCreated = true;
     this.markDirty();
     const sidecars: Promise<void>[] = [];
     let initOk = true;
@@ -243,7 +288,6 @@ export class PodRunner {
         initOk = false;
         break;
       }
-      c.waiting = { reason: 'ContainerCreating' };
       if (c.sidecar) {
         // A restartable init container (sidecar) runs alongside what follows.
         sidecars.push(this.lifecycle(c));
@@ -259,10 +303,7 @@ export class PodRunner {
     }
     if (initOk && !this.stopping) {
       this.initDone = true;
-      const regular = this.ctrs.filter((x) => !x.init);
-      for (const c of regular) c.waiting = { reason: 'ContainerCreating' };
-      this.markDirty();
-      await Promise.all(regular.map((c) => this.lifecycle(c)));
+      await Promise.all(this.ctrs.filter((x) => !x.init).map((c) => this.lifecycle(c)));
     }
     // Sidecars stop once the main containers are done.
     for (const c of this.ctrs.filter((x) => x.sidecar)) {
@@ -272,7 +313,26 @@ export class PodRunner {
       if (c.current) c.kill?.(c.script.exitCodes[Math.min(c.current.index, c.script.exitCodes.length - 1)]!);
     }
     await Promise.all(sidecars);
-    this.phase = this.finalPhase(initOk);
+    const phase = this.finalPhase(initOk);
+    if (!this.stopping) {
+      // pkg/kubelet/status/status_manager.go mergePodStatus: a terminal phase
+      // is held back while the pod could still have running containers, so the
+      // containers show terminated first (phase unchanged, conditions already
+      // with the terminal reasons); the pod worker then stops the sandbox and
+      // the terminal phase follows (~1 s later on the hollow kubelet). A pod
+      // being deleted is killed and reported terminal in one write.
+      this.markDirty();
+      await this.flushStatus();
+      await Promise.race([new Promise<void>((r) => this.later(this.host.terminalPhaseDelayMs ?? 1000, r)), this.stopped]);
+    }
+    this.phase = phase;
+    this.sandboxStopped = true;
+    for (const c of this.ctrs) {
+      if (c.hideSeconds > 0) {
+        c.hideTerminatedUntil = Date.now() + c.hideSeconds * 1000;
+        this.later(c.hideSeconds * 1000 + 10, () => this.markDirty());
+      }
+    }
     this.markDirty();
   }
 
@@ -315,14 +375,37 @@ export class PodRunner {
     return false;
   }
 
+  /**
+   * Runs a container until it will not run again. After run k exits and a
+   * restart is due, the status goes through what the kubelet shows
+   * (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses; the back-off
+   * in backoff.ts):
+   * 1. `state.terminated` = run k, `lastState` = run k-1, restartCount k,
+   *    until the kubelet's next pod sync: for an immediate restart (no
+   *    back-off) the PLEG relist that sees run k+1 (`syncSeconds`); otherwise
+   *    the pod worker's requeue at the back-off's end, capped at the resync
+   *    period (pod_workers.go completeWork; `resyncSeconds`);
+   * 2. with a back-off: `state.waiting` CrashLoopBackOff (the reason cache,
+   *    filled by the sync that hit the back-off), `lastState` = run k,
+   *    restartCount still k, until the back-off ends plus one relist;
+   * 3. run k+1 is created: restartCount k+1 (the runtime's count for the new
+   *    container), `lastState` = run k.
+   */
   private async lifecycle(c: Ctr): Promise<void> {
     for (;;) {
       if (this.stopping || c.stopRequested) break;
-      if (c.restartCount === 0 && c.script.startDelaySeconds > 0) {
-        c.waiting = { reason: 'ContainerCreating' };
+      if (c.current === null && c.script.startDelaySeconds > 0) {
+        // The default waiting reason (ContainerCreating, or PodInitializing in a pod with init containers).
         this.markDirty();
         await this.sleep(c.script.startDelaySeconds * 1000, c);
         if (this.stopping || c.stopRequested) break;
+      }
+      if (c.current !== null) {
+        // A restart: the run that ended becomes lastState, the new one counts.
+        c.crashLoop.restarted(Number((c.current.finishedAt ?? nowNs()) / 1_000_000n), Date.now());
+        c.backOff = null;
+        c.last = c.current;
+        c.restartCount++;
       }
       const run = this.startRun(c);
       const exitCode = await this.execute(c, run);
@@ -331,28 +414,51 @@ export class PodRunner {
       run.finishedAt = nowNs();
       run.store.finish();
       c.kill = null;
+      // The kubelet's podContainerDeletor removes dead containers beyond the
+      // newest max(MaxPerPodContainerCount, 1) on each ContainerDied event;
+      // the default MaxPerPodContainerCount is 1 (cmd/kubelet/app/options,
+      // pkg/kubelet/pod_container_deletor.go). So the run before this one is
+      // gone with its log, while the status may still name it in lastState.
+      if (c.last && !c.last.removed) {
+        c.last.removed = true;
+        this.retire(c.last);
+      }
       if (!this.shouldRestart(c, exitCode)) {
         const delay = this.effectiveFaults().terminatedDelaySeconds ?? 0;
-        if (delay > 0 && !c.sidecar) {
-          c.hideTerminatedUntil = Date.now() + delay * 1000;
-          this.later(delay * 1000 + 10, () => this.markDirty());
-        }
+        if (delay > 0 && !c.sidecar) c.hideSeconds = delay;
         break;
       }
-      c.restartCount++;
-      this.retire(c.last);
-      c.last = run;
-      c.current = null;
-      const backoff = restartDelayMs(c.script, c.restartCount);
-      c.waiting = {
-        reason: 'CrashLoopBackOff',
-        message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${c.name} pod=${this.name}_${this.namespace}(${this.uid})`,
-      };
-      this.markDirty();
-      await this.sleep(backoff, c);
+      if (!(await this.awaitRestart(c, run))) break;
     }
+    c.backOff = null;
     c.final = true;
     this.markDirty();
+  }
+
+  /** Phases 1 and 2 of `lifecycle`; false if the pod is stopping (the ended run stays `terminated`). */
+  private async awaitRestart(c: Ctr, run: Run): Promise<boolean> {
+    const finishedMs = Number(run.finishedAt! / 1_000_000n);
+    const backoff = c.crashLoop.delayAfterExit(finishedMs);
+    const syncMs = c.script.syncSeconds * 1000;
+    this.markDirty();
+    if (backoff === 0) {
+      await this.sleep(syncMs, c);
+      return !(this.stopping || c.stopRequested);
+    }
+    await this.sleep(Math.min(backoff, c.script.resyncSeconds * 1000), c);
+    if (this.stopping || c.stopRequested) return false;
+    c.backOff = {
+      reason: 'CrashLoopBackOff',
+      message: `back-off ${goDuration(backoff)} restarting failed container=${c.name} pod=${this.name}_${this.namespace}(${this.uid})`,
+    };
+    this.markDirty();
+    await this.sleep(Math.max(0, finishedMs + backoff - Date.now()) + syncMs, c);
+    // A pod being deleted is not restarted (ShouldContainerBeRestarted): the reason cache no longer applies.
+    if (this.stopping || c.stopRequested) {
+      c.backOff = null;
+      return false;
+    }
+    return true;
   }
 
   private runFile(c: Ctr): string | null {
@@ -371,8 +477,11 @@ export class PodRunner {
 
   private startRun(c: Ctr): Run {
     const file = this.runFile(c);
-    const maxSize = this.effectiveFaults().containerLogMaxSize ?? null;
-    const store = new LogStore(file ? new FileContent(file) : new MemoryContent(), { maxFileSize: maxSize });
+    const faults = this.effectiveFaults();
+    const store = new LogStore(file ? new FileContent(file) : new MemoryContent(), {
+      maxFileSize: faults.containerLogMaxSize ?? null,
+      offsetMinutes: faults.timestampOffset ?? 0,
+    });
     const run: Run = {
       index: c.restartCount,
       containerId: 'containerd://' + randomBytes(32).toString('hex'),
@@ -381,6 +490,7 @@ export class PodRunner {
       finishedAt: null,
       exitCode: null,
       reason: null,
+      removed: false,
     };
     c.current = run;
     if (!this.firstStartSeen) {
@@ -540,28 +650,41 @@ export class PodRunner {
 
   // ---- status ----------------------------------------------------------
 
+  /**
+   * Takes a snapshot of the status and queues it: every state the pod passes
+   * through is written, in order (a slow apiserver delays them, never merges
+   * two different states; identical consecutive ones are written once). The
+   * kubelet's status manager may skip a state that lasted an instant; the
+   * simulator writes it, so a reader never misses one the kubelet can show.
+   */
   private markDirty(): void {
     if (this.vanished) return;
-    this.dirty = true;
+    const patch = this.statusPatch();
+    const key = JSON.stringify(patch);
+    if (key === this.lastQueued) return;
+    this.lastQueued = key;
+    // Bounded: under a long backlog the newest replaces the last one waiting.
+    if (this.queue.length >= MAX_QUEUED_STATUSES) this.queue.pop();
+    this.queue.push(patch);
     if (!this.writing) void this.writeLoop();
   }
 
   private async writeLoop(): Promise<void> {
     this.writing = true;
     let failures = 0;
-    while (this.dirty && !this.vanished) {
-      this.dirty = false;
+    while (this.queue.length > 0 && !this.vanished) {
       try {
-        await this.host.rest.request('PATCH', this.path('/status'), this.statusPatch(), STRATEGIC_MERGE_PATCH);
+        await this.host.rest.request('PATCH', this.path('/status'), this.queue[0], STRATEGIC_MERGE_PATCH);
+        this.queue.shift();
         failures = 0;
       } catch (err) {
         if (err instanceof ApiError && (err.status === 404 || err.status === 409)) {
           // Gone, or a new pod under the same name (uid precondition).
+          this.queue.length = 0;
           break;
         }
         failures++;
         this.host.log(`pod ${this.namespace}/${this.name}: status write failed (${failures}): ${(err as Error).message}`);
-        this.dirty = true;
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** failures)));
       }
     }
@@ -571,9 +694,9 @@ export class PodRunner {
     for (const f of w) f();
   }
 
-  /** Resolves once the latest status has been written. */
+  /** Resolves once every queued status has been written. */
   flushStatus(): Promise<void> {
-    if (this.vanished || (!this.writing && !this.dirty)) return Promise.resolve();
+    if (this.vanished || (!this.writing && this.queue.length === 0)) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -587,22 +710,29 @@ export class PodRunner {
 
   private containerStatus(c: Ctr, nowMs: number) {
     const cur = c.current;
-    const hidden = cur !== null && cur.finishedAt !== null && nowMs < c.hideTerminatedUntil;
+    const hidden = cur !== null && cur.finishedAt !== null && c.hideSeconds > 0 && (c.hideTerminatedUntil === 0 || nowMs < c.hideTerminatedUntil);
     let state: Record<string, unknown>;
     let ready = false;
     let started = false;
-    if (cur && (cur.finishedAt === null || hidden)) {
+    // During the back-off the ended run moves to lastState (convertToAPIContainerStatuses:
+    // `if status.State.Terminated != nil { status.LastTerminationState = status.State }`).
+    const last = c.backOff ? cur : c.last;
+    if (c.backOff) {
+      state = { waiting: c.backOff };
+    } else if (cur && (cur.finishedAt === null || hidden)) {
       state = { running: { startedAt: formatSeconds(cur.startedAt) } };
       started = true;
-      ready = cur.finishedAt === null && !this.terminal;
+      // A running init container is not ready (it becomes ready by exiting 0); a sidecar is like a regular container.
+      ready = cur.finishedAt === null && !this.terminal && !(c.init && !c.sidecar);
     } else if (cur && cur.finishedAt !== null) {
       state = {
         terminated: { exitCode: cur.exitCode, reason: cur.reason, startedAt: formatSeconds(cur.startedAt), finishedAt: formatSeconds(cur.finishedAt), containerID: cur.containerId },
       };
+      // pkg/kubelet/prober/prober_manager.go UpdatePodStatus: a (non-sidecar) init container is ready once it exited 0.
+      ready = c.init && !c.sidecar && cur.exitCode === 0;
     } else {
       state = { waiting: c.waiting };
     }
-    const last = c.last;
     const lastState = last
       ? {
           terminated: {
@@ -614,7 +744,6 @@ export class PodRunner {
           },
         }
       : {};
-    const shown = cur ?? last;
     return {
       name: c.name,
       state,
@@ -622,8 +751,8 @@ export class PodRunner {
       ready,
       restartCount: c.restartCount,
       image: c.image,
-      imageID: shown ? imageId(c.image) : '',
-      ...(shown ? { containerID: shown.containerId } : {}),
+      imageID: cur ? imageId(c.image) : '',
+      ...(cur ? { containerID: cur.containerId } : {}),
       started,
     };
   }
@@ -636,28 +765,43 @@ export class PodRunner {
     const terminal = this.terminal;
     const notReady = regular.filter((c) => !(c.current && c.current.finishedAt === null)).map((c) => c.name);
     const incompleteInit = init.filter((c) => !c.sidecar && c.current?.exitCode !== 0).map((c) => c.name);
-    let phase = this.phase;
+    // The phase getPhase computes (kubelet_pods.go), which the conditions use;
+    // the phase reported holds a terminal value back until the sandbox is
+    // stopped (see play()).
+    let computed = this.phase;
+    const ran = this.initDone && regular.some((c) => c.current !== null);
     if (!terminal) {
-      // The write that shows the last container terminated already carries the terminal phase.
       const initFailed = init.some((c) => c.final && !c.sidecar && (c.current?.exitCode ?? 0) !== 0);
-      if (initFailed) phase = 'Failed';
-      else if (this.initDone && regular.every((c) => c.final)) phase = this.finalPhase(true);
-      else if (this.initDone && regular.some((c) => c.current !== null || c.last !== null)) phase = 'Running';
+      if (initFailed) computed = 'Failed';
+      else if (this.initDone && regular.every((c) => c.final)) computed = this.finalPhase(true);
+      else if (ran) computed = 'Running';
     }
-    const isTerminal = phase === 'Succeeded' || phase === 'Failed';
+    const isTerminal = computed === 'Succeeded' || computed === 'Failed';
+    const phase = isTerminal && !terminal ? (ran ? 'Running' : 'Pending') : computed;
     const ready = notReady.length === 0 && !isTerminal;
-    const readyReason = isTerminal ? 'PodCompleted' : ready ? undefined : 'ContainersNotReady';
+    // pkg/kubelet/status/generate.go: PodFailed / PodCompleted for a terminal phase.
+    const terminalReason = computed === 'Failed' ? 'PodFailed' : 'PodCompleted';
+    const readyReason = isTerminal ? terminalReason : ready ? undefined : 'ContainersNotReady';
     const readyMsg = isTerminal || ready ? undefined : `containers with unready status: [${notReady.join(' ')}]`;
     const initialized = this.initDone || incompleteInit.length === 0;
+    const sandboxReady = this.invalid === null && this.sandboxCreated && !this.sandboxStopped;
     const conditions = [
-      { ...cond('PodReadyToStartContainers', this.invalid === null), lastProbeTime: null, lastTransitionTime: this.transition('PodReadyToStartContainers', String(this.invalid === null)) },
       {
-        ...cond('Initialized', initialized, isTerminal && initialized ? 'PodCompleted' : initialized ? undefined : 'ContainersNotInitialized', initialized ? undefined : `containers with incomplete status: [${incompleteInit.join(' ')}]`),
+        // kubelet/status/generate.go GeneratePodReadyToStartContainersCondition, messages from kubelet/types/constants.go.
+        ...cond('PodReadyToStartContainers', sandboxReady, sandboxReady ? undefined : 'PodSandboxNotReady', sandboxReady ? undefined : this.sandboxCreated ? 'pod sandbox is not ready' : 'no pod sandbox exists'),
+        lastProbeTime: null,
+        lastTransitionTime: this.transition('PodReadyToStartContainers', String(sandboxReady)),
+      },
+      {
+        // generate.go GeneratePodInitializedCondition: PodCompleted only for Succeeded.
+        ...cond('Initialized', initialized, computed === 'Succeeded' && initialized ? 'PodCompleted' : initialized ? undefined : 'ContainersNotInitialized', initialized ? undefined : `containers with incomplete status: [${incompleteInit.join(' ')}]`),
         lastProbeTime: null,
         lastTransitionTime: this.transition('Initialized', String(initialized)),
       },
       { ...cond('Ready', ready, readyReason, readyMsg), lastProbeTime: null, lastTransitionTime: this.transition('Ready', String(ready)) },
       { ...cond('ContainersReady', ready, readyReason, readyMsg), lastProbeTime: null, lastTransitionTime: this.transition('ContainersReady', String(ready)) },
+      // The kubelet always sets PodScheduled=True (kubelet_pods.go generateAPIPodStatus), also for a pod created with spec.nodeName.
+      { ...cond('PodScheduled', true), lastProbeTime: null, lastTransitionTime: this.transition('PodScheduled', 'true') },
     ];
     const status: Record<string, unknown> = {
       phase,
@@ -710,12 +854,20 @@ export class PodRunner {
     const c = this.byName.get(name);
     const pod = this.name;
     if (!c) return { ok: false, status: 404, message: `container "${name}" not found in pod "${pod}"` };
+    // pkg/kubelet/kubelet_pods.go validateContainerLogStatus: previous reads
+    // lastState.terminated; otherwise running, then terminated, then lastState.
+    const last = c.backOff ? c.current : c.last;
+    let run: Run;
     if (previous) {
-      if (!c.last) return { ok: false, status: 400, message: `previous terminated container "${name}" in pod "${pod}" not found` };
-      return { ok: true, store: c.last.store };
-    }
-    if (c.current) return { ok: true, store: c.current.store };
-    if (c.last) return { ok: true, store: c.last.store };
-    return { ok: false, status: 400, message: `container "${name}" in pod "${pod}" is waiting to start: ${c.waiting.reason}` };
+      if (!last) return { ok: false, status: 400, message: `previous terminated container "${name}" in pod "${pod}" not found` };
+      run = last;
+    } else if (c.current && !c.backOff) run = c.current;
+    else if (last) run = last;
+    else return { ok: false, status: 400, message: `container "${name}" in pod "${pod}" is waiting to start: ${c.waiting.reason}` };
+    // A run removed by the container GC: kubelet_pods.go GetKubeletContainerLogs has
+    // already sent the 200 header (a zero-byte write) when kuberuntime's
+    // GetContainerLogs fails, so the error text becomes the body of a 200 response.
+    if (run.removed) return { ok: false, status: 200, message: `unable to retrieve container logs for ${run.containerId}` };
+    return { ok: true, store: run.store };
   }
 }

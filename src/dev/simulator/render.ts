@@ -9,7 +9,7 @@
 // - a follow request continues across rotations and ends once the container
 //   has stopped and everything was sent.
 import type { LogStore } from './log-store.ts';
-import { TS_PREFIX_LEN, TsWriter, splitNs } from './time.ts';
+import { TsWriter, splitNs } from './time.ts';
 
 export interface LogRequest {
   follow: boolean;
@@ -31,13 +31,14 @@ export class LogCursor {
   private readonly sinceSec: number;
   private readonly sinceNsec: number;
   private limitReached = false;
-  private readonly tsw = new TsWriter();
+  private readonly tsw: TsWriter;
   private readonly store: LogStore;
   private readonly timestamps: boolean;
 
   constructor(store: LogStore, req: LogRequest) {
     this.store = store;
     this.timestamps = req.timestamps;
+    this.tsw = new TsWriter(store.offsetMinutes);
     const committed = store.committed;
     let start = store.rotationStart;
     if (req.tailLines !== null) start = Math.max(start, committed - req.tailLines);
@@ -103,13 +104,13 @@ export class LogCursor {
         if (nl) prefixes++;
         nl = !store.partial(k);
       }
-      out = Buffer.allocUnsafe(content.length + prefixes * TS_PREFIX_LEN);
+      out = Buffer.allocUnsafe(content.length + prefixes * this.tsw.len);
       let pos = 0;
       nl = this.isNewLine;
       for (let k = i; k < j; k++) {
         if (nl) {
           this.tsw.write(out, pos, store.sec(k), store.nsec(k));
-          pos += TS_PREFIX_LEN;
+          pos += this.tsw.len;
         }
         const a = store.offset(k) - startOff;
         const b = store.offset(k + 1) - startOff;

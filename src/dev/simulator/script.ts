@@ -3,6 +3,7 @@
 // (`sim.logtail.dev/faults`). Parsing is strict — an unknown key is an error —
 // because a typo that silently does nothing would make a test prove nothing.
 import { STDERR, STDOUT, type StreamId } from './log-store.ts';
+import { parseOffset } from './time.ts';
 
 export const SCRIPT_ANNOTATION = 'sim.logtail.dev/script';
 export const FAULTS_ANNOTATION = 'sim.logtail.dev/faults';
@@ -33,8 +34,20 @@ export interface ContainerScript {
   startDelaySeconds: number;
   /** Seconds the container keeps running after its last line; -1: until the pod is deleted. */
   holdSeconds: number;
-  /** Back-off before restart k (k = 1, 2, …) is restartDelaySeconds × 2^(k-1), capped at 300 s. */
+  /**
+   * The kubelet's initial crash-loop back-off (initialCrashLoopBackOff, 10 s):
+   * restart 1 is immediate, restart k ≥ 2 waits restartDelaySeconds × 2^(k-2)
+   * from the exit, capped at 300 s (see backoff.ts).
+   */
   restartDelaySeconds: number;
+  /**
+   * How long a state that needs one more pod sync stays visible: `terminated`
+   * before an immediate restart, `CrashLoopBackOff` after the back-off ran out
+   * (≤ 0.1 s observed on the hollow kubelet; default 0.1).
+   */
+  syncSeconds: number;
+  /** Longest `terminated` is shown before `CrashLoopBackOff` (the kubelet's syncFrequency, default 60 s). */
+  resyncSeconds: number;
 }
 
 export interface PodScript {
@@ -51,6 +64,8 @@ export interface Faults {
   endStreamAfterBytes?: number;
   stallAfterBytes?: number;
   containerLogMaxSize?: number;
+  /** Fixed UTC offset of the runtime's timestamps, in minutes (from `±hh:mm`). */
+  timestampOffset?: number;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -88,7 +103,17 @@ function num(v: Json, path: string, min: number, exclusiveMin = false): number {
 }
 
 const SEGMENT_KEYS = ['lines', 'lineBytes', 'text', 'textBase64', 'repeat', 'linesPerSecond', 'burst', 'stream', 'stderrEvery', 'pauseSeconds'] as const;
-const CONTAINER_KEYS = [...SEGMENT_KEYS, 'segments', 'exitCode', 'exitCodes', 'startDelaySeconds', 'holdSeconds', 'restartDelaySeconds'] as const;
+const CONTAINER_KEYS = [...SEGMENT_KEYS, 'segments', 'exitCode', 'exitCodes', 'startDelaySeconds', 'holdSeconds', 'restartDelaySeconds', 'syncSeconds', 'resyncSeconds'] as const;
+
+/**
+ * The kubelet's timings: initialCrashLoopBackOff (pkg/kubelet/kubelet.go);
+ * the default syncFrequency, 1 min (the hollow kubelet runs the kubelet's
+ * default configuration); how long CrashLoopBackOff, or terminated before an
+ * immediate restart, stayed visible on the hollow kubelet (≤ 0.1 s).
+ */
+export const DEFAULT_RESTART_DELAY_SECONDS = 10;
+export const DEFAULT_SYNC_SECONDS = 0.1;
+export const DEFAULT_RESYNC_SECONDS = 60;
 
 export const DEFAULT_LINE_BYTES = 100;
 
@@ -160,7 +185,9 @@ function parseContainer(o: Json, path: string): ContainerScript {
     exitCodes,
     startDelaySeconds: o.startDelaySeconds === undefined ? 0 : num(o.startDelaySeconds, `${path}.startDelaySeconds`, 0),
     holdSeconds,
-    restartDelaySeconds: o.restartDelaySeconds === undefined ? 1 : num(o.restartDelaySeconds, `${path}.restartDelaySeconds`, 0),
+    restartDelaySeconds: o.restartDelaySeconds === undefined ? DEFAULT_RESTART_DELAY_SECONDS : num(o.restartDelaySeconds, `${path}.restartDelaySeconds`, 0),
+    syncSeconds: o.syncSeconds === undefined ? DEFAULT_SYNC_SECONDS : num(o.syncSeconds, `${path}.syncSeconds`, 0),
+    resyncSeconds: o.resyncSeconds === undefined ? DEFAULT_RESYNC_SECONDS : num(o.resyncSeconds, `${path}.resyncSeconds`, 0),
   };
 }
 
@@ -171,7 +198,9 @@ export function defaultContainerScript(): ContainerScript {
     exitCodes: [0],
     startDelaySeconds: 0,
     holdSeconds: 0,
-    restartDelaySeconds: 1,
+    restartDelaySeconds: DEFAULT_RESTART_DELAY_SECONDS,
+    syncSeconds: DEFAULT_SYNC_SECONDS,
+    resyncSeconds: DEFAULT_RESYNC_SECONDS,
   };
 }
 
@@ -234,6 +263,7 @@ const FAULT_KEYS = [
   'endStreamAfterBytes',
   'stallAfterBytes',
   'containerLogMaxSize',
+  'timestampOffset',
 ] as const;
 
 /** Parses the faults annotation (on a pod or a node); undefined gives no faults. */
@@ -257,6 +287,11 @@ export function parseFaults(raw: string | undefined): Parsed<Faults> {
     if (j.endStreamAfterBytes !== undefined) f.endStreamAfterBytes = int(j.endStreamAfterBytes, `${p}: endStreamAfterBytes`, 1);
     if (j.stallAfterBytes !== undefined) f.stallAfterBytes = int(j.stallAfterBytes, `${p}: stallAfterBytes`, 0);
     if (j.containerLogMaxSize !== undefined) f.containerLogMaxSize = parseSize(j.containerLogMaxSize, `${p}: containerLogMaxSize`);
+    if (j.timestampOffset !== undefined) {
+      const off = typeof j.timestampOffset === 'string' ? parseOffset(j.timestampOffset) : null;
+      if (off === null) fail(`${p}: timestampOffset`, `must be a UTC offset "+hh:mm" or "-hh:mm" (hh 00-23, mm 00-59), got ${JSON.stringify(j.timestampOffset)}`);
+      f.timestampOffset = off;
+    }
     return { ok: true, value: f };
   } catch (err) {
     if (err instanceof ScriptError) return { ok: false, error: err.message };
@@ -267,10 +302,4 @@ export function parseFaults(raw: string | undefined): Parsed<Faults> {
 /** Node faults apply to every pod on the node; a pod's own keys win. */
 export function mergeFaults(node: Faults, pod: Faults): Faults {
   return { ...node, ...pod };
-}
-
-/** Back-off before restart number `restart` (1-based). */
-export function restartDelayMs(script: ContainerScript, restart: number): number {
-  const s = script.restartDelaySeconds * 2 ** Math.max(0, restart - 1);
-  return Math.min(s, 300) * 1000;
 }

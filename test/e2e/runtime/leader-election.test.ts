@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { LeaderElector } from '../../../src/runtime/leader-election.ts';
+import { KubeApi } from '../../../src/adapters/kube-api.ts';
+import { LeaderElector, kubeLeaseApi } from '../../../src/runtime/leader-election.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { cluster, uniqueName } from '../fixture.ts';
 
@@ -26,7 +27,7 @@ describe('runtime/LeaderElector against a real apiserver', function () {
     const replicas = ['a', 'b'].map((identity) => {
       const state = { identity, leading: false, terms: 0, stop: new AbortController(), done: Promise.resolve() };
       const elector = new LeaderElector({
-        kc,
+        api: kubeLeaseApi(new KubeApi(kc)),
         namespace,
         name: 'logtail-operator',
         identity,

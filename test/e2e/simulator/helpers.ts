@@ -168,7 +168,11 @@ export function timestampedLines(out: Buffer): [string, string][] {
   const text = out.toString('latin1');
   const lines = text.split('\n');
   if (lines.at(-1) === '') lines.pop();
-  return lines.map((l) => [l.slice(0, 30), l.slice(31)]);
+  // The prefix is 30 bytes with `Z`, 35 with a numeric offset; it has no space.
+  return lines.map((l) => {
+    const sp = l.indexOf(' ');
+    return [l.slice(0, sp), l.slice(sp + 1)];
+  });
 }
 
 export const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;

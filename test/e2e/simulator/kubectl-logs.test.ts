@@ -37,6 +37,27 @@ describe('node simulator: kubectl logs through the apiserver', function () {
     expect(sha256(Buffer.from(pairs.map(([, rest]) => rest + '\n').join(''), 'latin1'))).to.equal(sha256(rec));
   });
 
+  it('timestampOffset: 35-byte prefixes with the offset; --since-time compares instants', async () => {
+    await createPod(c, ns, 'offset', { script: { containers: { app: { lines: 30, lineBytes: 50, linesPerSecond: 10 } } }, faults: { timestampOffset: '-03:30' } });
+    await waitTerminated(c, ns, 'offset');
+    const rec = recorded(c, ns, 'offset');
+    const stamped = await kubectlRaw(c, ['logs', '-n', ns, 'offset', '--timestamps']);
+    expect(stamped.code, stamped.stderr).to.equal(0);
+    expect(stamped.stdout.length).to.equal(rec.length + 30 * 36);
+    const pairs = timestampedLines(stamped.stdout);
+    expect(pairs.every(([ts]) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}-03:30$/.test(ts))).to.equal(true);
+    expect(Buffer.from(pairs.map(([, rest]) => rest + '\n').join(''), 'latin1').equals(rec)).to.equal(true);
+    // The 20th line's instant, written in UTC: lines from the start of that second on.
+    const local = pairs[19]![0];
+    const instant = new Date(Date.parse(local.slice(0, 19) + '-03:30'));
+    const since = instant.toISOString().slice(0, 19) + 'Z';
+    const expected = pairs.filter(([ts]) => Date.parse(ts.slice(0, 19) + '-03:30') >= instant.getTime()).map(([, rest]) => rest + '\n').join('');
+    const after = await kubectlRaw(c, ['logs', '-n', ns, 'offset', `--since-time=${since}`]);
+    expect(after.code, after.stderr).to.equal(0);
+    expect(after.stdout.toString('latin1')).to.equal(expected);
+    expect(expected.length).to.be.greaterThan(0).and.lessThan(rec.length);
+  });
+
   it('returns >16 KiB lines, same-timestamp bursts and a last line without newline byte-exactly', async () => {
     const long = 'A'.repeat(40_000) + '\n';
     const tailFragment = 'B'.repeat(20_000);

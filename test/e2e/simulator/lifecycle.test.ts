@@ -74,18 +74,59 @@ describe('node simulator: pod lifecycle', function () {
     expect((await kubectlRaw(c, ['logs', '-n', ns, 'slow'])).stdout.toString()).to.equal('late\n');
   });
 
-  it('restarts per restartPolicy with per-run exit codes; --previous shows the run before', async () => {
-    await createPod(c, ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { app: { lines: 2, lineBytes: 40, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } });
+  it('restarts per restartPolicy with per-run exit codes; --previous shows the run before while the next one runs, not once the GC removed it', async () => {
+    await createPod(c, ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { app: { segments: [{ lines: 2, lineBytes: 40 }, { lines: 1, lineBytes: 40, pauseSeconds: 1.5 }], exitCodes: [3, 0] } } } });
+    // Run 1 runs: previous = run 0.
+    await waitPod(c, ns, 'crashy', 'restarted', (p) => p?.status.containerStatuses?.[0]?.restartCount === 1 && p.status.containerStatuses[0]!.state.running !== undefined);
+    const during = await kubectlRaw(c, ['logs', '-n', ns, 'crashy', '--previous']);
+    expect(during.stdout.toString()).to.contain('run=0');
     const p = await waitPod(c, ns, 'crashy', 'Succeeded', isPhase('Succeeded'));
     const cs = p!.status.containerStatuses![0]!;
     expect(cs.restartCount).to.equal(1);
     expect(cs.lastState.terminated!.exitCode).to.equal(3);
     expect(cs.state.terminated!.exitCode).to.equal(0);
     const cur = await kubectlRaw(c, ['logs', '-n', ns, 'crashy']);
-    const prev = await kubectlRaw(c, ['logs', '-n', ns, 'crashy', '--previous']);
     expect(cur.stdout.toString()).to.contain('run=1');
-    expect(prev.stdout.toString()).to.contain('run=0');
     expect(cur.stdout.equals(recorded(c, ns, 'crashy'))).to.equal(true);
+    // Run 1's death removed run 0 (the kubelet keeps one dead container): the kubelet
+    // answers 200 with its error text as the body, and kubectl exits 0.
+    const prev = await kubectlRaw(c, ['logs', '-n', ns, 'crashy', '--previous']);
+    expect(prev.code).to.equal(0);
+    expect(prev.stdout.toString()).to.equal(`unable to retrieve container logs for ${(cs.lastState.terminated as { containerID?: string }).containerID}`);
+  });
+
+  // The kubelet's restart semantics (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses,
+  // validateContainerLogStatus), seen through the apiserver and kubectl.
+  it('during the back-off restartCount stays k and both current and --previous serve run k; run k+1 counts k+1', async () => {
+    const app = { lines: 2, lineBytes: 40, holdSeconds: 0.5, exitCodes: [3, 4, 0], restartDelaySeconds: 4, syncSeconds: 0.3, resyncSeconds: 1 };
+    const watching = watchPod(c, ns, 'backoff', (e) => e.object.status.phase === 'Succeeded', 30_000);
+    await createPod(c, ns, 'backoff', { restartPolicy: 'OnFailure', script: { containers: { app } } });
+    // Run 1 starts 0.3 s after run 0 ends; its back-off (4 s) shows as CrashLoopBackOff from 1 s after its exit.
+    const p = await waitPod(c, ns, 'backoff', 'CrashLoopBackOff', (x) => x?.status.containerStatuses?.[0]?.state.waiting?.reason === 'CrashLoopBackOff');
+    const cs = p!.status.containerStatuses![0]!;
+    expect(cs.restartCount).to.equal(1);
+    expect(cs.lastState.terminated!.exitCode).to.equal(4);
+    const cur = await kubectlRaw(c, ['logs', '-n', ns, 'backoff']);
+    const prev = await kubectlRaw(c, ['logs', '-n', ns, 'backoff', '--previous']);
+    expect(cur.code, cur.stderr).to.equal(0);
+    expect(prev.code, prev.stderr).to.equal(0);
+    expect(cur.stdout.toString()).to.contain('run=1');
+    expect(prev.stdout.equals(cur.stdout)).to.equal(true);
+    const events = await watching;
+    const seq = events
+      .map((e) => e.object.status.containerStatuses?.[0])
+      .filter((x) => x !== undefined)
+      .map((x) => `${Object.keys(x.state)[0]}${x.state.waiting ? ':' + x.state.waiting.reason : ''} rc=${x.restartCount} last=${x.lastState.terminated?.exitCode ?? '-'}`)
+      .filter((x, i, a) => x !== 'waiting:ContainerCreating rc=0 last=-' && (i === 0 || x !== a[i - 1]));
+    expect(seq).to.deep.equal([
+      'running rc=0 last=-',
+      'terminated rc=0 last=-',
+      'running rc=1 last=3',
+      'terminated rc=1 last=3',
+      'waiting:CrashLoopBackOff rc=1 last=4',
+      'running rc=2 last=4',
+      'terminated rc=2 last=4',
+    ]);
   });
 
   it('interleaves stdout and stderr in one stream', async () => {
@@ -103,7 +144,8 @@ describe('node simulator: pod lifecycle', function () {
     expect(del.status).to.equal(200);
     const events = await watching;
     expect(Date.now() - t0).to.be.greaterThan(1500);
-    const killed = events.find((e) => e.object.status.containerStatuses?.[0]?.state.terminated !== undefined);
+    // The kubelet may first write the killed container with the phase still Running, then Failed.
+    const killed = events.find((e) => e.object.status.containerStatuses?.[0]?.state.terminated !== undefined && e.object.status.phase === 'Failed');
     expect(killed, 'a status with the terminated container before removal').to.not.equal(undefined);
     expect(killed!.object.status.containerStatuses![0]!.state.terminated).to.deep.include({ exitCode: 137, reason: 'Error' });
     expect(killed!.object.status.phase).to.equal('Failed');

@@ -90,6 +90,10 @@ export class LogBuilder {
     this.offsetMin = offsetMin;
     return this;
   }
+  /** The timestamp (ns) the next line gets. */
+  get now(): bigint {
+    return this.clock;
+  }
   /** Advances the clock; 0 keeps the next line on exactly the same timestamp. */
   advance(ns: bigint): this {
     this.clock += ns;

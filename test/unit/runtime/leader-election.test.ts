@@ -288,3 +288,29 @@ describe('runtime/LeaderElector', () => {
     expect(server.lease?.spec?.holderIdentity).to.equal(undefined);
   });
 });
+
+describe('runtime/kubeLeaseApi', () => {
+  it('reads, creates and replaces the Lease through KubeApi, with MicroTime strings and the status as `code`', async () => {
+    const { KubeApiError } = await import('../../../src/adapters/kube-api.ts');
+    const { kubeLeaseApi } = await import('../../../src/runtime/leader-election.ts');
+    const calls: [string, string, unknown][] = [];
+    const api = {
+      request: (method: string, path: string, body?: unknown) => {
+        calls.push([method, path, body]);
+        if (method === 'GET') return Promise.reject(new KubeApiError(404, 'NotFound', 'leases "x" not found'));
+        return Promise.resolve(body);
+      },
+    };
+    const leases = kubeLeaseApi(api as never);
+    const err = await leases.readNamespacedLease({ name: 'x', namespace: 'ns' }).catch((e: unknown) => e);
+    expect((err as { code?: number }).code).to.equal(404);
+    await leases.createNamespacedLease({ namespace: 'ns', body: { metadata: { name: 'x' }, spec: { holderIdentity: 'me' } } });
+    await leases.replaceNamespacedLease({ name: 'x', namespace: 'ns', body: { metadata: { name: 'x', resourceVersion: '7' } } });
+    expect(calls.map(([m, p]) => `${m} ${p}`)).to.deep.equal([
+      'GET /apis/coordination.k8s.io/v1/namespaces/ns/leases/x',
+      'POST /apis/coordination.k8s.io/v1/namespaces/ns/leases',
+      'PUT /apis/coordination.k8s.io/v1/namespaces/ns/leases/x',
+    ]);
+    expect(calls[1]![2]).to.deep.include({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease' });
+  });
+});

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { memoryLogger } from '../../../src/runtime/logger.ts';
-import { WorkQueue } from '../../../src/runtime/work-queue.ts';
+import { Result, WorkQueue } from '../../../src/runtime/work-queue.ts';
 import { FakeClock, deferred, settle } from './fake-clock.ts';
 
 describe('runtime/WorkQueue', () => {
@@ -13,6 +13,29 @@ describe('runtime/WorkQueue', () => {
   afterEach(async () => {
     await Promise.all(queues.map((q) => q.shutdown()));
     queues = [];
+  });
+
+  it('acts on the handler\'s Result: requeue after N ms, rate-limited requeue, done', async () => {
+    const clock = new FakeClock();
+    const q = makeQueue({ clock, baseDelayMs: 100, maxDelayMs: 1000 });
+    const calls: [string, number][] = [];
+    const results = new Map([
+      ['ns/after', [Result.after(5000), Result.done]],
+      ['ns/limited', [Result.requeue, Result.requeue, Result.done]],
+      ['ns/done', [Result.done]],
+    ]);
+    q.run((key) => {
+      calls.push([key, clock.now()]);
+      return Promise.resolve(results.get(key)!.shift());
+    }, 2);
+    const t0 = clock.now();
+    for (const k of results.keys()) q.add(k);
+    await clock.advance(10_000);
+    const at = (k: string) => calls.filter(([key]) => key === k).map(([, t]) => t - t0);
+    expect(at('ns/after')).to.deep.equal([0, 5000]);
+    expect(at('ns/limited'), 'base delay, then doubled').to.deep.equal([0, 100, 300]);
+    expect(at('ns/done')).to.deep.equal([0]);
+    expect(q.numRequeues('ns/limited'), 'a done result forgets the failures').to.equal(0);
   });
 
   it('handles a key added several times while it waits only once', async () => {

@@ -171,6 +171,36 @@ describe('simulator log rendering', () => {
     }
   });
 
+  it('timestampOffset: 35-byte prefixes with local time and the offset; sinceTime compares instants', async () => {
+    const s = new LogStore(new MemoryContent(), { offsetMinutes: -210 });
+    rec(s, 0, 5, 'one\n');
+    rec(s, 1, 100, 'AAAA', { partial: true });
+    rec(s, 2, 200, 'BB\n');
+    rec(s, 3, 0, 'last');
+    s.commit();
+    const local = (sec: number, nsec: number) => formatTs(joinNs(T0 + sec, nsec), -210);
+    const all = await render(s, { timestamps: true });
+    expect(all).to.equal(`${local(0, 5)} one\n${local(1, 100)} AAAABB\n${local(3, 0)} last`);
+    expect(local(0, 5)).to.match(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}-03:30$/);
+    for (const line of all.split('\n')) expect(line.indexOf(' ')).to.equal(35);
+    // The same instant written in UTC or another offset selects the same records.
+    const sinceUtc = joinNs(T0 + 2, 0);
+    const sinceLocal = parseRfc3339(formatTs(sinceUtc, -210))!;
+    const sincePlus = parseRfc3339(formatTs(sinceUtc, 330))!;
+    for (const since of [sinceUtc, sinceLocal, sincePlus]) expect(await render(s, { timestamps: true, since })).to.equal(`BB\n${local(3, 0)} last`);
+    // limitBytes counts the longer prefixes.
+    expect(await render(s, { timestamps: true, limitBytes: 40 })).to.equal(`${local(0, 5)} one\n`);
+  });
+
+  it('timestampOffset: the CRI file is 5 bytes longer per record, so rotation comes sooner', () => {
+    const utc = new LogStore(new MemoryContent(), { maxFileSize: 129 });
+    const off = new LogStore(new MemoryContent(), { maxFileSize: 129, offsetMinutes: 60 });
+    for (const s of [utc, off]) for (let i = 0; i < 3; i++) rec(s, 0, i, 'r\n');
+    // 3 × (40 + 2) = 126 < 129; with an offset 3 × 47 = 141: rotated after the third record.
+    expect(utc.rotationStart).to.equal(0);
+    expect(off.rotationStart).to.equal(3);
+  });
+
   it('refuses timestamps that go backwards', () => {
     const s = new LogStore(new MemoryContent());
     rec(s, 1, 0, 'a\n');

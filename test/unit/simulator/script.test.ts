@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { STDERR, STDOUT } from '../../../src/dev/simulator/log-store.ts';
-import { mergeFaults, parseFaults, parseScript, restartDelayMs } from '../../../src/dev/simulator/script.ts';
+import { mergeFaults, parseFaults, parseScript } from '../../../src/dev/simulator/script.ts';
 
 function script(obj: unknown, names = ['app']) {
   return parseScript(JSON.stringify(obj), names);
@@ -31,8 +31,15 @@ describe('simulator script annotation', () => {
     expect(c.segments[0]).to.include({ repeat: 3, burst: 4, stream: STDERR });
     expect(c).to.include({ startDelaySeconds: 2, holdSeconds: -1, restartDelaySeconds: 0.5 });
     expect(c.exitCodes).to.deep.equal([1, 1, 0]);
-    expect(restartDelayMs(c, 1)).to.equal(500);
-    expect(restartDelayMs(c, 3)).to.equal(2000);
+  });
+
+  it("defaults the restart timings to the kubelet's and accepts shorter ones", () => {
+    const d = script({ containers: { app: { lines: 1 } } });
+    expect(d.ok && d.value.containers.get('app')).to.include({ restartDelaySeconds: 10, syncSeconds: 0.1, resyncSeconds: 60 });
+    const s = script({ containers: { app: { lines: 1, restartDelaySeconds: 0.2, syncSeconds: 0.05, resyncSeconds: 0.1 } } });
+    expect(s.ok && s.value.containers.get('app')).to.include({ restartDelaySeconds: 0.2, syncSeconds: 0.05, resyncSeconds: 0.1 });
+    const bad = script({ containers: { app: { syncSeconds: -1 } } });
+    expect(bad.ok).to.equal(false);
   });
 
   it('decodes textBase64 byte-exactly', () => {
@@ -102,6 +109,7 @@ describe('simulator faults annotation', () => {
         endStreamAfterBytes: 77,
         stallAfterBytes: 0,
         containerLogMaxSize: '10Mi',
+        timestampOffset: '-03:30',
       }),
     );
     expect(r.ok).to.equal(true);
@@ -116,7 +124,14 @@ describe('simulator faults annotation', () => {
       endStreamAfterBytes: 77,
       stallAfterBytes: 0,
       containerLogMaxSize: 10 * 1024 * 1024,
+      timestampOffset: -210,
     });
+  });
+
+  it('parses timestampOffset in minutes east of UTC', () => {
+    expect(parseFaults('{"timestampOffset": "+05:45"}')).to.deep.equal({ ok: true, value: { timestampOffset: 345 } });
+    expect(parseFaults('{"timestampOffset": "-00:00"}')).to.deep.equal({ ok: true, value: { timestampOffset: 0 } });
+    expect(parseFaults('{"timestampOffset": "+23:59"}')).to.deep.equal({ ok: true, value: { timestampOffset: 1439 } });
   });
 
   it('accepts no annotation', () => {
@@ -128,6 +143,11 @@ describe('simulator faults annotation', () => {
     ['{"tlsAlertSecs": 1}', /unknown key "tlsAlertSecs"/],
     ['{"deleteGraceSeconds": 1}', /needs deleteAfterSeconds/],
     ['{"containerLogMaxSize": "10MB"}', /containerLogMaxSize/],
+    ['{"timestampOffset": "03:30"}', /timestampOffset: must be a UTC offset/],
+    ['{"timestampOffset": "+24:00"}', /timestampOffset/],
+    ['{"timestampOffset": "+05:60"}', /timestampOffset/],
+    ['{"timestampOffset": "-3:30"}', /timestampOffset/],
+    ['{"timestampOffset": -210}', /timestampOffset/],
     ['[1]', /must be a JSON object/],
     ['not json', /not valid JSON/],
   ] as const) {

@@ -1,0 +1,60 @@
+// The LogTail's outcome from how each container's runs ended. Pure.
+
+export type RunEnd =
+  | { kind: 'stored' }
+  | { kind: 'partial'; reason: string; message: string }
+  | { kind: 'failed'; reason: string; message: string };
+
+const RANK = { stored: 0, partial: 1, failed: 2 } as const;
+
+/** The worse of two ends (failed > partial > stored; the first of equals wins). */
+export function worse(a: RunEnd, b: RunEnd): RunEnd {
+  return RANK[b.kind] > RANK[a.kind] ? b : a;
+}
+
+export interface OutcomeInput {
+  /** The worst end of each selected container. */
+  ends: RunEnd[];
+  /** Some object was committed. */
+  storedAny: boolean;
+  storedCount: number;
+  /** The pod's phase on a last read; undefined when the pod is gone. */
+  podPhase: string | undefined;
+  podGone: boolean;
+  /** Exit code of each container's last captured run (undefined: not known). */
+  lastExitCodes: (number | undefined)[];
+}
+
+export interface Outcome {
+  phase: 'Complete' | 'Incomplete' | 'Failed';
+  reason: string;
+  message: string;
+  result: 'Succeeded' | 'Failed' | 'Unknown';
+  exitCode: number | undefined;
+}
+
+export function outcome(i: OutcomeInput): Outcome {
+  const failed = i.ends.filter((e) => e.kind === 'failed');
+  const partial = i.ends.filter((e) => e.kind === 'partial');
+  const bad = [...failed, ...partial] as Exclude<RunEnd, { kind: 'stored' }>[];
+  let phase: Outcome['phase'] = 'Complete';
+  let reason = 'Captured';
+  let message = `stored ${i.storedCount} object(s)`;
+  if (bad.length > 0) {
+    phase = failed.length > 0 && !i.storedAny ? 'Failed' : 'Incomplete';
+    reason = bad[0]!.reason;
+    message = bad.map((f) => f.message).join('; ');
+  }
+  const codes = i.lastExitCodes;
+  let result: Outcome['result'] = 'Unknown';
+  if (i.podPhase === 'Succeeded') result = 'Succeeded';
+  else if (i.podPhase === 'Failed') result = 'Failed';
+  else if (!i.podGone && codes.length > 0 && codes.every((e) => e !== undefined)) result = codes.some((e) => e !== 0) ? 'Failed' : 'Succeeded';
+  if (i.podGone) {
+    result = 'Unknown';
+    if (reason === 'Captured') reason = 'PodDeleted';
+  }
+  const nonZero = codes.find((e) => e !== undefined && e !== 0);
+  const exitCode = nonZero ?? (codes.length > 0 && codes.every((e) => e === 0) ? 0 : undefined);
+  return { phase, reason, message, result, exitCode };
+}

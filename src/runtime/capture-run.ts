@@ -1,0 +1,546 @@
+// Reads one run of one container into one object. A loop of passes, each
+// decided by src/core/capture:
+// - while the run is running: a follow stream from the checkpoint;
+// - once it has ended: a `tailLines` proof window (core/capture/drain.ts);
+//   when that shows more, a read from the checkpoint; when it is
+//   inconclusive, again within the retry budget, then Incomplete/DrainUnproven.
+// Before and after every request the pod is read again: another UID under
+// the pod's name ends the run as PodDeleted, and the run is located by its
+// container ID ("current" or "previous", core/capture/runs.ts).
+import { createHash } from 'node:crypto';
+import { CaptureError } from '../adapters/errors.ts';
+import { Backoff, retry } from '../adapters/retry.ts';
+import type { ObjectWriter } from '../adapters/store/types.ts';
+import { judgeWindow, proofPlan, type StoredSoFar } from '../core/capture/drain.ts';
+import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capture/failure.ts';
+import type { RunEnd } from '../core/capture/outcome.ts';
+import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
+import { renderKey } from '../core/key-template.ts';
+import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
+import type { ContainerCapture } from '../core/status.ts';
+import type { CaptureDaemon } from './capture-daemon.ts';
+import { containerStatus, podTerminal } from './capture-ports.ts';
+import { ContentSink } from './content-sink.ts';
+
+/** Output is batched up to this size while more input is already queued. */
+const FLUSH_BYTES = 512 << 10;
+/** Reads that add nothing before a run whose end cannot be proven is committed as it is. */
+const QUIET_READS_BEFORE_UNPROVEN = 3;
+/** Most records a proof window is widened by. */
+const MAX_WINDOW_EXTRA = 4096;
+/** A proof window larger than this is not read to its end (it is inconclusive). */
+const WINDOW_MAX_BYTES = 16 << 20;
+
+export interface RunTarget {
+  name: string;
+  init: boolean;
+  run: ServedRun;
+}
+
+type Where = { kind: 'run'; run: ServedRun; podTerminal: boolean } | { kind: 'gone'; replaced: boolean } | { kind: 'unavailable'; message: string } | { kind: 'unserved' };
+
+type Gap = { reason: string; message: string; discard?: boolean };
+
+export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd> {
+  const c = d.entry(t.name, t.run.index, t.init);
+  if (d.deps.slots.inUse >= d.deps.slots.capacity && d.status.phase === 'Pending') {
+    d.setPhase('Pending', 'WaitingForSlot', `waiting for a free stream slot (--max-concurrent-streams=${d.deps.slots.capacity})`);
+    await d.publish(true);
+  }
+  await d.deps.slots.acquire(d.signal);
+  d.deps.metrics?.activeStreams.inc();
+  try {
+    let writer: ObjectWriter;
+    try {
+      writer = await openWriter(d, objectKey(d, t));
+    } catch (err) {
+      return failRun(d, c, err);
+    }
+    return await new RunCapture(d, t, c, writer).execute();
+  } finally {
+    d.deps.slots.release();
+    d.deps.metrics?.activeStreams.dec();
+  }
+}
+
+function objectKey(d: CaptureDaemon, t: RunTarget): string {
+  const vars = { namespace: d.ns, logtail: d.lt.metadata.name!, pod: d.spec.podName, container: t.name, uid: d.status.podUID!, restart: t.run.index, date: d.status.startTime!.slice(0, 10) };
+  return renderKey(d.spec.keyTemplate, vars, { compression: d.spec.compression });
+}
+
+async function openWriter(d: CaptureDaemon, key: string): Promise<ObjectWriter> {
+  const opts = { contentType: 'text/plain; charset=utf-8', contentEncoding: d.spec.compression === 'gzip' ? 'gzip' : undefined };
+  return retry(() => d.deps.store.create(key, opts), { initialIntervalMs: 500, maxIntervalMs: 10_000, maxElapsedMs: d.spec.retry.maxElapsedMs }, {
+    signal: d.signal,
+    now: () => d.clock.now(),
+    sleep: (ms, s) => d.clock.sleep(ms, s),
+  });
+}
+
+function failRun(d: CaptureDaemon, c: ContainerCapture, err: unknown): RunEnd {
+  if (d.signal.aborted) throw d.signal.reason;
+  const cause = (err as { lastError?: unknown }).lastError ?? err;
+  const reason = (cause as { reason?: string }).reason ?? 'InternalError';
+  const message = String((cause as Error)?.message ?? cause);
+  c.state = 'Failed';
+  c.lastError = `${reason}: ${message}`;
+  if (isStoreReason(reason)) d.deps.metrics?.storeErrors.inc({ reason });
+  return { kind: 'failed', reason: giveUpReason(reason, 0), message };
+}
+
+class RunCapture {
+  private readonly d: CaptureDaemon;
+  private readonly t: RunTarget;
+  private readonly c: ContainerCapture;
+  private readonly writer: ObjectWriter;
+  private readonly sink: ContentSink;
+  private readonly filter: ResumeFilter;
+  private readonly backoff: Backoff;
+  private readonly firstTimestampBefore: string | undefined;
+  private run: ServedRun;
+  /** What the object lacks, reported at commit (the first note, or what ended the run). */
+  private gap: Gap | undefined;
+  /** Reading this run is over (a gap ended it). */
+  private stopped = false;
+  /** Records added to the proof window after windows that did not reach back far enough. */
+  private windowExtra = 0;
+  /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
+  private quietReads = 0;
+  /** The run ended by the pod's phase, its terminated state never written. */
+  private endedByPhase = false;
+  /** A resumed request may continue past a missing checkpoint (the log was rotated). */
+  private relaxed = false;
+  /**
+   * The last read started at the top of the log and stored bytes, and no read
+   * of the pod since has shown ours still there: should another pod of the
+   * same name show up now, those bytes may be that pod's.
+   */
+  private unconfirmedFromTop = false;
+  private pieces: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(d: CaptureDaemon, t: RunTarget, c: ContainerCapture, writer: ObjectWriter) {
+    this.d = d;
+    this.t = t;
+    this.c = c;
+    this.writer = writer;
+    this.run = t.run;
+    this.sink = new ContentSink(writer, d.spec.compression);
+    // inPlace: the socket's chunks are ours; stripping timestamps then
+    // compacts each chunk instead of copying it.
+    this.filter = new ResumeFilter({ keepTimestamps: d.spec.timestamps, inPlace: true });
+    this.backoff = new Backoff(d.spec.retry, { now: () => d.clock.now() });
+    // The object is rewritten from the top on every (re)start of the
+    // operator: what an earlier process uploaded was never committed.
+    this.firstTimestampBefore = c.firstTimestamp;
+    Object.assign(c, { bytes: 0, lines: 0, checkpoint: undefined, state: 'Streaming', lastError: undefined });
+  }
+
+  async execute(): Promise<RunEnd> {
+    try {
+      await this.announce();
+      await this.passes();
+      if (this.gap?.discard) {
+        await this.writer.abort();
+        this.c.state = 'Failed';
+        this.c.lastError = `${this.gap.reason}: ${this.gap.message}`;
+        this.c.bytes = 0;
+        return { kind: 'failed', ...this.gap };
+      }
+      this.recordTermination();
+      return await this.commit();
+    } catch (err) {
+      this.sink.destroy();
+      await this.writer.abort().catch((e: unknown) => this.d.log.warn('abort of upload failed', { error: String(e) }));
+      return failRun(this.d, this.c, err);
+    }
+  }
+
+  private async announce(): Promise<void> {
+    const d = this.d;
+    if (d.status.phase !== 'Pending') return;
+    d.setPhase('Streaming', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
+    await d.publish(true);
+    await d.event('Normal', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
+  }
+
+  /** Until the run is drained (proven), or a gap ends it. */
+  private async passes(): Promise<void> {
+    while (!this.stopped) {
+      this.d.signal.throwIfAborted();
+      const where = await this.locate();
+      if (where.kind !== 'run') {
+        this.end(this.gapFor(where));
+        return;
+      }
+      this.run = where.run;
+      if (!this.run.ended && !this.endedByPhase) await this.followPass(where.podTerminal);
+      else if (await this.drainStep()) return;
+    }
+  }
+
+  /** A gap the capture continues past (e.g. a rotated log): reported, reading goes on. */
+  private note(g: Gap): void {
+    if (!this.gap) this.gap = g;
+  }
+
+  /** A gap that ends reading this run; an earlier note is kept in the message. */
+  private end(g: Gap): void {
+    this.stopped = true;
+    const prev = this.gap;
+    this.gap = prev && !g.discard ? { ...g, message: `${g.message}; ${prev.message}` } : g;
+  }
+
+  private gapFor(where: Exclude<Where, { kind: 'run' }>): Gap {
+    const { name } = this.t;
+    const pod = this.d.spec.podName;
+    if (where.kind === 'gone') {
+      if (where.replaced && this.unconfirmedFromTop) {
+        return { reason: 'PodDeleted', message: `pod ${pod} was replaced by another pod of the same name right as ${name} was read; nothing stored`, discard: true };
+      }
+      const message = where.replaced ? `pod ${pod} was replaced by another pod of the same name while ${name} was captured` : `pod ${pod} was deleted while ${name} was captured; its log may be cut short`;
+      return { reason: 'PodDeleted', message };
+    }
+    if (where.kind === 'unavailable') return { reason: 'ApiUnavailable', message: `${name} run ${this.run.index}: ${where.message}; stored what was read` };
+    return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it; stored what was read` };
+  }
+
+  /** A fresh read of the pod, and where the run is served now. */
+  private async locate(): Promise<Where> {
+    const seen = await this.d.observePod();
+    if (seen.kind === 'unavailable') return seen;
+    if (seen.kind === 'gone') return seen;
+    // Our pod exists after the last read: that read was of our pod (two pods
+    // of one name never exist at once).
+    this.unconfirmedFromTop = false;
+    const run = locateRun(containerView(containerStatus(seen.pod, this.t.name)), this.run.id);
+    if (!run) return { kind: 'unserved' };
+    return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(seen.pod) };
+  }
+
+  // ------------------------------------------------------------- passes
+
+  /** Follows the running run from the checkpoint until its stream ends. */
+  private async followPass(terminal: boolean): Promise<void> {
+    const r = await this.read(true);
+    if (r.error) return this.onFailure(r.error, r.progressed, false);
+    const where = await this.locate();
+    if (where.kind !== 'run') {
+      this.end(this.gapFor(where));
+      return;
+    }
+    if (where.run.ended) return;
+    if (where.podTerminal || terminal) {
+      // The phase can turn terminal before state.terminated is written:
+      // wait for it within the terminated-state budget.
+      if (!(await this.awaitTerminated())) this.endedByPhase = true;
+      return;
+    }
+    await this.onFailure(new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended while the container is still running`), r.progressed, false);
+  }
+
+  /** True when the pod showed the run ended within the terminated-state budget. */
+  private async awaitTerminated(): Promise<boolean> {
+    const b = new Backoff(this.d.spec.terminatedRetry, { now: () => this.d.clock.now() });
+    for (let delay = b.next(); delay !== undefined; delay = b.next()) {
+      await this.d.clock.sleep(delay, this.d.signal);
+      const where = await this.locate();
+      if (where.kind !== 'run') return false;
+      if (where.run.ended) return true;
+    }
+    this.c.lastError = `TerminatedStateMissing: ${this.t.name} has no terminated state after ${Math.round(this.d.spec.terminatedRetry.maxElapsedMs / 1000)} s`;
+    return false;
+  }
+
+  /** One step of draining an ended run; true when it is finished (drained, or given up). */
+  private async drainStep(): Promise<boolean> {
+    const plan = proofPlan(this.stored());
+    if (plan.kind === 'impossible') {
+      const r = await this.read(false);
+      if (r.error) return this.onFailure(r.error, r.progressed, true).then(() => this.stopped);
+      // Nothing can prove this end; a read that adds nothing may still have
+      // been cut, so a few are asked before the run is committed as it is.
+      this.quietReads = r.progressed ? 0 : this.quietReads + 1;
+      if (this.quietReads >= QUIET_READS_BEFORE_UNPROVEN) this.end({ reason: 'DrainUnproven', message: `${this.t.name} run ${this.run.index}: ${plan.why}` });
+      else if (!r.progressed) await this.d.clock.sleep(this.backoff.next() ?? 0, this.d.signal);
+      return this.stopped;
+    }
+    const verdict = await this.proofWindow(plan.tailLines + this.windowExtra);
+    if (verdict.kind === 'drained') {
+      // An empty log that an earlier process of this capture saw lines in: rotated away.
+      if (this.filter.bytes === 0 && this.firstTimestampBefore) {
+        this.end({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: an earlier read saw its log start at ${this.firstTimestampBefore}; the kubelet now serves none of it (rotated)` });
+      }
+      return true;
+    }
+    if (verdict.kind === 'more') {
+      const r = await this.read(false);
+      if (r.error) await this.onFailure(r.error, r.progressed, true);
+      // The window showed more than a read from the checkpoint brings (e.g. a
+      // window starting inside a long line): that is no proof either way.
+      else if (!r.progressed) await this.countFailure('DrainUnproven', `${verdict.why}, but a read from the checkpoint adds nothing`, false);
+      return this.stopped;
+    }
+    this.d.log.debug('drain not proven yet', { container: this.t.name, restart: this.run.index, why: verdict.why });
+    // Lines longer than one record before the last line: reach further back.
+    if (verdict.wider) this.windowExtra = Math.min(MAX_WINDOW_EXTRA, Math.max(1, this.windowExtra * 2));
+    await this.countFailure('DrainUnproven', verdict.why, false);
+    return this.stopped;
+  }
+
+  private stored(): StoredSoFar {
+    const cp = this.filter.checkpoint();
+    return { checkpoint: cp, bytes: this.filter.bytes, lines: this.filter.lines };
+  }
+
+  /** Asks for the last `n` records of the ended run; the run must be where it was before and after. */
+  private async proofWindow(n: number): Promise<ReturnType<typeof judgeWindow>> {
+    const before = this.run;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      const stream = await this.d.deps.logs.open(this.request({ follow: false, tailLines: n }));
+      for await (const chunk of stream) {
+        chunks.push(Buffer.from(chunk));
+        size += chunk.length;
+        if (size > WINDOW_MAX_BYTES) {
+          stream.close();
+          return { kind: 'inconclusive', why: `the window is larger than ${WINDOW_MAX_BYTES} bytes` };
+        }
+      }
+    } catch (err) {
+      this.d.signal.throwIfAborted();
+      return { kind: 'inconclusive', why: `the window request failed: ${String((err as Error)?.message ?? err)}` };
+    }
+    const where = await this.locate();
+    if (where.kind !== 'run') {
+      const g = this.gapFor(where);
+      this.end(g);
+      return { kind: 'inconclusive', why: g.message };
+    }
+    if (where.run.previous !== before.previous) return { kind: 'inconclusive', why: 'the run moved between "current" and "previous" during the window' };
+    return judgeWindow(Buffer.concat(chunks, size), this.stored(), n);
+  }
+
+  private request(o: { follow: boolean; tailLines?: number }) {
+    const resuming = this.filter.checkpoint() !== undefined || this.filter.bytes > 0;
+    return {
+      namespace: this.d.ns,
+      pod: this.d.spec.podName,
+      container: this.t.name,
+      follow: o.follow,
+      timestamps: true,
+      sinceTime: o.tailLines === undefined && resuming ? this.filter.sinceTime() : undefined,
+      tailLines: o.tailLines,
+      previous: this.run.previous || undefined,
+      idleTimeoutMs: this.d.deps.idleTimeoutMs,
+      signal: this.d.signal,
+    };
+  }
+
+  /** One request read through the resume filter into the object. */
+  private async read(follow: boolean): Promise<{ progressed: boolean; fromTop: boolean; error?: unknown }> {
+    const fromTop = this.filter.checkpoint() === undefined && this.filter.bytes === 0;
+    const before = this.filter.bytes;
+    // A relaxed read (past a missing checkpoint) is the one read that cannot
+    // tell our pod's log from another's: it is bounded (no follow), held in
+    // memory, and stored only if the pod is still ours afterwards.
+    const hold = this.relaxed;
+    this.relaxed = false;
+    let error: unknown;
+    try {
+      const stream = await this.d.deps.logs.open(this.request({ follow: follow && !hold }));
+      // Every resumed request is strict: a stream without our checkpoint line
+      // is another run, another pod, or a rotated log, decided in onMismatch.
+      this.filter.beginConnection({ strict: !hold });
+      for await (const chunk of stream) {
+        this.filter.push(chunk, this.emit);
+        if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) await this.flush();
+      }
+      this.afterConnection();
+      if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);
+    } catch (err) {
+      if (this.d.signal.aborted) throw this.d.signal.reason;
+      error = err;
+    }
+    // What the filter emitted before a break is part of the log: store it.
+    if (hold) await this.releaseHeld();
+    else await this.flush();
+    if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
+    return { progressed: this.filter.bytes > before, fromTop, error };
+  }
+
+  /** Stores what a relaxed read emitted if the pod is still ours; otherwise drops it and ends the run. */
+  private async releaseHeld(): Promise<void> {
+    const where = await this.locate();
+    if (where.kind === 'gone' || where.kind === 'unavailable') {
+      this.pieces = [];
+      this.pendingBytes = 0;
+      this.end(this.gapFor(where));
+      return;
+    }
+    await this.flush();
+  }
+
+  private readonly emit = (b: Buffer): void => {
+    this.pieces.push(b);
+    this.pendingBytes += b.length;
+  };
+
+  private async flush(): Promise<void> {
+    const batch = this.pieces;
+    const n = this.pendingBytes;
+    this.pieces = [];
+    this.pendingBytes = 0;
+    for (const piece of batch) await this.sink.write(piece);
+    if (n > 0) this.d.deps.metrics?.bytesCaptured.inc({ namespace: this.d.ns }, n);
+    const c = this.c;
+    c.bytes = this.filter.bytes;
+    c.lines = this.filter.lines;
+    if (this.filter.malformedLines > 0) c.malformedLines = this.filter.malformedLines;
+    if (!c.firstTimestamp && this.filter.firstTimestamp) {
+      // Durable at once: a restarted operator reads the run again from the
+      // top and can tell a rotated log only by this.
+      c.firstTimestamp = this.filter.firstTimestamp;
+      await this.d.publish(true);
+    }
+    const cp = this.filter.checkpoint();
+    c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
+  }
+
+  /** Anomalies a finished connection may reveal: they become the run's gap, never hidden. */
+  private afterConnection(): void {
+    const f = this.filter;
+    const cp = f.checkpoint();
+    const endedAt = this.run.terminated?.finishedAt;
+    if (endedAt && cp && stampedInLaterSecond(cp.time, endedAt)) {
+      this.note({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the stream carried lines stamped ${cp.time}, after the run finished at ${endedAt}` });
+    }
+    if (f.gaps > 0) this.note({ reason: 'LogGap', message: `${this.t.name}: ${f.lastAnomaly ?? 'the resumed stream did not continue where the last one stopped'}` });
+    if (f.firstTimestamp && this.firstTimestampBefore && f.firstTimestamp !== this.firstTimestampBefore) {
+      this.note({ reason: 'LogGap', message: `${this.t.name}: the log starts at ${f.firstTimestamp}, an earlier run of the capture saw it start at ${this.firstTimestampBefore} (rotated by the kubelet)` });
+    }
+  }
+
+  // ------------------------------------------------------------- failures
+
+  private async onFailure(err: unknown, progressed: boolean, runEnded: boolean): Promise<void> {
+    if (err instanceof ResumeMismatchError) return this.onMismatch(err);
+    const ce = err instanceof CaptureError ? err : new CaptureError('KubeletUnreachable', 'transient', String((err as Error)?.message ?? err), { cause: err });
+    if (ce.reason === 'PodNotFound' || ce.reason === 'ContainerNotFound' || ce.reason === 'BadRequest') {
+      const where = await this.locate();
+      if (where.kind !== 'run') {
+        this.end(this.gapFor(where));
+        return;
+      }
+      if (ce.reason === 'BadRequest' && this.run.previous) {
+        this.end({ reason: 'LogGap', message: `${this.t.name} run ${this.run.index}: the kubelet no longer serves it (${ce.message})` });
+        return;
+      }
+    }
+    const action = classifyStreamFailure({ reason: ce.reason, kind: ce.kind, progressed, runEnded });
+    if (action.kind === 'reopen') {
+      this.backoff.reset();
+      return;
+    }
+    if (action.kind === 'give-up') {
+      this.c.lastError = `${ce.reason}: ${ce.message}`;
+      if (this.filter.bytes > 0) this.end({ reason: giveUpReason(ce.reason, this.filter.bytes), message: ce.message });
+      else throw ce;
+      return;
+    }
+    if (action.resetBudget) this.backoff.reset();
+    await this.countFailure(ce.reason, ce.message, true, ce.retryAfterMs);
+  }
+
+  /** A failure: counted, reported, and retried after a delay while the budget lasts. */
+  private async countFailure(reason: string, message: string, stream: boolean, minDelayMs = 0): Promise<void> {
+    const c = this.c;
+    c.streamRetries = (c.streamRetries ?? 0) + 1;
+    c.lastError = `${reason}: ${message}`;
+    this.d.deps.metrics?.streamRetries.inc({ reason });
+    const delay = this.backoff.next(minDelayMs);
+    if (delay === undefined) {
+      const msg = `gave up on ${this.t.name} after ${c.streamRetries} retries within ${Math.round(this.d.spec.retry.maxElapsedMs / 1000)} s: ${message}`;
+      if (this.filter.bytes > 0 || !stream) this.end({ reason: stream ? giveUpReason(reason, this.filter.bytes) : reason, message: msg });
+      else throw new CaptureError(giveUpReason(reason, 0) as CaptureError['reason'], 'permanent', msg);
+      return;
+    }
+    this.d.log.info('log stream retry', { container: this.t.name, reason, delayMs: Math.round(delay), attempt: c.streamRetries, error: message });
+    this.d.retryEvent(`${this.t.name}: ${message}; retrying in ${Math.round(delay)} ms (retry ${c.streamRetries})`);
+    await this.d.publish(c.streamRetries === 1);
+    await this.d.clock.sleep(delay, this.d.signal);
+  }
+
+  /**
+   * A resumed stream did not contain the checkpoint line. Another pod: the
+   * run ends as PodDeleted. The run moved ("current" now serves a newer run):
+   * the next pass asks where it is now. Otherwise, once a moment has passed
+   * without either, the log was rotated: continue with a recorded gap.
+   */
+  private async onMismatch(err: ResumeMismatchError): Promise<void> {
+    const before = this.run;
+    let where = await this.locate();
+    if (where.kind === 'run' && where.run.previous === before.previous) {
+      await this.d.waitPodChange(1000);
+      where = await this.locate();
+      if (where.kind === 'run' && where.run.previous === before.previous) this.relaxed = true;
+    }
+    if (where.kind !== 'run') this.end(this.gapFor(where));
+    this.d.log.info('resume point not in the served log', { container: this.t.name, restart: this.run.index, relaxed: this.relaxed, error: err.message });
+  }
+
+  // ------------------------------------------------------------- the end
+
+  private recordTermination(): void {
+    const term = this.run.terminated;
+    if (!term) return;
+    Object.assign(this.c, { exitCode: term.exitCode, reason: term.reason, startedAt: term.startedAt, finishedAt: term.finishedAt, state: 'Terminated' });
+  }
+
+  private async commit(): Promise<RunEnd> {
+    const digest = await this.sink.finish();
+    const t0 = this.d.clock.now();
+    const committed = await this.commitOrAdopt(digest);
+    this.d.deps.metrics?.storeUploadSeconds.observe((this.d.clock.now() - t0) / 1000);
+    if (committed.size !== digest.objectBytes) {
+      throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
+    }
+    const c = this.c;
+    c.object = { uri: committed.uri, size: committed.size, sha256: digest.sha256, objectSha256: digest.objectSha256 };
+    c.bytes = digest.bytes;
+    c.checkpoint = undefined;
+    if (this.gap) {
+      c.state = 'Gap';
+      c.lastError = `${this.gap.reason}: ${this.gap.message}`;
+      await this.d.publish(true);
+      return { kind: 'partial', reason: this.gap.reason, message: this.gap.message };
+    }
+    c.state = 'Stored';
+    await this.d.publish(true);
+    return { kind: 'stored' };
+  }
+
+  /**
+   * Commits; if the key exists already, the object may be our own from before
+   * an operator crash (committed, status not yet written). Identical bytes are
+   * adopted; anything else stays a KeyExists failure, never an overwrite.
+   */
+  private async commitOrAdopt(digest: { sha256: string; objectSha256: string; objectBytes: number }): Promise<{ uri: string; size: number }> {
+    const { writer } = this;
+    const store = this.d.deps.store;
+    try {
+      return await writer.commit({ sha256: digest.sha256, objectSha256: digest.objectSha256 });
+    } catch (err) {
+      if (!(err instanceof CaptureError) || err.reason !== 'KeyExists') throw err;
+      const existing = await store.head(writer.uri).catch(() => undefined);
+      if (!existing || existing.size !== digest.objectBytes) throw err;
+      const h = createHash('sha256');
+      for await (const chunk of await store.read(writer.uri)) h.update(chunk as Buffer);
+      if (h.digest('hex') !== digest.objectSha256) throw err;
+      await writer.abort().catch(() => undefined);
+      this.d.log.info('adopted an identical object committed before a restart', { uri: writer.uri });
+      return { uri: writer.uri, size: existing.size };
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import { expect } from 'chai';
+import { classifyStreamFailure, giveUpReason } from '../../../../src/core/capture/failure.ts';
+import { type OutcomeInput, outcome, worse } from '../../../../src/core/capture/outcome.ts';
+
+describe('core/capture/failure', () => {
+  const table: [string, Parameters<typeof classifyStreamFailure>[0], unknown][] = [
+    // Defect 8: a quiet stream of a running container is reopened, not retried.
+    ['idle timeout while running: reopen, not a failure', { reason: 'StreamStalled', kind: 'transient', progressed: false, runEnded: false }, { kind: 'reopen' }],
+    ['stall of an ended run: a failure', { reason: 'StreamStalled', kind: 'transient', progressed: false, runEnded: true }, { kind: 'retry', resetBudget: false }],
+    ['TLS error: retry', { reason: 'KubeletUnreachable', kind: 'transient', progressed: false, runEnded: false }, { kind: 'retry', resetBudget: false }],
+    ['cut after progress: retry with a fresh budget', { reason: 'StreamEnded', kind: 'transient', progressed: true, runEnded: false }, { kind: 'retry', resetBudget: true }],
+    ['forbidden: give up', { reason: 'Forbidden', kind: 'permanent', progressed: false, runEnded: false }, { kind: 'give-up' }],
+  ];
+  for (const [what, f, want] of table) it(what, () => expect(classifyStreamFailure(f)).to.deep.equal(want));
+
+  it('giveUpReason', () => {
+    expect(giveUpReason('StreamEnded', 10)).to.equal('LogGap');
+    expect(giveUpReason('StreamEnded', 0)).to.equal('KubeletUnreachable');
+    expect(giveUpReason('TooManyRequests', 0)).to.equal('KubeletUnreachable');
+    expect(giveUpReason('StoreDenied', 0)).to.equal('StoreUnavailable');
+    expect(giveUpReason('Forbidden', 0)).to.equal('Forbidden');
+  });
+});
+
+describe('core/capture/outcome', () => {
+  const base: OutcomeInput = { ends: [{ kind: 'stored' }], storedAny: true, storedCount: 1, podPhase: 'Succeeded', podGone: false, lastExitCodes: [0] };
+  const table: [string, Partial<OutcomeInput>, Partial<ReturnType<typeof outcome>>][] = [
+    ['all stored, pod succeeded', {}, { phase: 'Complete', reason: 'Captured', result: 'Succeeded', exitCode: 0 }],
+    ['a partial run', { ends: [{ kind: 'stored' }, { kind: 'partial', reason: 'LogGap', message: 'm' }] }, { phase: 'Incomplete', reason: 'LogGap' }],
+    ['failed with nothing stored', { ends: [{ kind: 'failed', reason: 'Forbidden', message: 'no' }], storedAny: false, storedCount: 0 }, { phase: 'Failed', reason: 'Forbidden' }],
+    ['failed with something stored', { ends: [{ kind: 'failed', reason: 'KeyExists', message: 'k' }, { kind: 'stored' }] }, { phase: 'Incomplete', reason: 'KeyExists' }],
+    ['pod gone: result never guessed', { podGone: true, podPhase: undefined }, { phase: 'Complete', reason: 'PodDeleted', result: 'Unknown' }],
+    ['pod running, exit codes known', { podPhase: 'Running', lastExitCodes: [0, 3] }, { result: 'Failed', exitCode: 3 }],
+    ['an exit code unknown', { podPhase: 'Running', lastExitCodes: [0, undefined] }, { result: 'Unknown', exitCode: undefined }],
+  ];
+  for (const [what, input, want] of table) {
+    it(what, () => {
+      const o = outcome({ ...base, ...input });
+      expect(Object.fromEntries(Object.keys(want).map((k) => [k, o[k as keyof typeof o]]))).to.deep.equal(want);
+    });
+  }
+  it('worse ranks failed > partial > stored', () => {
+    const p = { kind: 'partial', reason: 'a', message: '' } as const;
+    const f = { kind: 'failed', reason: 'b', message: '' } as const;
+    expect(worse({ kind: 'stored' }, p)).to.equal(p);
+    expect(worse(f, p)).to.equal(f);
+    expect(worse(p, { kind: 'partial', reason: 'c', message: '' })).to.equal(p);
+  });
+});

@@ -1,0 +1,379 @@
+// A model of the kubelet serving one node's pods to a capture, for unit tests
+// of the whole capture loop. Restart semantics are the kubelet's, read from
+// its source (k8s.io/kubernetes v1.37.2, pkg/kubelet/kubelet_pods.go
+// convertToAPIContainerStatuses / validateContainerLogStatus; see FACTS.md):
+// - run k is created with restartCount k; the ended run is not counted
+//   during the back-off;
+// - `state.terminated` of run k (before the back-off): current = run k,
+//   previous = run k-1;
+// - back-off (`state.waiting`, restartCount k, lastState.terminated = run k):
+//   current and previous both serve run k;
+// - running run k: current = run k, previous = run k-1;
+// - a request without a servable run: 400 (waiting to start / previous not
+//   found); a missing pod: 404.
+// Log bytes follow cri-client pkg/logs/logs.go (kubelet-sim.ts renders them):
+// sinceTime applies per record, truncated to the second; tailLines counts
+// records and the first record of a window gets a prefix; a follow stream of
+// a run that has ended ends after the last record.
+// Faults per connection: a clean cut after any byte count from 1 (what a cut
+// looks like through the apiserver; before the first byte it is an error), a stall (no bytes, no end), an error.
+import type { V1Pod } from '@kubernetes/client-node';
+import { CaptureError, captureError } from '../../../src/adapters/errors.ts';
+import type { LogStream, LogStreamRequest } from '../../../src/adapters/log-stream.ts';
+import { LogBuilder, type LogRecord, type ReferenceLog, Rng, expectedOutput, truncatedSince } from './kubelet-sim.ts';
+
+export interface ModelClock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface Fault {
+  /** End the response cleanly after this many body bytes. */
+  cutAt?: number;
+  /** After `cutAt` bytes (or at once), send nothing and never end. */
+  stall?: boolean;
+  /** Fail the request with this error instead of answering. */
+  error?: CaptureError;
+}
+
+export class ModelRun {
+  readonly index: number;
+  readonly id: string;
+  readonly builder: LogBuilder;
+  ended = false;
+  /** Records before this index are in rotated files: new requests do not read them. */
+  fileStart = 0;
+  exitCode: number | undefined;
+  readonly startedAt: string;
+  finishedAt: string | undefined;
+  constructor(index: number, id: string, startNs: bigint, startedAt: string, zoneMin = 0) {
+    this.index = index;
+    this.id = id;
+    this.builder = new LogBuilder(startNs, zoneMin);
+    this.startedAt = startedAt;
+  }
+  get records(): LogRecord[] {
+    return this.builder.records;
+  }
+  log(): ReferenceLog {
+    return this.builder.build();
+  }
+  expected(keepTimestamps = false): Buffer {
+    return expectedOutput(this.log(), keepTimestamps);
+  }
+}
+
+type CState = 'created' | 'running' | 'terminated' | 'backoff';
+
+export class ModelContainer {
+  readonly name: string;
+  readonly init: boolean;
+  readonly sidecar: boolean;
+  readonly runs: ModelRun[] = [];
+  state: CState = 'created';
+  constructor(name: string, init: boolean, sidecar: boolean) {
+    this.name = name;
+    this.init = init;
+    this.sidecar = sidecar;
+  }
+  get current(): ModelRun | undefined {
+    return this.runs[this.runs.length - 1];
+  }
+}
+
+export class ModelPod {
+  readonly uid: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly restartPolicy: string;
+  readonly containers: ModelContainer[];
+  phase = 'Pending';
+  deleted = false;
+  constructor(uid: string, name: string, namespace: string, restartPolicy: string, containers: ModelContainer[]) {
+    this.uid = uid;
+    this.name = name;
+    this.namespace = namespace;
+    this.restartPolicy = restartPolicy;
+    this.containers = containers;
+  }
+  container(name: string): ModelContainer {
+    const c = this.containers.find((x) => x.name === name);
+    if (!c) throw new Error(`no container ${name}`);
+    return c;
+  }
+}
+
+export interface PodShape {
+  containers: string[];
+  initContainers?: { name: string; restartPolicy?: string }[];
+  restartPolicy?: string;
+}
+
+export class KubeletModel {
+  readonly clock: ModelClock;
+  readonly rng: Rng;
+  /** Every log request made, in order. */
+  readonly requests: LogStreamRequest[] = [];
+  /** Decides the fault of each log request; default none. */
+  fault: (req: LogStreamRequest, n: number) => Fault = () => ({});
+  /** Decides whether a pod read fails (an error to throw). */
+  apiFault: () => unknown = () => undefined;
+  private readonly byName = new Map<string, ModelPod>();
+  private seq = 0;
+  private logNs: bigint = 1_795_000_000_000_000_000n;
+  private waiters: (() => void)[] = [];
+  /** The runtime's zone, minutes east of UTC (CRI-O stamps local time; 0 prints `Z`). */
+  zoneMin = 0;
+  /** Called after every change (the informer's event). */
+  onChange: () => void = () => {};
+
+  constructor(clock: ModelClock, seed = 1) {
+    this.clock = clock;
+    this.rng = new Rng(seed);
+  }
+
+  addPod(name: string, shape: PodShape, namespace = 'ns'): ModelPod {
+    const init = (shape.initContainers ?? []).map((c) => new ModelContainer(c.name, true, c.restartPolicy === 'Always'));
+    const pod = new ModelPod(`uid-${name}-${++this.seq}`, name, namespace, shape.restartPolicy ?? 'Always', [...init, ...shape.containers.map((c) => new ModelContainer(c, false, false))]);
+    this.byName.set(name, pod);
+    this.changed();
+    return pod;
+  }
+
+  pod(name: string): ModelPod | undefined {
+    const p = this.byName.get(name);
+    return p && !p.deleted ? p : undefined;
+  }
+
+  private changed(): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) w();
+    this.onChange();
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  start(pod: ModelPod, name: string): ModelRun {
+    const c = pod.container(name);
+    const run = new ModelRun(c.runs.length, `containerd://${pod.uid}-${name}-${c.runs.length}`, this.logNs, new Date(this.clock.now()).toISOString(), this.zoneMin);
+    c.runs.push(run);
+    c.state = 'running';
+    if (pod.phase === 'Pending') pod.phase = 'Running';
+    this.changed();
+    return run;
+  }
+
+  /** Appends a line to the running run; `stepNs` 0 keeps the previous line's timestamp. */
+  write(pod: ModelPod, name: string, content: string | Buffer, stepNs = 1_000_000n): void {
+    const run = pod.container(name).current;
+    if (!run || run.ended) throw new Error(`${name} is not running`);
+    run.builder.advance(stepNs).line(content);
+    this.logNs = run.builder.now;
+    this.changed();
+  }
+
+  /** The run ends; the status shows `state.terminated` with the same restartCount. */
+  exit(pod: ModelPod, name: string, exitCode: number): void {
+    const c = pod.container(name);
+    const run = c.current!;
+    run.ended = true;
+    run.exitCode = exitCode;
+    run.finishedAt = new Date(this.clock.now()).toISOString();
+    c.state = 'terminated';
+    this.logNs += 1_000_000_000n;
+    this.changed();
+  }
+
+  /** The kubelet caches the back-off: `state.waiting`, lastState = the ended run, restartCount unchanged. */
+  backoff(pod: ModelPod, name: string): void {
+    pod.container(name).state = 'backoff';
+    this.changed();
+  }
+
+  /**
+   * The kubelet rotates the run's log: new requests read only the new file
+   * (they never read rotated ones); a follow stream already open reads on
+   * across the rotation without losing lines (cri-client pkg/logs/logs.go
+   * reopens the recreated file).
+   */
+  rotate(pod: ModelPod, name: string): void {
+    const run = pod.container(name).current;
+    if (run) run.fileStart = run.records.length;
+    this.changed();
+  }
+
+  setPhase(pod: ModelPod, phase: string): void {
+    pod.phase = phase;
+    this.changed();
+  }
+
+  delete(pod: ModelPod): void {
+    pod.deleted = true;
+    for (const c of pod.containers) if (c.current && !c.current.ended) c.current.ended = true;
+    this.changed();
+  }
+
+  // ------------------------------------------------------------ API view
+
+  v1pod(name: string): V1Pod | undefined {
+    const pod = this.pod(name);
+    if (!pod) return undefined;
+    const statuses = (init: boolean) => pod.containers.filter((c) => c.init === init).map((c) => this.containerStatus(c));
+    return {
+      metadata: { name: pod.name, namespace: pod.namespace, uid: pod.uid },
+      spec: {
+        restartPolicy: pod.restartPolicy,
+        containers: pod.containers.filter((c) => !c.init).map((c) => ({ name: c.name })),
+        initContainers: pod.containers.filter((c) => c.init).map((c) => ({ name: c.name, restartPolicy: c.sidecar ? 'Always' : undefined })),
+      },
+      status: { phase: pod.phase, initContainerStatuses: statuses(true), containerStatuses: statuses(false) },
+    } as V1Pod;
+  }
+
+  private containerStatus(c: ModelContainer) {
+    const k = Math.max(0, c.runs.length - 1);
+    const term = (r: ModelRun | undefined) =>
+      r && r.ended ? { exitCode: r.exitCode ?? 137, reason: r.exitCode === 0 ? 'Completed' : 'Error', startedAt: r.startedAt, finishedAt: r.finishedAt, containerID: r.id } : undefined;
+    const cur = c.current;
+    const prev = c.runs[k - 1];
+    switch (c.state) {
+      case 'created':
+        return { name: c.name, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } };
+      case 'running':
+        return { name: c.name, restartCount: k, containerID: cur!.id, state: { running: { startedAt: cur!.startedAt } }, lastState: prev ? { terminated: term(prev) } : {} };
+      case 'terminated':
+        return { name: c.name, restartCount: k, containerID: cur!.id, state: { terminated: term(cur) }, lastState: prev ? { terminated: term(prev) } : {} };
+      case 'backoff':
+        return { name: c.name, restartCount: k, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: term(cur) } };
+    }
+  }
+
+  // ------------------------------------------------------------ logs
+
+  /** The run a log request reads, or the kubelet's error. */
+  resolve(req: LogStreamRequest): ModelRun {
+    const pod = this.pod(req.pod);
+    if (!pod) throw captureError('PodNotFound', `pods "${req.pod}" not found`, { status: 404 });
+    const c = pod.containers.find((x) => x.name === req.container);
+    if (!c) throw captureError('ContainerNotFound', `container ${req.container} is not valid for pod ${req.pod}`, { status: 400 });
+    const k = c.runs.length - 1;
+    if (req.previous) {
+      if (c.state === 'backoff') return c.runs[k]!;
+      const prev = c.runs[k - 1];
+      if ((c.state === 'running' || c.state === 'terminated') && prev) return prev;
+      throw captureError('BadRequest', `previous terminated container "${c.name}" in pod "${req.pod}" not found`, { status: 400 });
+    }
+    if (c.state === 'created') throw captureError('WaitingToStart', `container "${c.name}" in pod "${req.pod}" is waiting to start: ContainerCreating`, { status: 400 });
+    return c.runs[k]!;
+  }
+
+  async open(req: LogStreamRequest): Promise<LogStream> {
+    const n = this.requests.push({ ...req, signal: undefined });
+    const fault = this.fault(req, n);
+    if (fault.error) throw fault.error;
+    const run = this.resolve(req);
+    // The kubelet sends its 200 with the first byte of the body, or when the
+    // handler returns for an empty log (pkg/kubelet/server/server.go
+    // getContainerLogs writes through flushwriter): a connection cut before
+    // the first byte reaches the client as an error, not as an empty 200.
+    if (fault.cutAt === 0 && !fault.stall && run.records.length > 0) throw captureError('ServerError', 'error trying to reach service: EOF', { status: 500 });
+    return new ModelStream(this, run, req, fault);
+  }
+
+  /** Resolves on the next change, or with false after `ms`. */
+  waitChange(ms: number, signal?: AbortSignal): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      const inner = new AbortController();
+      const onAbort = () => {
+        inner.abort();
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(() => {
+        inner.abort();
+        signal?.removeEventListener('abort', onAbort);
+        resolve(true);
+      });
+      this.clock.sleep(ms, inner.signal).then(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(false);
+        },
+        () => undefined,
+      );
+    });
+  }
+}
+
+class ModelStream implements LogStream {
+  bytesReceived = 0;
+  readonly queuedBytes = 0;
+  private closed = false;
+  private readonly model: KubeletModel;
+  private readonly run: ModelRun;
+  private readonly req: LogStreamRequest;
+  private readonly fault: Fault;
+
+  constructor(model: KubeletModel, run: ModelRun, req: LogStreamRequest, fault: Fault) {
+    this.model = model;
+    this.run = run;
+    this.req = req;
+    this.fault = fault;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    const { req, run, model } = this;
+    const since = req.sinceTime === undefined ? undefined : truncatedSince(req.sinceTime);
+    let i = Math.max(run.fileStart, req.tailLines === undefined ? 0 : run.records.length - req.tailLines);
+    let isNewLine = true;
+    const cutAt = this.fault.cutAt ?? Infinity;
+    while (!this.closed) {
+      if (this.bytesReceived >= cutAt) {
+        if (this.fault.stall) await this.stall();
+        return;
+      }
+      const r = run.records[i];
+      if (r) {
+        i++;
+        const nl = r.content[r.content.length - 1] === 10;
+        if (since === undefined || r.ns >= since) {
+          const piece = Buffer.concat([isNewLine ? Buffer.from(r.ts + ' ', 'latin1') : Buffer.alloc(0), r.content]);
+          yield* this.chunks(piece.subarray(0, Math.max(0, Math.min(piece.length, cutAt - this.bytesReceived))));
+        }
+        isNewLine = nl;
+        continue;
+      }
+      if (!req.follow || run.ended) return;
+      if (this.fault.stall && this.fault.cutAt === undefined) {
+        await this.stall();
+        return;
+      }
+      const changed = await model.waitChange(req.idleTimeoutMs, req.signal);
+      if (!changed) throw captureError('StreamStalled', `no bytes for ${req.idleTimeoutMs} ms`);
+    }
+  }
+
+  private *chunks(piece: Buffer): Generator<Buffer> {
+    let at = 0;
+    while (at < piece.length) {
+      const len = Math.min(piece.length - at, this.model.rng.int(1, 4096));
+      // A fresh buffer per chunk: the filter may rewrite chunks in place.
+      const chunk = Buffer.from(piece.subarray(at, at + len));
+      at += len;
+      this.bytesReceived += len;
+      yield chunk;
+    }
+  }
+
+  private async stall(): Promise<never> {
+    await this.model.clock.sleep(this.req.idleTimeoutMs, this.req.signal);
+    throw captureError('StreamStalled', `no bytes for ${this.req.idleTimeoutMs} ms`);
+  }
+}
+
+export { CaptureError };

@@ -1,0 +1,482 @@
+// Whole captures against the kubelet model, on a virtual clock.
+import { expect } from 'chai';
+import { KubeApiError } from '../../../src/adapters/kube-api.ts';
+import type { ModelPod } from '../core/kubelet-model.ts';
+import { type Capture, makeCapture } from './capture-harness.ts';
+
+/** Writes `n` lines to the running run of `name`, `everyMs` apart from `startMs`. */
+function writeLines(cap: Capture, pod: ModelPod, name: string, n: number, startMs: number, everyMs: number, tag = ''): number {
+  for (let i = 0; i < n; i++) cap.clock.at(startMs + i * everyMs, () => cap.model.write(pod, name, `${tag}line ${i} ${'x'.repeat(i % 50)}\n`));
+  return startMs + n * everyMs;
+}
+
+function entries(cap: Capture) {
+  return cap
+    .status()
+    .containers.map((c) => [c.name, c.restart, c.state])
+    .sort((a, b) => String(a[0]).localeCompare(String(b[0])) || (a[1] as number) - (b[1] as number));
+}
+
+describe('runtime/capture-daemon against the kubelet model', function () {
+  this.timeout(30_000);
+
+  it('captures one running container byte-exactly, Complete with its exit code', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 'main', 200, 0, 10);
+    cap.clock.at(end + 5, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Complete', 'Captured', 'Succeeded', 0]);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    expect(cap.store.open).to.equal(0);
+  });
+
+  describe('defect 1: restart semantics of the real kubelet', () => {
+    it('first seeing a pod during back-off stores run R once, under index R', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      for (let r = 0; r < 3; r++) {
+        cap.model.start(pod, 'main');
+        for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `run ${r} line ${i}\n`);
+        cap.model.exit(pod, 'main', 1);
+      }
+      cap.model.backoff(pod, 'main'); // restartCount 2, lastState = run 2
+      cap.clock.at(5000, () => cap.model.start(pod, 'main'));
+      cap.clock.at(5100, () => cap.model.write(pod, 'main', 'run 3 only line\n'));
+      cap.clock.at(5200, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(entries(cap)).to.deep.equal([
+        ['main', 2, 'Stored'],
+        ['main', 3, 'Stored'],
+      ]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 1, reason: 'LogGap' }]);
+      expect(cap.object('main', 2)!.equals(pod.container('main').runs[2]!.expected())).to.equal(true);
+      expect(cap.object('main', 3)!.equals(pod.container('main').runs[3]!.expected())).to.equal(true);
+      expect([st.phase, st.reason]).to.deep.equal(['Incomplete', 'LogGap']);
+      expect(st.message).to.match(/runs 0-1 no longer served/);
+    });
+
+    it('does not spin on "current" through a back-off: no log request while waiting', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'a\n');
+      cap.model.write(pod, 'main', 'b\n');
+      cap.clock.at(100, () => cap.model.exit(pod, 'main', 1));
+      cap.clock.at(200, () => cap.model.backoff(pod, 'main'));
+      let duringBackoff = -1;
+      cap.clock.at(1000, () => (duringBackoff = cap.model.requests.length));
+      cap.clock.at(300_000, () => {
+        expect(cap.model.requests.length, 'log requests during a 5 min back-off').to.equal(duringBackoff);
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'c\n');
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(st.phase, st.message).to.equal('Complete');
+      expect(entries(cap)).to.deep.equal([
+        ['main', 0, 'Stored'],
+        ['main', 1, 'Stored'],
+      ]);
+      expect(cap.object('main', 1)!.toString()).to.equal('c\n');
+    });
+
+    it('follows a run from "current" to "previous" when it restarts during the drain (terminated → back-off → next run)', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Always' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 50, 0, 5);
+      cap.clock.at(end, () => cap.model.exit(pod, 'main', 2));
+      cap.clock.at(end + 1, () => cap.model.backoff(pod, 'main'));
+      cap.clock.at(end + 2, () => cap.model.start(pod, 'main'));
+      const end2 = writeLines(cap, pod, 'main', 30, end + 10, 5, 'second ');
+      cap.clock.at(end2, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Failed');
+      });
+      const st = await cap.run();
+      expect(st.phase, st.message).to.equal('Complete');
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+    });
+  });
+
+  describe('defect 3: only positive evidence finishes an ended run', () => {
+    it('a cut at a record boundary after the run ended is not taken for the end', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 100; i++) cap.model.write(pod, 'main', `line ${i}\n`);
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+      // The first data request is cut cleanly right after line 40's newline.
+      const lineLen = (i: number) => 31 + `line ${i}\n`.length;
+      let cut = 0;
+      for (let i = 0; i <= 40; i++) cut += lineLen(i);
+      cap.model.fault = (req, n) => (req.tailLines === undefined && n <= 2 ? { cutAt: cut } : {});
+      const st = await cap.run();
+      expect(st.phase, st.message).to.equal('Complete');
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    });
+
+    it('windows that are always cut end Incomplete/DrainUnproven with what was read, never Complete', async () => {
+      const cap = makeCapture({ spec: { retry: { initialInterval: '100ms', maxInterval: '1s', maxElapsed: '10s' } } });
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 10; i++) cap.model.write(pod, 'main', `line ${i}\n`);
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+      cap.model.fault = (req) => (req.tailLines !== undefined ? { cutAt: 5 } : {});
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    });
+
+    it('a log whose lines all share one timestamp cannot be proven: Incomplete/DrainUnproven', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 5; i++) cap.model.write(pod, 'main', 'same\n', 0n);
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
+      expect(cap.object('main', 0)!.toString()).to.equal('same\n'.repeat(5));
+    });
+  });
+
+  describe('defect 4: API errors after the log was read discard nothing', () => {
+    it('503s on pod reads after the exit are retried; the log is committed', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 100, 0, 10);
+      let failUntil = 0;
+      cap.model.apiFault = () => (cap.clock.now() < failUntil ? new KubeApiError(503, 'ServiceUnavailable', 'apiserver restarting') : undefined);
+      cap.clock.at(end + 1, () => {
+        failUntil = cap.clock.now() + 8000;
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(st.phase, st.message).to.equal('Complete');
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    });
+
+    it('an apiserver down past the budget: what was read is committed, Incomplete/ApiUnavailable', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 100, 0, 10);
+      let down = false;
+      cap.model.apiFault = () => (down ? new KubeApiError(429, 'TooManyRequests', 'rejected by APF') : undefined);
+      cap.clock.at(end + 1, () => {
+        down = true;
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      cap.clock.at(end + 120_000, () => (down = false));
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'ApiUnavailable']);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    });
+
+    it('waitForPod rides out API errors instead of crashing', async () => {
+      const cap = makeCapture();
+      let n = 0;
+      cap.model.apiFault = () => (n++ < 5 ? new KubeApiError(503, 'ServiceUnavailable', 'down') : undefined);
+      cap.clock.at(20_000, () => {
+        const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'one\n');
+        cap.model.write(pod, 'main', 'two\n');
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(st.phase, st.message).to.equal('Complete');
+    });
+  });
+
+  describe('defect 5: a pod recreated under the same name', () => {
+    it('mid-run: PodDeleted, nothing of the new pod stored', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 50, 0, 10);
+      let pod2: ModelPod | undefined;
+      cap.clock.at(end + 1, () => {
+        cap.model.delete(pod);
+        pod2 = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+        cap.model.start(pod2, 'main');
+        for (let i = 0; i < 20; i++) cap.model.write(pod2, 'main', `NEW POD ${i}\n`);
+        cap.model.exit(pod2, 'main', 0);
+        cap.model.setPhase(pod2, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(st.reason, st.message).to.equal('PodDeleted');
+      expect(st.result).to.equal('Unknown');
+      const obj = cap.object('main', 0) ?? Buffer.alloc(0);
+      expect(obj.toString()).not.to.contain('NEW POD');
+      expect(pod.container('main').runs[0]!.expected().subarray(0, obj.length).equals(obj)).to.equal(true);
+    });
+
+    it('before the first read of an ended run: nothing stored', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'old\n');
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+      // The pod is replaced between the capture's check of the pod and its first read from the top.
+      let replaced = false;
+      cap.model.fault = (req) => {
+        if (!replaced && req.tailLines === undefined) {
+          replaced = true;
+          cap.model.delete(pod);
+          const pod2 = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+          cap.model.start(pod2, 'main');
+          cap.model.write(pod2, 'main', 'NEW POD\n');
+          cap.model.exit(pod2, 'main', 0);
+        }
+        return {};
+      };
+      const st = await cap.run();
+      expect(st.reason, st.message).to.equal('PodDeleted');
+      expect(replaced).to.equal(true);
+      for (const b of cap.store.objects.values()) expect(b.toString()).not.to.contain('NEW POD');
+      expect(cap.store.open).to.equal(0);
+    });
+  });
+
+  it('defect 6: one pod event wakes every waiting container', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['a', 'b', 'c'], restartPolicy: 'Never' });
+    let opened: string[] = [];
+    cap.clock.at(1000, () => {
+      // All three start in one status update: one pod event.
+      const onChange = cap.model.onChange;
+      cap.model.onChange = () => {};
+      for (const n of ['a', 'b', 'c']) cap.model.start(pod, n);
+      cap.model.onChange = onChange;
+      onChange();
+    });
+    cap.clock.at(1001, () => (opened = cap.model.requests.map((r) => r.container).sort()));
+    cap.clock.at(2000, () => {
+      for (const n of ['a', 'b', 'c']) {
+        cap.model.write(pod, n, `${n}\n`);
+        cap.model.exit(pod, n, 0);
+      }
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(opened, 'containers streaming 1 ms after the event').to.deep.equal(['a', 'b', 'c']);
+    expect(st.phase, st.message).to.equal('Complete');
+  });
+
+  it('defect 7: a failed init container restarted under OnFailure is captured on every run', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { initContainers: [{ name: 'init' }], containers: ['main'], restartPolicy: 'OnFailure' });
+    cap.model.start(pod, 'init');
+    cap.model.write(pod, 'init', 'try 0\n');
+    cap.clock.at(100, () => cap.model.exit(pod, 'init', 1));
+    cap.clock.at(200, () => cap.model.backoff(pod, 'init'));
+    cap.clock.at(10_000, () => {
+      cap.model.start(pod, 'init');
+      cap.model.write(pod, 'init', 'try 1\n');
+    });
+    cap.clock.at(10_100, () => {
+      cap.model.exit(pod, 'init', 0);
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'main\n');
+    });
+    cap.clock.at(10_200, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(entries(cap)).to.deep.equal([
+      ['init', 0, 'Stored'],
+      ['init', 1, 'Stored'],
+      ['main', 0, 'Stored'],
+    ]);
+    expect(cap.object('init', 1)!.toString()).to.equal('try 1\n');
+  });
+
+  it('defect 8: idle-timeout reopens of a quiet stream are not retries and raise no Warning', async () => {
+    const cap = makeCapture({ idleTimeoutMs: 5000 });
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    cap.model.write(pod, 'main', 'hello\n');
+    cap.model.write(pod, 'main', 'then quiet\n');
+    cap.clock.at(120_000, () => {
+      cap.model.write(pod, 'main', 'bye\n');
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(cap.model.requests.length, 'the quiet stream was reopened').to.be.greaterThan(10);
+    expect(st.retries).to.equal(0);
+    expect(cap.events.filter((e) => e.reason === 'Retrying')).to.deep.equal([]);
+    expect(cap.object('main', 0)!.toString()).to.equal('hello\nthen quiet\nbye\n');
+  });
+
+  it('timestamps with an offset (-03:30): resumes and drains exactly, Complete', async () => {
+    const cap = makeCapture();
+    cap.model.zoneMin = -210;
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 'main', 300, 0, 10);
+    cap.model.fault = (req, n) => (n <= 3 ? { cutAt: 1000 + n * 313 } : {});
+    cap.clock.at(end, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(st.containers[0]!.malformedLines).to.equal(undefined);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+
+  it('a line without a valid timestamp reaches the status: malformedLines, Incomplete/MalformedLines', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    const run = cap.model.start(pod, 'main');
+    cap.model.write(pod, 'main', 'good 1\n');
+    // A record whose timestamp the kubelet printed in a form we cannot parse.
+    run.builder.records.push({ ts: '2026-13-45T99:99:99.000000000Z', ns: run.builder.now, content: Buffer.from('odd\n') });
+    cap.model.write(pod, 'main', 'good 2\n');
+    cap.model.write(pod, 'main', 'good 3\n');
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const st = await cap.run();
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'MalformedLines']);
+    expect(st.containers[0]!.malformedLines).to.equal(1);
+    expect(cap.object('main', 0)!.toString()).to.equal('good 1\n2026-13-45T99:99:99.000000000Z odd\ngood 2\ngood 3\n');
+  });
+
+  it('a last line over 16 KiB (several records): drained and Complete', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    cap.model.write(pod, 'main', 'short\n');
+    cap.model.write(pod, 'main', 'L'.repeat(40 * 1024) + '\n');
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const st = await cap.run(600_000);
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+
+  it('a container captured on each of 530 runs keeps status.containers bounded (storedRunsDropped)', async function () {
+    this.timeout(120_000);
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Always' });
+    const runs = 530;
+    for (let r = 0; r < runs; r++) {
+      cap.clock.at(r * 60_000, () => {
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', `run ${r} a\n`);
+        cap.model.write(pod, 'main', `run ${r} b\n`);
+      });
+      cap.clock.at(r * 60_000 + 1000, () => cap.model.exit(pod, 'main', 1));
+      cap.clock.at(r * 60_000 + 2000, () => cap.model.backoff(pod, 'main'));
+    }
+    cap.clock.at(runs * 60_000, () => cap.model.setPhase(pod, 'Failed'));
+    const st = await cap.run(runs * 60_000 + 600_000);
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(st.containers.length).to.be.at.most(512);
+    expect(st.storedRunsDropped).to.equal(runs - st.containers.length);
+    expect(st.containers.at(-1)!.restart).to.equal(runs - 1);
+    expect(cap.store.objects.size).to.equal(runs);
+  });
+
+  describe('rotation', () => {
+    it('while the stream is cut: Incomplete/LogGap, the rest of the run still read to its end', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 200, 0, 10);
+      cap.model.fault = (_req, n) => {
+        if (n === 1) return { cutAt: 3000 };
+        // Before the resumed request is served, the kubelet rotated the file.
+        if (n === 2) cap.model.rotate(pod, 'main');
+        return {};
+      };
+      cap.clock.at(end, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
+      const want = pod.container('main').runs[0]!.expected();
+      const got = cap.object('main', 0)!;
+      const tail = want.subarray(want.length - 200);
+      expect(got.subarray(got.length - 200).equals(tail), 'read on to the end of the run').to.equal(true);
+      expect(got.length).to.be.below(want.length);
+    });
+
+    it('after an operator restart: the re-read sees another first line and says LogGap', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 200, 0, 10);
+      // Rotated while the operator is down: the new process reads the new file.
+      cap.clock.at(700, () => {
+        cap.model.rotate(pod, 'main');
+        cap.restart();
+      });
+      cap.clock.at(end, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(cap.launches).to.equal(2);
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
+      expect(st.message).to.match(/rotated by the kubelet/);
+    });
+
+    it('an operator restart without rotation: Complete and byte-exact (read again from the top)', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 200, 0, 10);
+      cap.clock.at(700, () => cap.restart());
+      cap.clock.at(end, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(cap.launches).to.equal(2);
+      expect(st.phase, st.message).to.equal('Complete');
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.store.open).to.equal(0);
+    });
+  });
+
+  it('a cut while running counts as a retry and resumes exactly', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 'main', 300, 0, 10);
+    cap.model.fault = (req, n) => (n === 1 ? { cutAt: 777 } : {});
+    cap.clock.at(end, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(st.retries).to.equal(1);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+});
