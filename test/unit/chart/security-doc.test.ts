@@ -11,7 +11,7 @@ const DOC = join(REPO_ROOT, 'docs', 'security.md');
 /** What a source line must contain to be the call a verb names. */
 const CALL_PATTERN: Record<string, RegExp> = {
   get: /'GET'|\bread[A-Z]\w*\(|\bget[A-Z]\w*\(/,
-  list: /\blist[A-Z]\w*\(|\blist = (await |<.*=> )?.*'GET'/,
+  list: /\blist[A-Z]\w*\(|\blist = await .*'GET'|request<KubernetesListObject<\w+>>\('GET'/,
   watch: /\.watch\(/,
   patch: /'PATCH'/,
   delete: /'DELETE'/,
