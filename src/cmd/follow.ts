@@ -12,6 +12,7 @@ import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import type { KubeApi } from '../adapters/kube-api.ts';
 import type { LogTail } from '../core/spec.ts';
 import type { ContainerCapture } from '../core/status.ts';
+import { containerView, servedRuns } from '../core/capture/runs.ts';
 
 export const TERMINAL_PHASES = ['Complete', 'Incomplete', 'Failed'];
 
@@ -64,9 +65,9 @@ export interface FollowDeps {
 }
 
 /** Opens pods/log?follow=true for the container's current run, with the kubeconfig's credentials. */
-async function openLog(kc: KubeConfig, ns: string, pod: string, container: string, timestamps: boolean): Promise<IncomingMessage> {
+async function openLog(kc: KubeConfig, ns: string, pod: string, container: string, timestamps: boolean, previous: boolean): Promise<IncomingMessage> {
   const server = new URL(kc.getCurrentCluster()!.server);
-  const q = new URLSearchParams({ container, follow: 'true', ...(timestamps ? { timestamps: 'true' } : {}) });
+  const q = new URLSearchParams({ container, follow: 'true', ...(timestamps ? { timestamps: 'true' } : {}), ...(previous ? { previous: 'true' } : {}) });
   const opts: RequestOptions = {
     method: 'GET',
     protocol: server.protocol,
@@ -103,22 +104,20 @@ async function copy(res: IncomingMessage, out: NodeJS.WritableStream, h: Hash): 
 }
 
 /**
- * A run not printed yet that is running or has terminated (not one in back-off:
- * then the kubelet serves the run that ended, already printed). Runs are told
- * apart by container ID, not restartCount, which the kubelet bumps only when
- * the next container is created.
+ * The oldest run the kubelet serves that was not printed yet, by container
+ * ID, with the request that reads it (core/capture/runs.ts: the kubelet's
+ * semantics, shared with the operator). restartCount alone would mislead:
+ * the kubelet bumps it only when the next container is created.
  */
-function newRun(pod: V1Pod | undefined, container: string, printed: PrintedRun[]): { restart: number; containerID: string } | undefined {
-  const st = statusOf(pod, container);
-  if (!st?.containerID || printed.some((p) => p.containerID === st.containerID)) return undefined;
-  if (!st.state?.running && !st.state?.terminated) return undefined;
-  return { restart: st.restartCount ?? 0, containerID: st.containerID };
+function newRun(pod: V1Pod | undefined, container: string, printed: PrintedRun[]): { restart: number; containerID: string; previous: boolean } | undefined {
+  const run = servedRuns(containerView(statusOf(pod, container))).find((r) => !printed.some((p) => p.containerID === r.id));
+  return run ? { restart: run.index, containerID: run.id, previous: run.previous } : undefined;
 }
 
-/** Prints the container's current run; undefined when the log cannot be read yet. */
-async function printRun(d: FollowDeps, lt: LogTail, container: string, run: { restart: number; containerID: string }): Promise<PrintedRun | undefined> {
+/** Prints one run (current, or previous=true); undefined when the log cannot be read yet. */
+async function printRun(d: FollowDeps, lt: LogTail, container: string, run: { restart: number; containerID: string; previous: boolean }): Promise<PrintedRun | undefined> {
   const ns = lt.metadata.namespace!;
-  const res = await openLog(d.kc, ns, lt.spec.podName, container, !!lt.spec.timestamps);
+  const res = await openLog(d.kc, ns, lt.spec.podName, container, !!lt.spec.timestamps, run.previous);
   if (res.statusCode !== 200) {
     const body = await readBody(res);
     if (res.statusCode === 400) return undefined; // "waiting to start"
@@ -126,7 +125,7 @@ async function printRun(d: FollowDeps, lt: LogTail, container: string, run: { re
   }
   const h = createHash('sha256');
   const bytes = await copy(res, d.out, h);
-  return { container, ...run, bytes, sha256: h.digest('hex') };
+  return { container, restart: run.restart, containerID: run.containerID, bytes, sha256: h.digest('hex') };
 }
 
 async function waitForFinish(d: FollowDeps, lt: LogTail): Promise<LogTail> {

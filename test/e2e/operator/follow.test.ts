@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
-import { run as runCmd } from '../../../src/dev/proc.ts';
+import { run as runCmd, sleep } from '../../../src/dev/proc.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 import { apply, createNamespace, getLogTail, installCrd, logTailManifest, podManifest, simOutputPath, startOperator, uriToPath, waitForFile, waitForLogTail, type OperatorProcess } from './harness.ts';
 
@@ -66,12 +66,22 @@ describe('operator: logtail logs -f follows a capture live', function () {
     expect(err).to.include(`logtail: verified: the ${readFileSync(recorded).length} bytes printed for main restart 0 equal the stored object ${lt!.status!.containers![0]!.object!.uri} (sha256 ${sha})`);
   });
 
-  for (const node of [undefined, 'kubelet-1'] as const) {
-    const pod = node ? 'restarts-hk' : 'restarts';
-    it(`follows a restarting container run after run, and verifies each run against its own object (${node ? 'hollow kubelet: real kubelet code' : 'simulator'})`, async () => {
+  for (const [node, late] of [[undefined, false], ['kubelet-1', false], ['kubelet-1', true]] as const) {
+    const pod = `restarts${node ? '-hk' : ''}${late ? '-late' : ''}`;
+    const when = late ? ', started only after run 0 ended (previous=true)' : '';
+    it(`follows a restarting container run after run, and verifies each run against its own object (${node ? 'hollow kubelet: real kubelet code' : 'simulator'}${when})`, async () => {
       await apply(c, podManifest(ns, pod, { restartPolicy: 'OnFailure', ...(node ? { nodeName: node } : {}), script: { containers: { main: { lines: 1500, lineBytes: 70, linesPerSecond: 500, exitCodes: [2, 0], restartDelaySeconds: 1 } } } }));
       await apply(c, logTailManifest(ns, pod, { podName: pod }));
       await waitForLogTail(c, ns, pod, 60_000, (lt) => lt.status?.phase === 'Streaming');
+      if (late) {
+        const end = Date.now() + 60_000;
+        for (;;) {
+          const r = await c.kubectl(['get', 'pod', pod, '-n', ns, '-o', 'jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}']);
+          if (r.stdout.trim() === '2') break;
+          if (Date.now() > end) throw new Error('run 0 did not end');
+          await sleep(200);
+        }
+      }
       const r = await runCmd(process.execPath, [CLI, 'logs', '-f', pod, '-n', ns], { env: { ...process.env, ...c.env }, timeoutMs: 120_000 });
       expect(r.code, r.stderr).to.equal(0);
       const lt = await getLogTail(c, ns, pod);
