@@ -4,7 +4,8 @@
 import { Agent, request, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { logTailPath } from '../core/spec.ts';
+import { logTailPath, logTailsPath } from '../core/spec.ts';
+import { policyPath } from '../core/policy.ts';
 
 export class KubeApiError extends Error {
   readonly status: number;
@@ -178,5 +179,19 @@ export class KubeApi {
       if (isConflict(err)) return false;
       throw err;
     }
+  }
+  /** Creates a LogTail (a policy's capture of one pod); false when one of that name exists already. */
+  async createLogTail(namespace: string, body: unknown): Promise<boolean> {
+    try {
+      await this.request('POST', logTailsPath(namespace), body);
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  async patchPolicyStatus(namespace: string, name: string, status: unknown): Promise<void> {
+    await this.request('PATCH', policyPath(namespace, name) + '/status', { status }, 'application/merge-patch+json');
   }
 }

@@ -5,6 +5,7 @@ import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import type { LogTail } from '../core/spec.ts';
 import type { ContainerCapture } from '../core/status.ts';
 import { checkObjectUri, readVerified, VerifyError, type Compression } from './verified-read.ts';
+import { chooseContainer, follow, TERMINAL_PHASES } from './follow.ts';
 
 const USAGE = `usage:
   logtail get NAME [-n NAMESPACE] [-c CONTAINER] [--restart N] [--allow-incomplete]
@@ -15,6 +16,13 @@ const USAGE = `usage:
       nothing of it is written and the exit status is 1. With --store (or
       LOGTAIL_STORE) the object must lie under STORE/NAMESPACE/; without it,
       under a NAMESPACE/ folder of its bucket or directory.
+  logtail logs [-f] NAME [-n NAMESPACE] [-c CONTAINER] [--store URL]
+      a finished LogTail: the verified stored object, as "get" prints it.
+      With -f, while the capture runs: the container's log read live from
+      pods/log with your own credentials, every run from its start; once the
+      LogTail has finished, checks that what was printed equals the stored
+      object (sha256) and says so on stderr (exit status 1 if not, or if the
+      LogTail did not end Complete).
   logtail describe NAME [-n NAMESPACE]
       status, per-container results, conditions and recent events
 
@@ -35,11 +43,12 @@ interface Args {
   allowIncomplete: boolean;
   output?: string;
   store?: string;
+  follow: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
   const pos: string[] = [];
-  const a: Partial<Args> = { allowIncomplete: false };
+  const a: Partial<Args> = { allowIncomplete: false, follow: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
     const val = () => {
@@ -54,6 +63,7 @@ function parseArgs(argv: string[]): Args {
     else if (x.startsWith('--container=')) a.container = x.slice(12);
     else if (x === '--restart') a.restart = Number(val());
     else if (x === '--allow-incomplete') a.allowIncomplete = true;
+    else if (x === '-f' || x === '--follow') a.follow = true;
     else if (x === '-o' || x === '--output') a.output = val();
     else if (x.startsWith('--output=')) a.output = x.slice(9);
     else if (x === '--store') a.store = val();
@@ -61,7 +71,8 @@ function parseArgs(argv: string[]): Args {
     else if (x.startsWith('-')) throw new CliError(`unknown flag ${x}\n\n${USAGE}`);
     else pos.push(x);
   }
-  if (pos.length !== 2 || !['get', 'describe'].includes(pos[0]!)) throw new CliError(USAGE);
+  if (pos.length !== 2 || !['get', 'describe', 'logs'].includes(pos[0]!)) throw new CliError(USAGE);
+  if (a.follow && pos[0] !== 'logs') throw new CliError(`-f is for "logs"\n\n${USAGE}`);
   return { ...(a as Args), cmd: pos[0]!, name: pos[1]! };
 }
 
@@ -128,6 +139,23 @@ async function get(api: KubeApi, ns: string, a: Args): Promise<void> {
   }
 }
 
+/** `logs`: the verified stored object once finished; with -f, live until then, checked afterwards. */
+async function logs(kc: KubeConfig, api: KubeApi, ns: string, a: Args): Promise<void> {
+  const lt = await fetchLogTail(api, ns, a.name);
+  if (TERMINAL_PHASES.includes(lt.status?.phase ?? '') || !a.follow) {
+    await get(api, ns, a);
+    return;
+  }
+  let container: string;
+  try {
+    container = chooseContainer(lt, await api.getPod(lt.metadata.namespace ?? ns, lt.spec.podName), a.container);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  const ok = await follow({ kc, api, out: process.stdout, err: process.stderr }, lt, container);
+  if (!ok) process.exitCode = 1;
+}
+
 function age(t?: string): string {
   if (!t) return '-';
   const s = Math.max(0, Math.round((Date.now() - Date.parse(t)) / 1000));
@@ -181,6 +209,7 @@ async function main(): Promise<void> {
   const api = new KubeApi(kc);
   try {
     if (a.cmd === 'get') await get(api, ns, a);
+    else if (a.cmd === 'logs') await logs(kc, api, ns, a);
     else await describe(api, ns, a);
   } finally {
     api.close();

@@ -32,6 +32,7 @@ export interface OperatorConfig {
   metricsAuth: boolean;
   httpTlsCertFile?: string;
   httpTlsKeyFile?: string;
+  policies: boolean;
 }
 
 interface FlagDef {
@@ -72,6 +73,7 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   metricsAuth: { flag: '--metrics-auth', env: 'LOGTAIL_METRICS_AUTH', kind: 'bool', help: 'serve /metrics only to callers whose bearer token passes a TokenReview and a SubjectAccessReview for get on the non-resource URL /metrics (default false)' },
   httpTlsCertFile: { flag: '--http-tls-cert-file', env: 'LOGTAIL_HTTP_TLS_CERT_FILE', kind: 'string', help: 'PEM certificate (chain): serve --http-addr over HTTPS (with --http-tls-key-file); default plain HTTP' },
   httpTlsKeyFile: { flag: '--http-tls-key-file', env: 'LOGTAIL_HTTP_TLS_KEY_FILE', kind: 'string', help: 'PEM private key for --http-tls-cert-file' },
+  policies: { flag: '--policies', env: 'LOGTAIL_POLICIES', kind: 'bool', help: 'run the LogTailPolicy controller: one LogTail per matching pod created after a policy (needs the logtailpolicies CRD; default true)' },
 };
 
 function podNamespace(): string {
@@ -179,5 +181,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     metricsAuth: get('metricsAuth') !== undefined ? parseBool(get('metricsAuth')!, FLAGS.metricsAuth.flag) : false,
     httpTlsCertFile: get('httpTlsCertFile'),
     httpTlsKeyFile: get('httpTlsKeyFile'),
+    policies: get('policies') !== undefined ? parseBool(get('policies')!, FLAGS.policies.flag) : true,
   };
 }

@@ -12,6 +12,7 @@ import { retry } from '../adapters/retry.ts';
 import { normalizeStoreUrl, storeFromUrl } from '../adapters/store/index.ts';
 import { Controller } from '../runtime/controller.ts';
 import { AdmissionGate } from '../runtime/admission-gate.ts';
+import { PolicyController } from '../runtime/policy-controller.ts';
 import { LeaderElector, kubeLeaseApi } from '../runtime/leader-election.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
@@ -66,6 +67,9 @@ const controller = new Controller({
   finalizerDeadlineMs: config.shutdownTimeoutMs,
 });
 
+// LogTailPolicy: creates LogTails, which the controller above captures.
+const policyController = config.policies ? new PolicyController({ kc, api, logger, metrics, watchNamespaces: config.watchNamespaces }) : undefined;
+
 // --require-admission-policy: hold the controller back until the policy exists.
 const gate = config.requireAdmissionPolicy
   ? new AdmissionGate({
@@ -81,6 +85,8 @@ const gate = config.requireAdmissionPolicy
 async function startCapturing(signal: AbortSignal): Promise<void> {
   if (gate && !(await gate.waitUntilPresent(signal))) return;
   await controller.start();
+  // Not awaited: its informers wait for the logtailpolicies CRD (retrying) without holding captures back.
+  policyController?.start().catch((err: unknown) => logger.error('policy controller failed to start', { error: String(err) }));
 }
 
 let elector: LeaderElector | undefined;
@@ -160,6 +166,7 @@ async function shutdown(why: string): Promise<void> {
   } catch (err) {
     logger.error('error while stopping captures', { error: String(err) });
   }
+  await policyController?.stop().catch((err: unknown) => logger.error('error while stopping the policy controller', { error: String(err) }));
   lifetime.abort();
   await electorRun?.catch(() => undefined);
   server?.close();

@@ -31,6 +31,9 @@ export function logTailPath(namespace: string, name: string): string {
 }
 
 export type Compression = 'none' | 'gzip';
+/** Retain: the stored objects outlive the LogTail. Delete: deleting the LogTail deletes them first. */
+export type Retention = 'Retain' | 'Delete';
+export const RETENTIONS: readonly Retention[] = ['Retain', 'Delete'];
 export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip'];
 
 export interface RetrySpec {
@@ -49,6 +52,7 @@ export interface LogTailSpec {
   terminatedRetry?: RetrySpec;
   podNotFoundTimeout?: string;
   ttlSecondsAfterFinished?: number;
+  retention?: Retention;
 }
 
 export interface LogTail {
@@ -87,6 +91,7 @@ export interface ResolvedSpec {
   terminatedRetry: RetryPolicy;
   podNotFoundTimeoutMs: number;
   ttlSecondsAfterFinished: number | undefined;
+  retention: Retention;
 }
 
 export type ResolveResult = { ok: true; spec: ResolvedSpec } | { ok: false; message: string };
@@ -111,6 +116,7 @@ export const SPEC_FIELDS = [
   'terminatedRetry',
   'podNotFoundTimeout',
   'ttlSecondsAfterFinished',
+  'retention',
 ] as const satisfies readonly (keyof LogTailSpec)[];
 /** Every key resolveSpec accepts in `spec.retry` and `spec.terminatedRetry`. */
 export const RETRY_FIELDS = ['initialInterval', 'maxInterval', 'maxElapsed'] as const satisfies readonly (keyof RetrySpec)[];
@@ -262,6 +268,12 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
     ttlSecondsAfterFinished = ttl;
   }
 
+  let retention: Retention = 'Retain';
+  if (present(input, 'retention')) {
+    if (!RETENTIONS.includes(input.retention as Retention)) throw new SpecError(`spec.retention: must be one of ${RETENTIONS.join(', ')}`);
+    retention = input.retention as Retention;
+  }
+
   return {
     podName,
     containers,
@@ -272,6 +284,7 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
     terminatedRetry,
     podNotFoundTimeoutMs,
     ttlSecondsAfterFinished,
+    retention,
   };
 }
 

@@ -55,9 +55,9 @@ async function main(): Promise<number> {
   let operator: ReturnType<typeof spawn> | undefined;
   try {
     const k = (a: string[], input?: string) => kubectl(state, a, { input });
-    const crd = await k(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml')]);
-    if (crd.code !== 0) throw new Error(`installing the CRD failed: ${crd.stderr}`);
-    await k(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
+    const crd = await k(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml'), '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtailpolicies.yaml')]);
+    if (crd.code !== 0) throw new Error(`installing the CRDs failed: ${crd.stderr}`);
+    await k(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', 'crd/logtailpolicies.logtail.dev', '--timeout=60s']);
 
     const storeDir = resolve('logtail-data');
     const opLog = join(dir, 'logs', 'operator.log');
@@ -121,7 +121,7 @@ async function main(): Promise<number> {
     say('');
     say(failures === 0 ? 'demo: every LogTail ended as expected' : `demo: ${failures} LogTail(s) did not end as expected; operator log: ${opLog}`);
     if (keep) {
-      say(`read a captured log:  KUBECONFIG=${state.kubeconfigPath} node src/cmd/cli.ts get ci-build`);
+      say(`read a captured log:  KUBECONFIG=${state.kubeconfigPath} bin/logtail get ci-build`);
       say(`\nkept running. Use:\n  source ${join(dir, 'env')}\n  export KUBECONFIG=${state.kubeconfigPath}\n  $LOGTAIL_TOOLCHAIN_BIN/kubectl get lt\nstop with: kill ${operator.pid}; npm run cluster -- down --dir ${dir}`);
       operator.unref();
       operator = undefined;

@@ -6,6 +6,7 @@ import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts'
 import type { ObjectStore } from '../adapters/store/types.ts';
 import { API_VERSION, FINALIZER, logTailsPath, resolveSpec, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
+import { keepFinalizerWhenFinished, objectsToDelete } from '../core/retention.ts';
 import { openLogStream } from '../adapters/log-stream.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
@@ -16,6 +17,7 @@ import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 
 /** How often a key whose daemon is stopping is looked at again. */
 const STOP_POLL_MS = 250;
+const RETENTION_SETTLE_MS = 2_000;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -51,6 +53,8 @@ export class Controller {
   private readonly finished = new Map<string, Finished>();
   /** Keys whose daemon was asked to stop: until it has, or until the finalizer deadline. */
   private readonly stopping = new Map<string, { deadline: number; settled: boolean }>();
+  /** Keys deleted mid-capture whose objects are deleted once the last status write had time to arrive. */
+  private readonly settling = new Set<string>();
   private ltInformer: ObjectInformer<LogTail> | undefined;
   private podInformer: ObjectInformer<V1Pod> | undefined;
   private running = false;
@@ -169,15 +173,18 @@ export class Controller {
       return Result.done;
     }
     if (lt.metadata.deletionTimestamp) {
-      // The finalizer is held until the capture has aborted its upload (or the deadline passed).
+      // The finalizer is held until the capture has aborted its upload (or the deadline passed),
+      // and with retention Delete until its objects are deleted.
+      const hadDaemon = this.daemons.has(key);
       if (!this.requestStop(key, 'Deleted')) return Result.after(STOP_POLL_MS);
-      return this.dropFinalizer(lt);
+      const pending = await this.deleteObjects(key, lt, hadDaemon);
+      return pending ?? this.dropFinalizer(lt);
     }
     if (isTerminalPhase(lt.status?.phase)) {
       // Our daemon wrote this status and is finishing; its end looks at the key again.
       if (this.daemons.has(key)) return Result.done;
       this.finished.delete(key);
-      const dropped = await this.dropFinalizer(lt);
+      const dropped = keepFinalizerWhenFinished(lt) ? Result.done : await this.dropFinalizer(lt);
       return dropped.kind === 'done' ? this.ttl(lt) : dropped;
     }
     return this.ensureCapture(key, lt);
@@ -287,6 +294,31 @@ export class Controller {
         message: `InvalidSpec: ${message}`,
       })
       .catch((err: unknown) => this.log.warn('event not recorded', { error: String(err) }));
+  }
+
+  /**
+   * retention Delete: deletes every object the status lists; undefined once
+   * done, else when to look again. A capture stopped by this deletion writes
+   * its last status as it stops; the deletion waits RETENTION_SETTLE_MS for
+   * that write to reach the cache (a bounded wait, not a proof).
+   */
+  private async deleteObjects(key: string, lt: LogTail, stoppedNow: boolean): Promise<ReconcileResult | undefined> {
+    if (!keepFinalizerWhenFinished(lt)) return undefined;
+    if (stoppedNow && !this.settling.has(key)) {
+      this.settling.add(key);
+      return Result.after(RETENTION_SETTLE_MS);
+    }
+    this.settling.delete(key);
+    for (const uri of objectsToDelete(lt)) {
+      try {
+        await this.o.store.delete(uri);
+      } catch (err) {
+        this.log.warn('retention Delete: object not deleted; the finalizer stays', { key, uri, error: String(err) });
+        return Result.requeue;
+      }
+    }
+    this.log.info('retention Delete: stored objects deleted', { key, objects: objectsToDelete(lt).length });
+    return undefined;
   }
 
   private async dropFinalizer(lt: LogTail): Promise<ReconcileResult> {

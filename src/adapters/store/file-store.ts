@@ -134,6 +134,17 @@ export class FileStore implements ObjectStore {
       throw classifyFsError(err, `stat ${p}`);
     }
   }
+
+  async delete(uri: string): Promise<void> {
+    const p = this.uriPath(uri);
+    try {
+      await this.assertRealWithin(p);
+      await unlink(p);
+    } catch (err) {
+      if (fsCode(err) === 'ENOENT') return;
+      throw classifyFsError(err, `delete ${p}`);
+    }
+  }
 }
 
 type State = 'open' | 'committing' | 'committed' | 'aborted';

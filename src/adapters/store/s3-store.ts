@@ -7,6 +7,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -201,6 +202,17 @@ export class S3Store implements ObjectStore {
       const ce = classifyS3Error(err, `head ${this.uriFor(Key)}`);
       if (ce.reason === 'ObjectNotFound') return undefined;
       throw ce;
+    }
+  }
+
+  /** DeleteObject (S3 answers 204 for a key that does not exist, too). */
+  async delete(uri: string): Promise<void> {
+    const Key = this.uriKey(uri);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      const ce = classifyS3Error(err, `delete ${this.uriFor(Key)}`);
+      if (ce.reason !== 'ObjectNotFound') throw ce;
     }
   }
 

@@ -41,6 +41,8 @@ export interface ObjectStore {
   read(uri: string): Promise<Readable>;
   /** undefined when there is no such object. */
   head(uri: string): Promise<{ size: number } | undefined>;
+  /** Deletes one object (spec.retention: Delete); an object already gone is not an error. */
+  delete(uri: string): Promise<void>;
   /** Start-up check that the store can keep its promise never to overwrite (S3: If-None-Match). */
   verifyConditionalWrites?(): Promise<void>;
   close?(): Promise<void>;

@@ -139,6 +139,16 @@ describe('adapters/store/s3-store (e2e)', function () {
     expect(head.ContentLength).to.equal(4);
   });
 
+  it('delete removes an object (spec.retention: Delete), and a second delete of it is not an error', async () => {
+    const w = await store.create('to-delete.log', { contentType: 'text/plain' });
+    await w.write(Buffer.from('bye'));
+    const { uri } = await w.commit({ sha256: '9'.repeat(64), objectSha256: '9'.repeat(64) });
+    expect(await store.head(uri)).to.deep.equal({ size: 3 });
+    await store.delete(uri);
+    expect(await store.head(uri)).to.equal(undefined);
+    await store.delete(uri);
+  });
+
   it('a second create of an existing key fails with KeyExists and the first content stays (single PUT)', async () => {
     const key = 'dup-small.log';
     const a = await store.create(key, OPTS);

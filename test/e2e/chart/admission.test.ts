@@ -5,6 +5,7 @@
 // which the authorizer in the policy's CEL sees as the requesting user.
 import { expect } from 'chai';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import { sleep } from '../../../src/dev/proc.ts';
 import { createNamespace, installChartCrd, mustKubectl, poll, renderChart, type Rendered } from './chart-e2e.ts';
 
 const DENIED = /denied request: user (\S+) may not get pods\/log for pod (\S+), so may not create or change a LogTail that captures it/;
@@ -121,6 +122,78 @@ describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', 
       return r.code === 0 ? undefined : r.stderr;
     });
     expect(stderr).to.match(DENIED);
+  });
+});
+
+describe('chart: admission policy for LogTailPolicies (list pods + get pods/log in the namespace)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let ns: string;
+  let user: string;
+  const cleanup: string[] = [];
+  const POLICY_DENIED = /denied request: user (\S+) may not list pods and get pods\/log in namespace (\S+), so may not create or change a LogTailPolicy there/;
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    const releaseNs = uniqueName('chart-vapp');
+    ns = uniqueName('chart-vapp-t');
+    user = uniqueName('dave');
+    await createNamespace(c, releaseNs);
+    await createNamespace(c, ns);
+    const rendered = await renderChart({ release: uniqueName('vapp'), namespace: releaseNs });
+    cleanup.push(rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+    // may write policies and list pods, may not read any pod's log
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'policy-writer', [{ apiGroups: ['logtail.dev'], resources: ['logtailpolicies'], verbs: ['create', 'get', 'list', 'patch', 'update'] }, { apiGroups: [''], resources: ['pods'], verbs: ['list'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'dave-writer', 'Role', 'policy-writer', user));
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await c?.kubectl(['delete', 'logtailpolicies', '--all', '-n', ns, '--wait=false']);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  const policy = (name: string) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', metadata: { name, namespace: ns }, spec: { selector: { matchLabels: { app: 'ci' } } } });
+
+  it('denies a policy author who may list pods but not get pods/log, and admits them once granted', async () => {
+    const stderr = await poll('the policy to be denied', 30_000, async () => {
+      const r = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('denied') });
+      if (r.code === 0) {
+        await mustKubectl(c, ['delete', 'logtailpolicy', 'denied', '-n', ns]);
+        return undefined;
+      }
+      return r.stderr;
+    });
+    const m = POLICY_DENIED.exec(stderr);
+    expect(m, stderr).to.not.equal(null);
+    expect(m![1]).to.equal(user);
+    expect(m![2]).to.equal(ns);
+    expect((await c.kubectl(['get', 'logtailpolicy', 'denied', '-n', ns])).stderr).to.match(/NotFound/);
+    // pods/log on one named pod is not enough: a policy reaches every pod
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'one-pod-log', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['some-pod'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'dave-one-pod-log', 'Role', 'one-pod-log', user));
+    await sleep(2000);
+    const one = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('still-denied') });
+    expect(one.code).to.not.equal(0);
+    expect(one.stderr).to.match(POLICY_DENIED);
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'all-pod-logs', [{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'dave-all-pod-logs', 'Role', 'all-pod-logs', user));
+    await poll('the policy to be admitted', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('admitted') })).code === 0 ? true : undefined));
+  });
+
+  it('denies a policy author who may get pods/log but not list pods', async () => {
+    const eve = uniqueName('eve');
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'policy-writer-logs', [{ apiGroups: ['logtail.dev'], resources: ['logtailpolicies'], verbs: ['create'] }, { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'eve-writer', 'Role', 'policy-writer-logs', eve));
+    const stderr = await poll('eve to reach admission', 15_000, async () => {
+      const r = await c.kubectl(['create', '-f', '-', `--as=${eve}`], { input: policy('by-eve') });
+      expect(r.code, 'eve has no list pods and must be refused').to.not.equal(0);
+      return POLICY_DENIED.test(r.stderr) ? r.stderr : undefined;
+    });
+    expect(stderr).to.match(POLICY_DENIED);
   });
 });
 

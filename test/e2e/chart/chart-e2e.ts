@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { sleep } from '../../../src/dev/proc.ts';
 import type { TestCluster } from '../fixture.ts';
 import { launchOperator, type LaunchedOperator } from '../operator/harness.ts';
-import { CHART_CRD, renderRaw, parseManifests, type RenderOptions, type K8sObject, type Deployment } from '../../unit/chart/chart-helpers.ts';
+import { CHART_CRD, CHART_POLICY_CRD, renderRaw, parseManifests, type RenderOptions, type K8sObject, type Deployment } from '../../unit/chart/chart-helpers.ts';
 
 export const PSA_VIOLATION_WARNING = /would violate PodSecurity "restricted:latest"/;
 export const PSA_REFUSED = /violates PodSecurity "restricted:latest"/;
@@ -18,9 +18,9 @@ let crd: Promise<void> | undefined;
 export function installChartCrd(c: TestCluster): Promise<void> {
   if (!crd) {
     crd = (async () => {
-      const r = await c.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CHART_CRD]);
+      const r = await c.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CHART_CRD, '-f', CHART_POLICY_CRD]);
       if (r.code !== 0) throw new Error(`CRD apply failed: ${r.stderr}`);
-      const w = await c.kubectl(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
+      const w = await c.kubectl(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', 'crd/logtailpolicies.logtail.dev', '--timeout=60s']);
       if (w.code !== 0) throw new Error(`CRD not established: ${w.stderr}`);
     })();
   }

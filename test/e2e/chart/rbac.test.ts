@@ -41,7 +41,13 @@ const FORBIDDEN: Check[] = [
   ['deletecollection', 'pods'],
   ['create', 'pods', ['--subresource=eviction']],
   ['create', 'serviceaccounts', ['--subresource=token']],
-  ['create', 'logtails.logtail.dev'],
+  // The LogTailPolicy controller creates LogTails (so `create logtails` is
+  // granted) and only lists/watches policies and patches their status.
+  ['get', 'logtailpolicies.logtail.dev'],
+  ['create', 'logtailpolicies.logtail.dev'],
+  ['update', 'logtailpolicies.logtail.dev'],
+  ['patch', 'logtailpolicies.logtail.dev'],
+  ['delete', 'logtailpolicies.logtail.dev'],
   // Verbs the code never uses (issue 12, item 2): the operator PATCHes
   // LogTails and their status, creates Events, and never GETs a LogTail
   // (its informer lists and watches).
@@ -81,6 +87,10 @@ const LIST_ROWS_NEEDED = [
   'logtails.logtail.dev|*|watch',
   'logtails.logtail.dev|*|patch',
   'logtails.logtail.dev|*|delete',
+  'logtails.logtail.dev|*|create',
+  'logtailpolicies.logtail.dev|*|list',
+  'logtailpolicies.logtail.dev|*|watch',
+  'logtailpolicies.logtail.dev/status|*|patch',
   'logtails.logtail.dev/status|*|patch',
   'pods|*|get',
   'pods|*|list',

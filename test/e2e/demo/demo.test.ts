@@ -25,10 +25,10 @@ describe('first-run experience', function () {
     for (const l of results) expect(l).to.match(/object=file:\/\/\//);
   });
 
-  it('the examples are valid LogTails (server-side dry run)', async () => {
+  it('the examples are valid LogTails and LogTailPolicies (server-side dry run)', async () => {
     const c = await cluster();
     await installCrd(c);
-    for (const f of ['minimal.yaml', 'all-options.yaml']) {
+    for (const f of ['minimal.yaml', 'all-options.yaml', 'policy.yaml']) {
       const r = await c.kubectl(['apply', '--dry-run=server', '-n', 'default', '-f', join(REPO_ROOT, 'examples', f)]);
       expect(r.code, `${f}: ${r.stderr}`).to.equal(0);
     }

@@ -11,15 +11,16 @@ import { freePort, sleep } from '../../../src/dev/proc.ts';
 import type { TestCluster } from '../fixture.ts';
 
 export const CRD_FILE = join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml');
+export const POLICY_CRD_FILE = join(REPO_ROOT, 'crds', 'logtail.dev_logtailpolicies.yaml');
 
 let crdInstalled: Promise<void> | undefined;
 
 export function installCrd(c: TestCluster): Promise<void> {
   if (!crdInstalled) {
     crdInstalled = (async () => {
-      const r = await c.kubectl(['apply', '--server-side', '-f', CRD_FILE]);
+      const r = await c.kubectl(['apply', '--server-side', '-f', CRD_FILE, '-f', POLICY_CRD_FILE]);
       if (r.code !== 0) throw new Error(`CRD apply failed: ${r.stderr}`);
-      const w = await c.kubectl(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
+      const w = await c.kubectl(['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', 'crd/logtailpolicies.logtail.dev', '--timeout=60s']);
       if (w.code !== 0) throw new Error(`CRD not established: ${w.stderr}`);
     })();
   }

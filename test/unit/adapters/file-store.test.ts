@@ -76,6 +76,17 @@ describe('adapters/store/file-store', () => {
     expect(createHash('sha256').update(data).digest('hex')).to.equal(hash.digest('hex'));
   });
 
+  it('delete removes a committed object; deleting it again, or a URI outside the root, is handled', async () => {
+    const w = await store.create('ns/gone/main-0.log', { contentType: 'text/plain' });
+    await w.write(Buffer.from('x'));
+    const { uri } = await w.commit(META);
+    await store.delete(uri);
+    expect(await store.head(uri)).to.equal(undefined);
+    await store.delete(uri);
+    const outside = pathToFileURL(join(root, '..', 'elsewhere.log')).href;
+    expect(await rejection(store.delete(outside))).to.be.instanceOf(Error);
+  });
+
   it('never replaces an existing object: the second commit of a key fails with KeyExists', async () => {
     const first = await put('k.log', 'first\n');
     const second = await put('k.log', 'second, longer\n');

@@ -11,6 +11,7 @@ import { run, type RunResult } from '../../../src/dev/proc.ts';
 export const CHART_DIR = join(REPO_ROOT, 'deploy', 'helm', 'logtail-operator');
 export const CHART_CRD = join(CHART_DIR, 'crds', 'logtail.dev_logtails.yaml');
 export const SOURCE_CRD = join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml');
+export const CHART_POLICY_CRD = join(CHART_DIR, 'crds', 'logtail.dev_logtailpolicies.yaml');
 /** A store the chart accepts; the chart deliberately has no default bucket. */
 export const S3_VALUES = join(CHART_DIR, 'ci', 's3-values.yaml');
 export const FILE_VALUES = join(CHART_DIR, 'ci', 'file-store-values.yaml');

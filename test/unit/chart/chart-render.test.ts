@@ -30,7 +30,11 @@ const OPERATOR_ROWS = [
   'logtail.dev|logtails|watch|*',
   'logtail.dev|logtails|patch|*',
   'logtail.dev|logtails|delete|*',
+  'logtail.dev|logtails|create|*',
   'logtail.dev|logtails/status|patch|*',
+  'logtail.dev|logtailpolicies|list|*',
+  'logtail.dev|logtailpolicies|watch|*',
+  'logtail.dev|logtailpolicies/status|patch|*',
   'core|pods|get|*',
   'core|pods|list|*',
   'core|pods|watch|*',
@@ -188,9 +192,12 @@ describe('chart: rendered objects (helm template)', function () {
     };
     expect(vap.spec.failurePolicy).to.equal('Fail');
     expect(vap.spec.matchConstraints.resourceRules).to.have.length(1);
-    expect(vap.spec.matchConstraints.resourceRules[0]).to.deep.include({ apiGroups: ['logtail.dev'], operations: ['CREATE', 'UPDATE'], resources: ['logtails'] });
-    const expr = vap.spec.validations[0]!.expression.replace(/\s+/g, '');
-    expect(expr).to.equal("authorizer.group('').resource('pods').subresource('log').namespace(object.metadata.namespace).name(object.spec.podName).check('get').allowed()");
+    expect(vap.spec.matchConstraints.resourceRules[0]).to.deep.include({ apiGroups: ['logtail.dev'], operations: ['CREATE', 'UPDATE'], resources: ['logtails', 'logtailpolicies'] });
+    const expr = vap.spec.validations.map((v) => v.expression.replace(/\s+/g, ''));
+    expect(expr).to.deep.equal([
+      "request.resource.resource!='logtails'||authorizer.group('').resource('pods').subresource('log').namespace(object.metadata.namespace).name(object.spec.podName).check('get').allowed()",
+      "request.resource.resource!='logtailpolicies'||(authorizer.group('').resource('pods').namespace(object.metadata.namespace).check('list').allowed()&&authorizer.group('').resource('pods').subresource('log').namespace(object.metadata.namespace).check('get').allowed())",
+    ]);
     const binding = find(objs, 'ValidatingAdmissionPolicyBinding') as unknown as { spec: { policyName: string; validationActions: string[] } };
     expect(binding.spec).to.deep.equal({ policyName: 'lt-logtail-operator-pod-log-access', validationActions: ['Deny'] });
   });
@@ -202,6 +209,7 @@ describe('chart: rendered objects (helm template)', function () {
     expect(edit.metadata.labels).to.not.have.property('rbac.authorization.k8s.io/aggregate-to-view');
     expect(view.metadata.labels).to.include({ 'rbac.authorization.k8s.io/aggregate-to-view': 'true' });
     expect(flattenRules(rulesOf(edit))).to.include.members(['logtail.dev|logtails|create|*', 'logtail.dev|logtails|delete|*', 'logtail.dev|logtails|update|*']);
+    expect(flattenRules(rulesOf(edit))).to.include.members(['logtail.dev|logtailpolicies|create|*', 'logtail.dev|logtailpolicies|update|*']);
     expect(flattenRules(rulesOf(edit)).filter((r) => r.startsWith('logtail.dev|logtails/status|'))).to.deep.equal(['logtail.dev|logtails/status|get|*', 'logtail.dev|logtails/status|list|*', 'logtail.dev|logtails/status|watch|*']);
     expect(flattenRules(rulesOf(view)).map((r) => r.split('|')[2])).to.satisfy((verbs: string[]) => verbs.every((v) => ['get', 'list', 'watch'].includes(v)));
   });

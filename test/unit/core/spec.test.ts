@@ -27,7 +27,14 @@ describe('core/spec', () => {
       terminatedRetry: { initialIntervalMs: 200, maxIntervalMs: 5_000, maxElapsedMs: 15_000 },
       podNotFoundTimeoutMs: 120_000,
       ttlSecondsAfterFinished: undefined,
+      retention: 'Retain',
     } satisfies ResolvedSpec);
+  });
+
+  it('retention: Retain (default) or Delete, nothing else', () => {
+    expect(ok({ podName: 'p', retention: 'Delete' }).retention).to.equal('Delete');
+    expect(ok({ podName: 'p', retention: 'Retain' }).retention).to.equal('Retain');
+    expect(fails({ podName: 'p', retention: 'delete' })).to.equal('spec.retention: must be one of Retain, Delete');
   });
 
   it('takes every field as given', () => {

@@ -127,6 +127,10 @@ export class MemoryStore implements ObjectStore {
     const b = this.objects.get(uri);
     return Promise.resolve(b ? { size: b.length } : undefined);
   }
+  delete(uri: string): Promise<void> {
+    this.objects.delete(uri);
+    return Promise.resolve();
+  }
 }
 
 export interface Capture {
