@@ -74,40 +74,53 @@ describe('operator: lifecycle', function () {
     }
   });
 
-  it('captures the previous and the last run of a pod that restarted before the LogTail existed', async () => {
+  /**
+   * A pod that ran twice (exit 3, then 0) before its LogTail existed. The
+   * kubelet's container GC keeps one dead container per container by default
+   * (cmd/kubelet/app/options MaxPerPodContainerCount 1;
+   * pkg/kubelet/pod_container_deletor.go getContainersToDeleteInPod): when
+   * run 1 died, run 0 was removed with its log, while lastState still names
+   * it. A previous=true request then gets 200 with the body `unable to
+   * retrieve container logs for <run 0's ID>` (kubelet_pods.go
+   * GetKubeletContainerLogs flushes the header with a zero-byte write before
+   * kuberuntime_container.go GetContainerLogs fails; server.go appends the
+   * error to the body). So run 0 cannot be captured: it is reported, never
+   * stored (that text is not its log), and the LogTail is not Complete. Run 1
+   * is stored byte-exactly.
+   */
+  async function lateRestartedPod(name: string, nodeName?: string): Promise<void> {
     await operator();
-    await apply(c, podManifest(ns, 'late', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 50, lineBytes: 60, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } }));
-    const end = Date.now() + 30_000;
-    while ((await c.kubectl(['get', 'pod', 'late', '-n', ns, '-o', 'jsonpath={.status.phase}'])).stdout !== 'Succeeded') {
+    await apply(c, podManifest(ns, name, { nodeName, restartPolicy: 'OnFailure', script: { containers: { main: { lines: 50, lineBytes: 60, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } }));
+    const end = Date.now() + 60_000;
+    while ((await c.kubectl(['get', 'pod', name, '-n', ns, '-o', 'jsonpath={.status.phase}'])).stdout !== 'Succeeded') {
       if (Date.now() > end) throw new Error('pod did not finish');
       await sleep(300);
     }
-    // The kubelet's container GC keeps one dead container per container by
-    // default (cmd/kubelet/app/options MaxPerPodContainerCount 1;
-    // pkg/kubelet/pod_container_deletor.go): when run 1 died, run 0 was
-    // removed with its log, while lastState still names it. A previous=true
-    // request then gets 200 with the body `unable to retrieve container logs
-    // for <run 0's ID>` (kubelet_pods.go GetKubeletContainerLogs flushes the
-    // header with a zero-byte write before kuberuntime_container.go
-    // GetContainerLogs fails; server.go appends the error). Observed on
-    // kubelet-1 (docs/hollow-kubelet.md); the simulator does the same.
-    const pod = JSON.parse((await c.kubectl(['get', 'pod', 'late', '-n', ns, '-o', 'json'])).stdout) as { status: { containerStatuses: { lastState: { terminated: { containerID: string } } }[] } };
+    const pod = JSON.parse((await c.kubectl(['get', 'pod', name, '-n', ns, '-o', 'json'])).stdout) as { status: { containerStatuses: { lastState: { terminated: { containerID: string } } }[] } };
     const run0 = pod.status.containerStatuses[0]!.lastState.terminated.containerID;
-    const prev = await c.kubectl(['logs', 'late', '-n', ns, '--previous']);
+    expect(run0).to.match(/^containerd:\/\/[0-9a-f]{64}$/);
+    const prev = await c.kubectl(['logs', name, '-n', ns, '--previous', '--timestamps']);
+    expect(prev.code, prev.stderr).to.equal(0);
     expect(prev.stdout).to.equal(`unable to retrieve container logs for ${run0}`);
-    // So run 0 cannot be captured: it is reported, never stored (that text
-    // is not its log), and the LogTail is not Complete. Run 1 is byte-exact.
-    await apply(c, logTailManifest(ns, 'late', { podName: 'late' }));
-    const lt = await waitForLogTail(c, ns, 'late', 60_000);
+    await apply(c, logTailManifest(ns, name, { podName: name }));
+    const lt = await waitForLogTail(c, ns, name, 60_000);
     expect([lt.status?.phase, lt.status?.reason], lt.status?.message).to.deep.equal(['Incomplete', 'ContainerRemoved']);
     expect(lt.status?.result).to.equal('Succeeded');
     expect(lt.status?.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'ContainerRemoved' }]);
     const caps = [...(lt.status?.containers ?? [])].sort((a, b) => a.restart - b.restart);
     expect(caps.map((x) => [x.restart, x.state, x.exitCode])).to.deep.equal([[1, 'Stored', 0]]);
-    expect(await sha256File(uriToPath(caps[0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, 'late', 'main')));
+    expect(await sha256File(uriToPath(caps[0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, name, 'main')));
     // Nothing of run 0 reached the store: only run 1's object exists.
-    const stored = filesUnder(join(ops[0]!.storeDir, ns, 'late'));
+    const stored = filesUnder(join(ops[0]!.storeDir, ns, name));
     expect(stored.map((f) => f.replace(/^.*\//, ''))).to.deep.equal([caps[0]!.object!.uri.replace(/^.*\//, '')]);
+  }
+
+  it('a pod that restarted before the LogTail existed: the last run byte-exact, the previous one (removed by the kubelet) reported, never stored', async () => {
+    await lateRestartedPod('late');
+  });
+
+  it('the same on the real kubelet (hollow kubelet node)', async () => {
+    await lateRestartedPod('late-k', c.kubeletNode);
   });
 
   it('holds the finalizer while capturing, and on delete aborts the upload and lets the LogTail go', async () => {
