@@ -53,10 +53,16 @@ describe('operator: lifecycle', function () {
 
   it('stores each instance of a restarting container as its own object', async () => {
     await operator();
-    // The LogTail first, so the capture sees the first run; the kubelet only
-    // keeps the current and previous run, which the restart delay respects.
+    // The LogTail first, so the capture sees the first run. The kubelet's
+    // container GC keeps one dead container per container by default
+    // (cmd/kubelet/app/options MaxPerPodContainerCount 1): run k-1 is removed
+    // the moment run k dies, and restart 1 comes at once. So each run lasts
+    // 2 s (200 lines at 100/s), time for the capture to prove run k-1's end
+    // while run k runs; with 0.5 s runs that race was lost now and then, and
+    // the capture then rightly ends Incomplete/ContainerRemoved (the test
+    // below and test/unit/runtime/capture-daemon.test.ts).
     await apply(c, logTailManifest(ns, 'crashy', { podName: 'crashy' }));
-    await apply(c, podManifest(ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 200, lineBytes: 60, linesPerSecond: 400, exitCodes: [2, 2, 0], restartDelaySeconds: 2 } } } }));
+    await apply(c, podManifest(ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 200, lineBytes: 60, linesPerSecond: 100, exitCodes: [2, 2, 0], restartDelaySeconds: 2 } } } }));
     const lt = await waitForLogTail(c, ns, 'crashy', 90_000);
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     expect(lt.status?.result).to.equal('Succeeded');
