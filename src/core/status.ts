@@ -29,6 +29,7 @@ export const Reason = {
   InvalidSpec: 'InvalidSpec',
   KeyExists: 'KeyExists',
   MalformedLines: 'MalformedLines',
+  ContainerRemoved: 'ContainerRemoved',
 } as const;
 
 export interface Condition {

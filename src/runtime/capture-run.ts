@@ -13,11 +13,12 @@ import { Backoff, retry } from '../adapters/retry.ts';
 import type { ObjectWriter } from '../adapters/store/types.ts';
 import { judgeWindow, proofPlan, type StoredSoFar } from '../core/capture/drain.ts';
 import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capture/failure.ts';
+import { ErrorTail, removedContainerText, responseError } from '../core/capture/kubelet-error.ts';
 import type { RunEnd } from '../core/capture/outcome.ts';
 import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
 import { renderKey } from '../core/key-template.ts';
 import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
-import type { ContainerCapture } from '../core/status.ts';
+import { type ContainerCapture, Reason, addUncapturedRuns } from '../core/status.ts';
 import type { CaptureDaemon } from './capture-daemon.ts';
 import { containerStatus, podTerminal } from './capture-ports.ts';
 import { ContentSink } from './content-sink.ts';
@@ -39,6 +40,7 @@ export interface RunTarget {
 
 type Where = { kind: 'run'; run: ServedRun; podTerminal: boolean } | { kind: 'gone'; replaced: boolean } | { kind: 'unavailable'; message: string } | { kind: 'unserved' };
 
+/** `discard`: nothing of it is stored (the upload is aborted). */
 type Gap = { reason: string; message: string; discard?: boolean };
 
 export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd> {
@@ -142,6 +144,7 @@ class RunCapture {
     try {
       await this.announce();
       await this.passes();
+      if (this.gap?.reason === Reason.ContainerRemoved && this.filter.bytes === 0) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
         await this.writer.abort();
         this.c.state = 'Failed';
@@ -156,6 +159,21 @@ class RunCapture {
       await this.writer.abort().catch((e: unknown) => this.d.log.warn('abort of upload failed', { error: String(e) }));
       return failRun(this.d, this.c, err);
     }
+  }
+
+  /**
+   * The kubelet had removed the run's container before any of its log was
+   * read: no object, the run is listed in status.uncapturedRuns.
+   */
+  private async uncaptured(g: Gap): Promise<RunEnd> {
+    const d = this.d;
+    await this.writer.abort();
+    d.status.containers = d.status.containers.filter((x) => x !== this.c);
+    const { name, init } = this.t;
+    const index = this.run.index;
+    Object.assign(d.status, addUncapturedRuns(d.status, { container: name, init, fromRestart: index, toRestart: index, reason: g.reason }));
+    await d.publish(true);
+    return { kind: 'partial', reason: g.reason, message: g.message };
   }
 
   private async announce(): Promise<void> {
@@ -226,6 +244,7 @@ class RunCapture {
   private async followPass(terminal: boolean): Promise<void> {
     const r = await this.read(true);
     if (r.error) return this.onFailure(r.error, r.progressed, false);
+    if (this.stopped) return;
     const where = await this.locate();
     if (where.kind !== 'run') {
       this.end(this.gapFor(where));
@@ -260,6 +279,7 @@ class RunCapture {
     if (plan.kind === 'impossible') {
       const r = await this.read(false);
       if (r.error) return this.onFailure(r.error, r.progressed, true).then(() => this.stopped);
+      if (this.stopped) return true;
       // Nothing can prove this end; a read that adds nothing may still have
       // been cut, so a few are asked before the run is committed as it is.
       this.quietReads = r.progressed ? 0 : this.quietReads + 1;
@@ -268,6 +288,7 @@ class RunCapture {
       return this.stopped;
     }
     const verdict = await this.proofWindow(plan.tailLines + this.windowExtra);
+    if (this.stopped) return true;
     if (verdict.kind === 'drained') {
       // An empty log that an earlier process of this capture saw lines in: rotated away.
       if (this.filter.bytes === 0 && this.firstTimestampBefore) {
@@ -278,6 +299,7 @@ class RunCapture {
     if (verdict.kind === 'more') {
       const r = await this.read(false);
       if (r.error) await this.onFailure(r.error, r.progressed, true);
+      else if (this.stopped) return true;
       // The window showed more than a read from the checkpoint brings (e.g. a
       // window starting inside a long line): that is no proof either way.
       else if (!r.progressed) await this.countFailure('DrainUnproven', `${verdict.why}, but a read from the checkpoint adds nothing`, false);
@@ -321,7 +343,14 @@ class RunCapture {
       return { kind: 'inconclusive', why: g.message };
     }
     if (where.run.previous !== before.previous) return { kind: 'inconclusive', why: 'the run moved between "current" and "previous" during the window' };
-    return judgeWindow(Buffer.concat(chunks, size), this.stored(), n);
+    const body = Buffer.concat(chunks, size);
+    const text = this.removedText();
+    if (text && responseError(body, text).kind !== 'none') {
+      // The kubelet no longer has the container: nothing more can be read or proven.
+      this.removed();
+      return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
+    }
+    return judgeWindow(body, this.stored(), n);
   }
 
   private request(o: { follow: boolean; tailLines?: number }) {
@@ -340,6 +369,18 @@ class RunCapture {
     };
   }
 
+  /** The text the kubelet answers (200) for this run once its container is removed; undefined without a container ID. */
+  private removedText(): Buffer | undefined {
+    return this.run.id.includes('://') ? removedContainerText(this.run.id) : undefined;
+  }
+
+  /** The kubelet answered that the run's container is gone: reading it is over. */
+  private removed(): void {
+    const { name } = this.t;
+    const what = `${name} run ${this.run.index}: the kubelet had removed its container ${this.run.id} (its GC keeps one dead container per container) and answered "unable to retrieve container logs"`;
+    this.end({ reason: Reason.ContainerRemoved, message: this.filter.bytes > 0 ? `${what}; stored what was read before, its end is not proven` : `${what}; nothing of it was read` });
+  }
+
   /** One request read through the resume filter into the object. */
   private async read(follow: boolean): Promise<{ progressed: boolean; fromTop: boolean; error?: unknown }> {
     const fromTop = this.filter.checkpoint() === undefined && this.filter.bytes === 0;
@@ -350,17 +391,25 @@ class RunCapture {
     const hold = this.relaxed;
     this.relaxed = false;
     let error: unknown;
+    // The kubelet's error text for a removed container arrives in a 200 body
+    // (core/capture/kubelet-error.ts): held back, never stored.
+    const text = this.removedText();
+    const tail = text ? new ErrorTail(text) : undefined;
     try {
       const stream = await this.d.deps.logs.open(this.request({ follow: follow && !hold }));
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
       this.filter.beginConnection({ strict: !hold });
       for await (const chunk of stream) {
-        this.filter.push(chunk, this.emit);
+        if (tail) for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
+        else this.filter.push(chunk, this.emit);
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) await this.flush();
       }
+      const end = tail?.end();
+      if (end?.rest.length) this.filter.push(end.rest, this.emit);
       this.afterConnection();
-      if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);
+      if (end?.matched) this.removed();
+      else if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);
     } catch (err) {
       if (this.d.signal.aborted) throw this.d.signal.reason;
       error = err;

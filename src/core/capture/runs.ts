@@ -11,8 +11,10 @@
 // - During the restart back-off (`state.waiting`, restartCount k),
 //   `lastState.terminated` is run k, and both "current" and "previous" serve
 //   run k.
-// - Older runs are not served (the kubelet keeps two dead containers and
-//   serves only the newest of them).
+// - Older runs are not served. Even run k-1 in `lastState` may be gone: the
+//   container GC keeps one dead container per container by default, so it
+//   is removed when run k dies, and its log request is answered 200 with an
+//   error text (core/capture/kubelet-error.ts).
 //
 // A run is identified by its container ID: a changed ID is a new run, whatever
 // restartCount says. Pure functions, no I/O.

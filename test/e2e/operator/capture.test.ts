@@ -22,6 +22,7 @@ import {
   startOperator,
   uriToPath,
   waitForFile,
+  waitForFinalizerRemoved,
   waitForLogTail,
   type LogTailObject,
   type OperatorProcess,
@@ -82,7 +83,9 @@ describe('operator: capture end to end (filesystem store)', function () {
     await expectByteExact(c, ns, 'single', lt, 'main');
     const conds = Object.fromEntries((lt.status?.conditions ?? []).map((x) => [x.type, x.status]));
     expect(conds).to.include({ Complete: 'True', Finished: 'True', Streaming: 'False' });
-    expect(lt.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
+    // Removed by a patch after the terminal status: waited for, bounded.
+    const after = await waitForFinalizerRemoved(c, ns, 'single');
+    expect(after.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
     const evs = await events(c, ns, 'single');
     expect(evs.filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason)).map((e) => e.reason)).to.deep.equal(['Complete']);
   });

@@ -78,6 +78,7 @@ export interface LogTailObject {
     exitCode?: number;
     observedGeneration?: number;
     podUID?: string;
+    uncapturedRuns?: Array<{ container: string; init?: boolean; fromRestart: number; toRestart: number; reason: string }>;
     conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
     containers?: Array<{
       name: string;
@@ -115,6 +116,15 @@ export async function waitForLogTail(c: TestCluster, ns: string, name: string, t
     await sleep(300);
   }
   throw new Error(`LogTail ${ns}/${name} did not reach the expected state in ${timeoutMs} ms; last status: ${JSON.stringify(last?.status)}`);
+}
+
+/**
+ * The LogTail once its finalizer is gone. The operator removes it with a
+ * patch after the terminal status, so a LogTail read the instant it turned
+ * terminal may still carry it; a finalizer that stays past the bound fails.
+ */
+export async function waitForFinalizerRemoved(c: TestCluster, ns: string, name: string, timeoutMs = 20_000): Promise<LogTailObject> {
+  return waitForLogTail(c, ns, name, timeoutMs, (lt) => TERMINAL.has(lt.status?.phase ?? '') && !(lt.metadata.finalizers ?? []).includes('logtail.dev/finalizer'));
 }
 
 export async function sha256File(path: string): Promise<string> {

@@ -5,7 +5,7 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { run as runCmd, sleep } from '../../../src/dev/proc.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, waitForFile, waitForLogTail } from './harness.ts';
+import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, waitForFile, waitForFinalizerRemoved, waitForLogTail } from './harness.ts';
 
 describe('operator: crash safety', function () {
   this.timeout(240_000);
@@ -38,7 +38,9 @@ describe('operator: crash safety', function () {
       expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(want);
       const terminal = (await events(c, ns, 'victim')).filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason));
       expect(terminal).to.have.length(1);
-      expect(lt.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
+      // Removed by a patch after the terminal status: waited for, bounded.
+      const after = await waitForFinalizerRemoved(c, ns, 'victim');
+      expect(after.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
     } finally {
       await op2.stop();
     }

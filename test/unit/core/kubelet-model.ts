@@ -11,6 +11,18 @@
 // - running run k: current = run k, previous = run k-1;
 // - a request without a servable run: 400 (waiting to start / previous not
 //   found); a missing pod: 404.
+// - container GC: when a run dies, the kubelet removes that container's dead
+//   runs beyond the newest max(MaxPerPodContainerCount, 1), with their logs
+//   (pkg/kubelet/pod_container_deletor.go getContainersToDeleteInPod, called
+//   on every PLEG ContainerDied); the default is 1 (cmd/kubelet/app/options
+//   MaxPerPodContainerCount), so when run k dies run k-1 is removed while the
+//   status still names it in lastState. A request for a removed run is
+//   answered 200 with the body `unable to retrieve container logs for
+//   <containerID>` (no newline, no timestamp): kubelet_pods.go
+//   GetKubeletContainerLogs has flushed the header with a zero-byte write
+//   before kuberuntime_container.go GetContainerLogs fails, and server.go
+//   appends the error to the body. The kubelet writes that text in one
+//   Write; the model serves it whole (a cut fault does not split it).
 // Log bytes follow cri-client pkg/logs/logs.go (kubelet-sim.ts renders them):
 // sinceTime applies per record, truncated to the second; tailLines counts
 // records and the first record of a window gets a prefix; a follow stream of
@@ -41,6 +53,8 @@ export class ModelRun {
   readonly id: string;
   readonly builder: LogBuilder;
   ended = false;
+  /** Removed by the container GC, with its log. */
+  removed = false;
   /** Records before this index are in rotated files: new requests do not read them. */
   fileStart = 0;
   exitCode: number | undefined;
@@ -126,6 +140,8 @@ export class KubeletModel {
   zoneMin = 0;
   /** Called after every change (the informer's event). */
   onChange: () => void = () => {};
+  /** The kubelet's MaxPerPodContainerCount (dead runs kept per container; at least 1 is kept). */
+  maxDeadPerContainer = 1;
 
   constructor(clock: ModelClock, seed = 1) {
     this.clock = clock;
@@ -182,6 +198,9 @@ export class KubeletModel {
     run.finishedAt = new Date(this.clock.now()).toISOString();
     c.state = 'terminated';
     this.logNs += 1_000_000_000n;
+    // Container GC on ContainerDied: keep the newest max(MaxPerPodContainerCount, 1) dead runs.
+    const dead = c.runs.filter((r) => r.ended && !r.removed);
+    for (const r of dead.slice(0, Math.max(0, dead.length - Math.max(1, this.maxDeadPerContainer)))) r.removed = true;
     this.changed();
   }
 
@@ -273,6 +292,7 @@ export class KubeletModel {
     const fault = this.fault(req, n);
     if (fault.error) throw fault.error;
     const run = this.resolve(req);
+    if (run.removed) return new TextStream(Buffer.from(`unable to retrieve container logs for ${run.id}`, 'latin1'));
     // The kubelet sends its 200 with the first byte of the body, or when the
     // handler returns for an empty log (pkg/kubelet/server/server.go
     // getContainerLogs writes through flushwriter): a connection cut before
@@ -303,6 +323,21 @@ export class KubeletModel {
         () => undefined,
       );
     });
+  }
+}
+
+/** A 200 whose body is one piece of text (the kubelet's error after its header left). */
+class TextStream implements LogStream {
+  bytesReceived = 0;
+  readonly queuedBytes = 0;
+  private readonly body: Buffer;
+  constructor(body: Buffer) {
+    this.body = body;
+  }
+  close(): void {}
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    this.bytesReceived = this.body.length;
+    yield Buffer.from(this.body);
   }
 }
 

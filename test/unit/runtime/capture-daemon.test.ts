@@ -109,6 +109,84 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  describe('a run whose container the kubelet removed (GC keeps one dead container per container)', () => {
+    /** A pod that ran twice (exit 3, then 0) before the LogTail existed. */
+    function lateRestartedPod(cap: Capture): ModelPod {
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      for (const code of [3, 0]) {
+        cap.model.start(pod, 'main');
+        for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `exit ${code} line ${i}\n`);
+        cap.model.exit(pod, 'main', code);
+      }
+      cap.model.setPhase(pod, 'Succeeded');
+      return pod;
+    }
+
+    it('previous of a removed run answers 200 with the error text: reported as uncaptured, never stored', async () => {
+      const cap = makeCapture();
+      const pod = lateRestartedPod(cap);
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'ContainerRemoved', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'ContainerRemoved' }]);
+      expect(entries(cap)).to.deep.equal([['main', 1, 'Stored']]);
+      expect(cap.object('main', 0)).to.equal(undefined);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+      // The request was made and answered with the text (the model's 200).
+      expect(cap.model.requests.some((r) => r.previous)).to.equal(true);
+      for (const [uri, bytes] of cap.store.objects) expect(bytes.toString('latin1'), uri).to.not.contain('unable to retrieve');
+      expect(cap.store.open).to.equal(0);
+    });
+
+    it('the same pod on a kubelet keeping two dead containers: both runs stored, Complete (the model is what decides)', async () => {
+      const cap = makeCapture();
+      cap.model.maxDeadPerContainer = 2;
+      const pod = lateRestartedPod(cap);
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+    });
+
+    it('removed while it was being read: what was read is stored, the run is Incomplete, never Complete', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 50; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
+      cap.model.exit(pod, 'main', 1);
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'run 1 line\n');
+      // The first read of run 0 (previous, not a proof window) is cut; before
+      // the next request run 1 dies, and the GC removes run 0.
+      let previousReads = 0;
+      cap.model.fault = (req) => {
+        if (!req.previous || req.tailLines !== undefined) return {};
+        previousReads++;
+        if (previousReads === 1) return { cutAt: 400 };
+        if (previousReads === 2) {
+          cap.model.exit(pod, 'main', 0);
+          cap.model.setPhase(pod, 'Succeeded');
+        }
+        return {};
+      };
+      const st = await cap.run();
+      expect(pod.container('main').runs[0]!.removed).to.equal(true);
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'ContainerRemoved']);
+      expect(entries(cap)).to.deep.equal([
+        ['main', 0, 'Gap'],
+        ['main', 1, 'Stored'],
+      ]);
+      const run0 = cap.status().containers.find((c) => c.restart === 0)!;
+      expect(run0.lastError).to.match(/^ContainerRemoved: .*stored what was read before, its end is not proven/);
+      expect(run0.malformedLines ?? 0).to.equal(0);
+      const got = cap.object('main', 0)!;
+      const want = pod.container('main').runs[0]!.expected();
+      expect(got.length).to.be.greaterThan(0).and.below(want.length);
+      expect(want.subarray(0, got.length).equals(got), 'a prefix of run 0').to.equal(true);
+      expect(st.uncapturedRuns ?? []).to.deep.equal([]);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+    });
+  });
+
   describe('defect 3: only positive evidence finishes an ended run', () => {
     it('a cut at a record boundary after the run ended is not taken for the end', async () => {
       const cap = makeCapture();

@@ -1,7 +1,8 @@
 // Seeded randomized whole captures against the kubelet model: restarts under
 // each restart policy, cuts at any byte (record boundaries included), stalls,
 // transient errors, API errors, deletion and recreation under the same name,
-// offset timestamps, long lines, same-timestamp bursts. Every run checks the
+// offset timestamps, long lines, same-timestamp bursts, runs removed by the
+// kubelet's container GC (previous answers 200 with an error text). Every run checks the
 // stored bytes and the status against what the model's containers wrote.
 import { expect } from 'chai';
 import { captureError } from '../../../src/adapters/errors.ts';
@@ -178,6 +179,15 @@ function check(cap: Capture, pod: ModelPod, sc: Scenario, st: LogTailStatus, see
     if (!got || !got.equals(want)) allExact = false;
     if (c.state === 'Stored' && got && !got.equals(want)) expect.fail(`${ctx}: ${c.name}/${c.restart} Stored (no gap) but ${got.length} of ${want.length} bytes`);
   }
+  // ContainerRemoved only for runs the model's GC removed; their error text is never stored.
+  for (const r of st.uncapturedRuns ?? []) {
+    if (r.reason !== 'ContainerRemoved') continue;
+    for (let i = r.fromRestart; i <= r.toRestart; i++) expect(pod.containers.find((x) => x.name === r.container)?.runs[i]?.removed, `${ctx}: ${r.container}/${i} reported removed`).to.equal(true);
+  }
+  for (const c of st.containers) {
+    if (c.lastError?.startsWith('ContainerRemoved')) expect(pod.containers.find((x) => x.name === c.name)?.runs[c.restart]?.removed, `${ctx}: ${c.name}/${c.restart} reported removed`).to.equal(true);
+  }
+  for (const [uri, bytes] of cap.store.objects) expect(bytes.includes('unable to retrieve container logs'), `${ctx}: ${uri} holds the kubelet's error text`).to.equal(false);
   if (st.phase === 'Complete') {
     expect(allExact, `${ctx}: Complete with an object that is not its run's log`).to.equal(true);
     for (const mc of pod.containers) {
