@@ -362,6 +362,8 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
       const lt = await caseResult(name);
       expect([lt.status?.phase, lt.status?.reason, lt.status?.result], JSON.stringify(lt.status)).to.deep.equal(['Incomplete', 'PodDeleted', 'Unknown']);
       const [cap] = capsOf(lt, 'main');
+      // Whether this run met the kubelet's appended error text (racy): for the record.
+      console.log(`      [${name}] ${cap?.bytes} B stored; ${cap?.lastError ?? ''}`);
       expect(cap?.object, JSON.stringify(cap)).to.not.equal(undefined);
       const got = readFileSync(uriToPath(cap!.object!.uri));
       expect(got.toString('latin1')).to.not.match(/rpc error|not found|unable to retrieve/);
