@@ -120,6 +120,8 @@ class RunCapture {
    * same name show up now, those bytes may be that pod's.
    */
   private unconfirmedFromTop = false;
+  /** The last error text the kubelet appended to a 200 body (core/capture/kubelet-error.ts), kept for the run's final message. */
+  private kubeletError: string | undefined;
   private pieces: Buffer[] = [];
   private pendingBytes = 0;
 
@@ -209,6 +211,7 @@ class RunCapture {
     this.stopped = true;
     const prev = this.gap;
     this.gap = prev && !g.discard ? { ...g, message: `${g.message}; ${prev.message}` } : g;
+    if (this.kubeletError && !g.discard) this.gap = { ...this.gap, message: `${this.gap.message}; ${this.kubeletError}` };
   }
 
   private gapFor(where: Exclude<Where, { kind: 'run' }>): Gap {
@@ -344,12 +347,13 @@ class RunCapture {
     }
     if (where.run.previous !== before.previous) return { kind: 'inconclusive', why: 'the run moved between "current" and "previous" during the window' };
     const body = Buffer.concat(chunks, size);
-    const text = this.removedText();
-    if (text && responseError(body, text).kind !== 'none') {
+    const verdict = responseError(body, this.removedText());
+    if (verdict.kind === 'whole' || verdict.kind === 'trailing') {
       // The kubelet no longer has the container: nothing more can be read or proven.
       this.removed();
       return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
     }
+    if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
     return judgeWindow(body, this.stored(), n);
   }
 
@@ -391,24 +395,23 @@ class RunCapture {
     const hold = this.relaxed;
     this.relaxed = false;
     let error: unknown;
-    // The kubelet's error text for a removed container arrives in a 200 body
+    // The kubelet's error text arrives in a 200 body after the last newline
     // (core/capture/kubelet-error.ts): held back, never stored.
-    const text = this.removedText();
-    const tail = text ? new ErrorTail(text) : undefined;
+    const tail = new ErrorTail(this.removedText());
     try {
       const stream = await this.d.deps.logs.open(this.request({ follow: follow && !hold }));
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
       this.filter.beginConnection({ strict: !hold });
       for await (const chunk of stream) {
-        if (tail) for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
-        else this.filter.push(chunk, this.emit);
+        for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) await this.flush();
       }
-      const end = tail?.end();
-      if (end?.rest.length) this.filter.push(end.rest, this.emit);
+      const end = tail.end();
+      if (end.rest.length) this.filter.push(end.rest, this.emit);
       this.afterConnection();
-      if (end?.matched) this.removed();
+      if (end.matched) this.removed();
+      else if (end.dropped.length > 0) throw this.appendedError(end.dropped);
       else if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);
     } catch (err) {
       if (this.d.signal.aborted) throw this.d.signal.reason;
@@ -419,6 +422,17 @@ class RunCapture {
     else await this.flush();
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
     return { progressed: this.filter.bytes > before, fromTop, error };
+  }
+
+  /**
+   * The kubelet ended a 200 body with error text after the last newline (the
+   * container gone under a follow stream): not stored; the run's end is not
+   * proven, so the read is retried like a failed one.
+   */
+  private appendedError(dropped: Buffer): CaptureError {
+    const text = dropped.subarray(0, 300).toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+    this.kubeletError = `the kubelet ended a log response with an error instead of log lines (not stored): ${text}`;
+    return new CaptureError('ServerError', 'transient', `${this.t.name}: ${this.kubeletError}`);
   }
 
   /** Stores what a relaxed read emitted if the pod is still ours; otherwise drops it and ends the run. */

@@ -9,106 +9,181 @@
 // For a container the kubelet's GC has removed (it keeps one dead container
 // per container by default, so run k-1 goes when run k ends) that text is
 // `unable to retrieve container logs for <containerID>` (kuberuntime
-// GetContainerLogs, when ContainerStatus fails).
+// GetContainerLogs, when ContainerStatus fails). A follow stream whose
+// container is removed while it is read (the pod deleted) ends the same way
+// with the runtime's text (k8s.io/cri-client pkg/logs/logs.go ReadLogs:
+// isContainerRunning fails with NotFound, e.g. `rpc error: code = NotFound
+// desc = container "<id>" not found`; the wording is the runtime's).
 //
-// A log requested with timestamps=true has a timestamp at the start of every
-// line, so such text can only be a whole body, or trail the last complete
-// line. Pure: the bytes after the last newline that can still be that text
-// are held back until the response ends.
+// A log requested with timestamps=true has a valid kubelet timestamp prefix
+// (core/kubelet-timestamp.ts) at the start of every line it serves after a
+// newline; the only prefix-less bytes are later chunks of a long line (never
+// right after a newline) and the start of a response that begins mid-line.
+// So bytes after the last newline that do not begin with a valid prefix when
+// the response ends are the kubelet's error text, never log content,
+// whatever its wording. Pure: the bytes after a newline are held back until
+// they form a valid prefix (at most PREFIX_MAX_LEN bytes: then released), a
+// newline follows (a malformed line: released, the resume filter counts it)
+// or the response ends (dropped and reported). At the start of a response
+// only the exact removed-container text is recognised.
+
+import { PREFIX_MAX_LEN, heldPrefixLength, prefixByteFits, validTimestampAt } from '../kubelet-timestamp.ts';
 
 /** What the kubelet appends when it cannot find the container (kuberuntime GetContainerLogs). */
 export function removedContainerText(containerID: string): Buffer {
   return Buffer.from(`unable to retrieve container logs for ${containerID}`, 'latin1');
 }
 
+/** Bytes after a newline that cannot start a line, held back before they are released as content anyway. */
+export const ERROR_TEXT_MAX = 64 * 1024;
+
 export interface ErrorTailEnd {
-  /** The response ended with `text`, right after a newline or as its whole body. */
+  /** The response ended with the removed-container text, right after a newline or as its whole body. */
   matched: boolean;
-  /** Bytes held back that turned out to be something else: forward them. */
+  /** Bytes held back that turned out to be something else (a cut inside a prefix): forward them. */
   rest: Buffer;
-  /** Bytes forwarded before the end (0 with `matched`: the text was the whole body). */
+  /** Bytes after the last newline without a timestamp prefix: the kubelet's error text, not forwarded (empty if none). */
+  dropped: Buffer;
+  /** Bytes forwarded before the end. */
   forwarded: number;
 }
 
-/** Holds back a trailing `text` of a streamed response; everything else passes through unchanged and in order. */
+const EMPTY = Buffer.alloc(0);
+
+type Mode =
+  /** The start of the response: held while it can be the removed-container text. */
+  | 'start'
+  /** After a newline: held while it can be a timestamp prefix. */
+  | 'line'
+  /** After a newline, not a prefix: held until a newline or the end. */
+  | 'bad'
+  /** Inside a line that began well: passed through. */
+  | 'mid';
+
+/** Holds back a trailing kubelet error text of a streamed response; everything else passes through unchanged and in order. */
 export class ErrorTail {
-  private readonly text: Buffer;
-  /** Bytes after the last newline (or the start), a prefix of `text`, not forwarded yet. */
-  private held: Buffer = Buffer.alloc(0);
-  /** The next byte starts a line (the start of the response, or after a newline). */
-  private lineStart = true;
+  private readonly text: Buffer | undefined;
+  private mode: Mode = 'start';
+  /** Held bytes of earlier chunks (a copy: the caller may reuse a chunk once forwarded). */
+  private carry: Buffer = EMPTY;
+  /** The prefix candidate after the last newline, and its length. */
+  private readonly pre = Buffer.alloc(PREFIX_MAX_LEN);
+  private preLen = 0;
+  /** Bytes matched against `text` in 'start' mode. */
+  private startLen = 0;
   private forwarded = 0;
 
-  constructor(text: Buffer) {
+  /** `text`: the exact removed-container text, recognised also as a whole body (undefined: none). */
+  constructor(text?: Buffer) {
     this.text = text;
+    if (!text) this.mode = 'mid';
   }
 
   /** The bytes of this chunk (and of earlier held ones) that can be forwarded now, in order. */
   push(chunk: Buffer): Buffer[] {
-    if (chunk.length === 0) return [];
-    const L = this.text.length;
-    // Only the last L+1 bytes can hold the newline a candidate follows.
-    let nl = -1;
-    for (let i = chunk.length - 1; i >= Math.max(0, chunk.length - L - 1); i--) {
-      if (chunk[i] === 10) {
-        nl = i;
-        break;
+    const out: Buffer[] = [];
+    const n = chunk.length;
+    let p = 0;
+    let from = 0;
+    const release = (): void => {
+      if (this.carry.length > 0) out.push(this.carry);
+      if (p > from) out.push(chunk.subarray(from, p));
+      this.carry = EMPTY;
+      from = p;
+    };
+    while (p < n) {
+      if (this.mode === 'mid') {
+        const nl = chunk.lastIndexOf(10);
+        if (nl < p) p = n;
+        else {
+          p = nl + 1;
+          release();
+          this.lineStarts();
+        }
+      } else if (this.mode === 'line') {
+        p = this.scanPrefix(chunk, p);
+      } else if (this.mode === 'bad') {
+        const nl = chunk.indexOf(10, p);
+        if (nl < 0) p = n;
+        else {
+          p = nl + 1;
+          release();
+          this.lineStarts();
+        }
+      } else {
+        const text = this.text as Buffer;
+        if (this.startLen < text.length && chunk[p] === text[this.startLen]) {
+          this.startLen++;
+          p++;
+        } else this.mode = 'mid';
       }
     }
-    const out: Buffer[] = this.held.length > 0 ? [this.held] : [];
-    let candidate: Buffer;
-    let head: Buffer;
-    if (nl >= 0) {
-      head = chunk.subarray(0, nl + 1);
-      candidate = chunk.subarray(nl + 1);
-      this.held = Buffer.alloc(0);
-    } else if (this.lineStart && this.held.length + chunk.length <= L) {
-      head = Buffer.alloc(0);
-      candidate = Buffer.concat([...out, chunk]);
-      out.length = 0;
-      this.held = Buffer.alloc(0);
-    } else {
-      head = chunk;
-      candidate = Buffer.alloc(0);
-      this.held = Buffer.alloc(0);
-      this.lineStart = false;
+    if (this.mode === 'mid') release();
+    else if (from < n) {
+      this.carry = Buffer.concat([this.carry, chunk.subarray(from, n)]);
+      from = n;
     }
-    if (head.length > 0) out.push(head);
-    if (candidate.length > 0 && candidate.length <= L && this.text.subarray(0, candidate.length).equals(candidate)) {
-      // A copy: the caller may reuse the chunk's memory once it has been forwarded.
-      this.held = Buffer.from(candidate);
-      this.lineStart = true;
-    } else if (candidate.length > 0) {
-      out.push(candidate);
-      this.lineStart = false;
-    } else if (nl >= 0) {
-      this.lineStart = true;
+    if (this.mode === 'bad' && this.carry.length > ERROR_TEXT_MAX) {
+      release();
+      this.mode = 'mid';
     }
     for (const b of out) this.forwarded += b.length;
     return out;
   }
 
-  /** The response ended cleanly: was it the text? */
+  private lineStarts(): void {
+    this.mode = 'line';
+    this.preLen = 0;
+  }
+
+  /** Consumes bytes of a prefix candidate from `p`; returns where it stopped. */
+  private scanPrefix(chunk: Buffer, p: number): number {
+    const n = chunk.length;
+    while (p < n) {
+      const b = chunk[p] as number;
+      if (!prefixByteFits(this.preLen, b, this.pre)) {
+        this.mode = 'bad';
+        return p;
+      }
+      this.pre[this.preLen++] = b;
+      p++;
+      if (this.preLen === heldPrefixLength(this.pre, this.preLen)) {
+        this.mode = validTimestampAt(this.pre, 0, this.preLen - 1) ? 'mid' : 'bad';
+        return p;
+      }
+    }
+    return p;
+  }
+
+  /** The response ended cleanly: what was held back. */
   end(): ErrorTailEnd {
-    const matched = this.held.equals(this.text);
-    const rest = matched ? Buffer.alloc(0) : this.held;
-    this.held = Buffer.alloc(0);
-    return { matched, rest, forwarded: this.forwarded };
+    const held = this.carry;
+    this.carry = EMPTY;
+    const forwarded = this.forwarded;
+    const matched = (this.mode === 'start' || this.mode === 'bad') && this.text !== undefined && held.equals(this.text);
+    const mode = this.mode;
+    this.mode = 'mid';
+    if (matched) return { matched, rest: EMPTY, dropped: held, forwarded };
+    if (mode === 'bad' && held.length > 0) return { matched, rest: EMPTY, dropped: held, forwarded };
+    return { matched, rest: held, dropped: EMPTY, forwarded };
   }
 }
 
 export type ResponseError =
   | { kind: 'none' }
-  /** The whole body is the text: nothing of the log was served. */
+  /** The whole body is the removed-container text: nothing of the log was served. */
   | { kind: 'whole' }
-  /** The text trails `contentBytes` bytes of real log, which end with a newline. */
-  | { kind: 'trailing'; contentBytes: number };
+  /** The removed-container text trails `contentBytes` bytes of real log, which end with a newline. */
+  | { kind: 'trailing'; contentBytes: number }
+  /** Other error text (`text`) trails `contentBytes` bytes of real log, which end with a newline. */
+  | { kind: 'text'; contentBytes: number; text: string };
 
-/** Whether a whole response body is, or ends with, `text` after its last newline. */
-export function responseError(body: Buffer, text: Buffer): ResponseError {
+/** Whether a whole response body is, or ends with, kubelet error text (`text`: the removed-container text, if known). */
+export function responseError(body: Buffer, text?: Buffer): ResponseError {
   const g = new ErrorTail(text);
   g.push(body);
   const e = g.end();
-  if (!e.matched) return { kind: 'none' };
-  return e.forwarded === 0 ? { kind: 'whole' } : { kind: 'trailing', contentBytes: e.forwarded };
+  if (e.matched) return e.forwarded === 0 ? { kind: 'whole' } : { kind: 'trailing', contentBytes: e.forwarded };
+  if (e.dropped.length > 0) return { kind: 'text', contentBytes: e.forwarded, text: e.dropped.toString('latin1') };
+  return { kind: 'none' };
 }

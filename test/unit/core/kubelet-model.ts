@@ -27,6 +27,10 @@
 // sinceTime applies per record, truncated to the second; tailLines counts
 // records and the first record of a window gets a prefix; a follow stream of
 // a run that has ended ends after the last record.
+// A follow stream open when its pod is deleted ends, after its last complete
+// line, with the runtime's NotFound text (cri-client pkg/logs/logs.go
+// isContainerRunning, appended by server.go like the text above); after an
+// unterminated line the text would be glued to it (not played: undetectable).
 // Faults per connection: a clean cut after any byte count from 1 (what a cut
 // looks like through the apiserver; before the first byte it is an error), a stall (no bytes, no end), an error.
 import type { V1Pod } from '@kubernetes/client-node';
@@ -55,6 +59,8 @@ export class ModelRun {
   ended = false;
   /** Removed by the container GC, with its log. */
   removed = false;
+  /** Removed with its pod while running: a follow stream reading it ends with the runtime's NotFound text. */
+  gone = false;
   /** Records before this index are in rotated files: new requests do not read them. */
   fileStart = 0;
   exitCode: number | undefined;
@@ -229,7 +235,9 @@ export class KubeletModel {
 
   delete(pod: ModelPod): void {
     pod.deleted = true;
-    for (const c of pod.containers) if (c.current && !c.current.ended) c.current.ended = true;
+    for (const c of pod.containers) {
+      if (c.current && !c.current.ended) Object.assign(c.current, { ended: true, gone: true });
+    }
     this.changed();
   }
 
@@ -326,6 +334,11 @@ export class KubeletModel {
   }
 }
 
+/** The runtime's answer for a removed container (containerd's wording), as the kubelet appends it to a follow stream. */
+export function notFoundText(id: string): string {
+  return `rpc error: code = NotFound desc = an error occurred when try to find container "${id.replace(/^[a-z]+:\/\//, '')}": not found`;
+}
+
 /** A 200 whose body is one piece of text (the kubelet's error after its header left). */
 class TextStream implements LogStream {
   bytesReceived = 0;
@@ -382,6 +395,14 @@ class ModelStream implements LogStream {
         }
         isNewLine = nl;
         continue;
+      }
+      if (req.follow && run.gone && isNewLine && this.bytesReceived < cutAt) {
+        // The kubelet's follow reader found the container gone (cri-client
+        // pkg/logs/logs.go isContainerRunning: NotFound) and server.go
+        // appended the error to the 200 body.
+        const text = Buffer.from(notFoundText(run.id), 'latin1');
+        yield* this.chunks(text.subarray(0, Math.min(text.length, cutAt - this.bytesReceived)));
+        return;
       }
       if (!req.follow || run.ended) return;
       if (this.fault.stall && this.fault.cutAt === undefined) {

@@ -307,6 +307,25 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       expect(pod.container('main').runs[0]!.expected().subarray(0, obj.length).equals(obj)).to.equal(true);
     });
 
+    it('deleted under a follow stream: the runtime NotFound text the kubelet appends is not stored; Incomplete/PodDeleted', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 50, 0, 10);
+      cap.clock.at(end + 1, () => cap.model.delete(pod));
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result], st.message).to.deep.equal(['Incomplete', 'PodDeleted', 'Unknown']);
+      const followed = cap.model.requests.filter((r) => r.follow);
+      expect(followed.length).to.be.greaterThan(0);
+      const obj = cap.object('main', 0)!;
+      const want = pod.container('main').runs[0]!.expected();
+      expect(obj.toString('latin1')).not.to.contain('rpc error');
+      expect(obj.equals(want), `${obj.length} of ${want.length} bytes`).to.equal(true);
+      const c = cap.status().containers.find((x) => x.name === 'main')!;
+      expect(c.malformedLines ?? 0).to.equal(0);
+      expect(c.lastError ?? '').to.match(/rpc error: code = NotFound/);
+    });
+
     it('before the first read of an ended run: nothing stored', async () => {
       const cap = makeCapture();
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });

@@ -187,7 +187,10 @@ function check(cap: Capture, pod: ModelPod, sc: Scenario, st: LogTailStatus, see
   for (const c of st.containers) {
     if (c.lastError?.startsWith('ContainerRemoved')) expect(pod.containers.find((x) => x.name === c.name)?.runs[c.restart]?.removed, `${ctx}: ${c.name}/${c.restart} reported removed`).to.equal(true);
   }
-  for (const [uri, bytes] of cap.store.objects) expect(bytes.includes('unable to retrieve container logs'), `${ctx}: ${uri} holds the kubelet's error text`).to.equal(false);
+  for (const [uri, bytes] of cap.store.objects) {
+    expect(bytes.includes('unable to retrieve container logs'), `${ctx}: ${uri} holds the kubelet's error text`).to.equal(false);
+    expect(bytes.includes('rpc error: code = NotFound'), `${ctx}: ${uri} holds the runtime's NotFound text`).to.equal(false);
+  }
   if (st.phase === 'Complete') {
     expect(allExact, `${ctx}: Complete with an object that is not its run's log`).to.equal(true);
     for (const mc of pod.containers) {
