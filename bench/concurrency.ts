@@ -28,6 +28,21 @@ async function requestCounts(state: ClusterState): Promise<Counts> {
   return out;
 }
 
+/**
+ * WATCH requests open right now (the apiserver's apiserver_longrunning_requests
+ * gauge). apiserver_request_total counts a WATCH only when it ends
+ * (k8s.io/apiserver pkg/endpoints/metrics MonitorRequest runs after the
+ * handler returns), so it cannot show the watches that are still open.
+ */
+async function openWatches(state: ClusterState): Promise<number> {
+  const text = await apiRequest<string>(state, 'GET', '/metrics');
+  let n = 0;
+  for (const line of String(text).split('\n')) {
+    if (line.startsWith('apiserver_longrunning_requests{') && line.includes('verb="WATCH"')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
+
 /** Creates the objects 100 per kubectl call; `make(i)` builds item i when its batch is sent. */
 async function createAll(state: ClusterState, n: number, make: (i: number) => unknown): Promise<void> {
   for (let i = 0; i < n; i += 100) {
@@ -60,6 +75,8 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const idleRss = rssKiB(op.pid) / 1024;
     // before the bench opens its own two watches: the operator's informers are already open
     const before = await requestCounts(state);
+    const openBefore = await openWatches(state);
+    let openDuring: number;
     const terminatedSeen = new Map<string, number>();
     const completeSeen = new Map<string, number>();
     const ended = new Map<string, string>();
@@ -115,6 +132,8 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     } finally {
       sampling = false;
       await sampler;
+      // while the bench's own two watches are still open
+      openDuring = await openWatches(state).catch(() => Number.NaN);
       wPods.close();
       wLts.close();
     }
@@ -138,12 +157,12 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     s3.destroy();
     const lat = names.filter((n) => completeSeen.has(n) && terminatedSeen.has(n)).map((n) => (completeSeen.get(n)! - terminatedSeen.get(n)!) / 1000);
     const p99 = quantile(lat, 0.99);
-    // watches opened during the run by anyone but the bench (its own two): the operator's should stay 0, not grow with captures
-    const watches = delta.filter(([k]) => k.startsWith('WATCH ')).reduce((a, [, d]) => a + d, 0) - 2;
+    // watches open at the end of the run beyond those open before it, less the bench's own two: the operator's should stay 0, not grow with captures
+    const watches = openDuring - openBefore - 2;
     console.log('');
     table(['verb resource (all clients)', 'requests during the run'], delta.map(([k, d]) => [k, d]));
     console.log('the bench itself made: 2 WATCH (pods, logtails), the POSTs of pods and logtails (kubectl create, 100 per call); the simulator: pods/binding, pods/status, events');
-    console.log(`watches opened during the run other than the bench's two: ${watches} (the operator's informers were open before)`);
+    console.log(`open watches at the end of the run beyond those open before it, other than the bench's two: ${watches} (${openBefore} open before, ${openDuring} at the end; the operator's informers were open before)`);
     table(['captures', 'nodes', 'MiB each', 'exact', 'idle RSS MiB', 'peak RSS MiB', 'p50 s', 'p99 s', 'spread s', 'seconds', 'load1 at start'], [[o.captures, o.nodes, o.mib, `${exactCount}/${o.captures}`, idleRss, rssPeak, quantile(lat, 0.5), p99, spread(lat), secs, l0]]);
     const notComplete = [...ended].filter(([, p]) => p !== 'Complete');
     if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).map(([n, p]) => `${n}=${p}`).join(' ')}${notComplete.length > 20 ? ' …' : ''}`);
