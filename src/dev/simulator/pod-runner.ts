@@ -18,9 +18,8 @@ import {
   SCRIPT_ANNOTATION,
   parseFaults,
   parseScript,
+  defaultContainerScript,
   DEFAULT_RESTART_DELAY_SECONDS,
-  DEFAULT_RESYNC_SECONDS,
-  DEFAULT_SYNC_SECONDS,
   type ContainerScript,
   type Faults,
 } from './script.ts';
@@ -184,15 +183,8 @@ export class PodRunner {
       image: image ?? 'busybox',
       init,
       sidecar,
-      script: script ?? {
-        segments: [],
-        exitCodes: [0],
-        startDelaySeconds: 0,
-        holdSeconds: 0,
-        restartDelaySeconds: DEFAULT_RESTART_DELAY_SECONDS,
-        syncSeconds: DEFAULT_SYNC_SECONDS,
-        resyncSeconds: DEFAULT_RESYNC_SECONDS,
-      },
+      // no script (an invalid one): the defaults, writing nothing
+      script: script ?? { ...defaultContainerScript(), segments: [] },
       restartCount: 0,
       current: null,
       last: null,
