@@ -10,7 +10,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { type RetryPolicy, RetryExhaustedError, retry } from '../adapters/retry.ts';
 import { isTransientApiError } from '../adapters/kube-api.ts';
 import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
-import { type Outcome, type RunEnd, outcome, worse } from '../core/capture/outcome.ts';
+import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals, trimContainerEntries } from '../core/status.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
@@ -418,6 +418,11 @@ export class CaptureDaemon {
         storedCount: stored,
         podPhase: seen.kind === 'pod' ? seen.pod.status?.phase : undefined,
         podGone: seen.kind === 'gone',
+        podDeleted: seen.kind === 'pod' && deletedBeforeTerminated({
+          deletionTimestamp: seen.pod.metadata?.deletionTimestamp,
+          deletionGracePeriodSeconds: seen.pod.metadata?.deletionGracePeriodSeconds,
+          finishedAts: [...finals.values()].map((c) => c.finishedAt),
+        }),
         lastExitCodes: [...finals.values()].map((c) => c.exitCode),
     });
     // Every object stored, and still not Complete: malformed lines, uncaptured runs.

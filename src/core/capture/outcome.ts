@@ -21,6 +21,8 @@ export interface OutcomeInput {
   /** The pod's phase on a last read; undefined when the pod is gone. */
   podPhase: string | undefined;
   podGone: boolean;
+  /** The pod was deleted before its containers terminated (deletedBeforeTerminated). */
+  podDeleted?: boolean;
   /** Exit code of each container's last captured run (undefined: not known). */
   lastExitCodes: (number | undefined)[];
 }
@@ -54,7 +56,32 @@ export function outcome(i: OutcomeInput): Outcome {
     result = 'Unknown';
     if (reason === 'Captured') reason = 'PodDeleted';
   }
+  if (i.podDeleted) {
+    // Killed by the deletion: its outcome is not the container's own. The
+    // kubelet then removes the containers, so a run it no longer serves is a
+    // consequence of the deletion, not a cause of its own.
+    result = 'Unknown';
+    if (reason === 'Captured' || reason === 'ContainerRemoved') reason = 'PodDeleted';
+  }
   const nonZero = codes.find((e) => e !== undefined && e !== 0);
   const exitCode = nonZero ?? (codes.length > 0 && codes.every((e) => e === 0) ? 0 : undefined);
   return { phase, reason, message, result, exitCode };
+}
+
+/**
+ * Whether the pod was deleted before its containers terminated: a run that
+ * finished in a later second than the deletion request (deletionTimestamp
+ * minus the grace period; finishedAt has one-second resolution). A container
+ * killed by the deletion ends at least 2 s after the request (the kubelet's
+ * minimumGracePeriodInSeconds, pkg/kubelet/kuberuntime/kuberuntime_container.go);
+ * one that ended in the request's own second ended by itself. A deletion with
+ * grace 0 removes the pod at once (the pod-gone path). False when the pod is
+ * not being deleted or nothing has finished.
+ */
+export function deletedBeforeTerminated(p: { deletionTimestamp?: Date | string; deletionGracePeriodSeconds?: number; finishedAts: (string | undefined)[] }): boolean {
+  if (!p.deletionTimestamp) return false;
+  const at = typeof p.deletionTimestamp === 'string' ? Date.parse(p.deletionTimestamp) : p.deletionTimestamp.getTime();
+  const requested = at - (p.deletionGracePeriodSeconds ?? 0) * 1000;
+  if (Number.isNaN(requested)) return false;
+  return p.finishedAts.some((f) => f !== undefined && Math.floor(Date.parse(f) / 1000) > Math.floor(requested / 1000));
 }

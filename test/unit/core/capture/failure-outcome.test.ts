@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { classifyStreamFailure, giveUpReason } from '../../../../src/core/capture/failure.ts';
-import { type OutcomeInput, outcome, worse } from '../../../../src/core/capture/outcome.ts';
+import { type OutcomeInput, deletedBeforeTerminated, outcome, worse } from '../../../../src/core/capture/outcome.ts';
 
 describe('core/capture/failure', () => {
   const table: [string, Parameters<typeof classifyStreamFailure>[0], unknown][] = [
@@ -30,6 +30,10 @@ describe('core/capture/outcome', () => {
     ['failed with nothing stored', { ends: [{ kind: 'failed', reason: 'Forbidden', message: 'no' }], storedAny: false, storedCount: 0 }, { phase: 'Failed', reason: 'Forbidden' }],
     ['failed with something stored', { ends: [{ kind: 'failed', reason: 'KeyExists', message: 'k' }, { kind: 'stored' }] }, { phase: 'Incomplete', reason: 'KeyExists' }],
     ['pod gone: result never guessed', { podGone: true, podPhase: undefined }, { phase: 'Complete', reason: 'PodDeleted', result: 'Unknown' }],
+    ['deleted before terminated, killed (137): result Unknown, not the kill', { podDeleted: true, podPhase: 'Failed', lastExitCodes: [137] }, { phase: 'Complete', reason: 'PodDeleted', result: 'Unknown' }],
+    ['deleted before terminated, then its container removed: PodDeleted is the cause', { podDeleted: true, podPhase: 'Failed', lastExitCodes: [137], ends: [{ kind: 'partial', reason: 'ContainerRemoved', message: 'm' }] }, { phase: 'Incomplete', reason: 'PodDeleted', result: 'Unknown' }],
+    ['deleted before terminated, other gaps keep their reason', { podDeleted: true, podPhase: 'Failed', ends: [{ kind: 'partial', reason: 'LogGap', message: 'm' }] }, { phase: 'Incomplete', reason: 'LogGap', result: 'Unknown' }],
+    ['ContainerRemoved without a deletion stays ContainerRemoved', { podPhase: 'Failed', ends: [{ kind: 'partial', reason: 'ContainerRemoved', message: 'm' }] }, { phase: 'Incomplete', reason: 'ContainerRemoved', result: 'Failed' }],
     ['pod running, exit codes known', { podPhase: 'Running', lastExitCodes: [0, 3] }, { result: 'Failed', exitCode: 3 }],
     ['an exit code unknown', { podPhase: 'Running', lastExitCodes: [0, undefined] }, { result: 'Unknown', exitCode: undefined }],
   ];
@@ -46,4 +50,17 @@ describe('core/capture/outcome', () => {
     expect(worse(f, p)).to.equal(f);
     expect(worse(p, { kind: 'partial', reason: 'c', message: '' })).to.equal(p);
   });
+});
+
+describe('core/capture/deletedBeforeTerminated', () => {
+  const table: [string, Parameters<typeof deletedBeforeTerminated>[0], boolean][] = [
+    ['not being deleted', { finishedAts: ['2026-11-29T10:00:05Z'] }, false],
+    ['finished before the request (deletionTimestamp 10:00:30 minus 30 s grace = 10:00:00)', { deletionTimestamp: '2026-11-29T10:00:30Z', deletionGracePeriodSeconds: 30, finishedAts: ['2026-11-29T09:59:59Z'] }, false],
+    ['finished in the second of the request: ended by itself (a kill comes >= 2 s later)', { deletionTimestamp: '2026-11-29T10:00:30Z', deletionGracePeriodSeconds: 30, finishedAts: ['2026-11-29T10:00:00Z'] }, false],
+    ['finished the second after the request', { deletionTimestamp: '2026-11-29T10:00:30Z', deletionGracePeriodSeconds: 30, finishedAts: ['2026-11-29T10:00:01Z'] }, true],
+    ['killed at the end of the grace period', { deletionTimestamp: '2026-11-29T10:00:03Z', deletionGracePeriodSeconds: 3, finishedAts: ['2026-11-29T10:00:03Z'] }, true],
+    ['one of two containers still ran at the request', { deletionTimestamp: '2026-11-29T10:00:03Z', deletionGracePeriodSeconds: 3, finishedAts: ['2026-11-29T09:00:00Z', '2026-11-29T10:00:02Z'] }, true],
+    ['nothing finished yet', { deletionTimestamp: '2026-11-29T10:00:03Z', deletionGracePeriodSeconds: 3, finishedAts: [undefined] }, false],
+  ];
+  for (const [name, input, want] of table) it(name, () => expect(deletedBeforeTerminated(input)).to.equal(want));
 });
