@@ -10,6 +10,7 @@ const chosen = suites.length === 0 || suites.includes('all') ? ['unit', 'e2e'] :
 
 function collect(dir: string): string[] {
   let out: string[] = [];
+  if (dir.endsWith('.test.ts')) return [resolve(dir)];
   let entries: string[];
   try {
     entries = readdirSync(dir).sort();
@@ -30,7 +31,7 @@ const mocha = new Mocha({
   slow: 5_000,
   ...(grepArg ? { grep: grepArg.slice('--grep='.length) } : {}),
 });
-const files = chosen.flatMap((s) => collect(join('test', s)));
+const files = chosen.flatMap((s) => collect(s.startsWith('test/') ? s : join('test', s)));
 for (const f of files) mocha.addFile(f);
 
 let passed = 0;
