@@ -7,6 +7,7 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { DURATION_PATTERN, MAX_DURATION_LENGTH, parseDuration } from './duration.ts';
 import { DEFAULT_KEY_TEMPLATE, validateKeyTemplate } from './key-template.ts';
 import type { LogTailStatus } from './status.ts';
+import { MAX_MAX_BYTES, MIN_MAX_BYTES } from './truncate.ts';
 
 export const GROUP = 'logtail.dev';
 export const VERSION = 'v1alpha1';
@@ -53,6 +54,8 @@ export interface LogTailSpec {
   podNotFoundTimeout?: string;
   ttlSecondsAfterFinished?: number;
   retention?: Retention;
+  /** Size cap per container run, in bytes of stored content: a longer log keeps its head and tail around a marker line (core/truncate.ts). */
+  maxBytes?: number;
 }
 
 export interface LogTail {
@@ -92,6 +95,8 @@ export interface ResolvedSpec {
   podNotFoundTimeoutMs: number;
   ttlSecondsAfterFinished: number | undefined;
   retention: Retention;
+  /** undefined: no cap. */
+  maxBytes: number | undefined;
 }
 
 export type ResolveResult = { ok: true; spec: ResolvedSpec } | { ok: false; message: string };
@@ -117,6 +122,7 @@ export const SPEC_FIELDS = [
   'podNotFoundTimeout',
   'ttlSecondsAfterFinished',
   'retention',
+  'maxBytes',
 ] as const satisfies readonly (keyof LogTailSpec)[];
 /** Every key resolveSpec accepts in `spec.retry` and `spec.terminatedRetry`. */
 export const RETRY_FIELDS = ['initialInterval', 'maxInterval', 'maxElapsed'] as const satisfies readonly (keyof RetrySpec)[];
@@ -274,6 +280,15 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
     retention = input.retention as Retention;
   }
 
+  let maxBytes: number | undefined;
+  if (present(input, 'maxBytes')) {
+    const m = input.maxBytes;
+    if (typeof m !== 'number' || !Number.isInteger(m) || m < MIN_MAX_BYTES || m > MAX_MAX_BYTES) {
+      throw new SpecError(`spec.maxBytes: must be an integer between ${MIN_MAX_BYTES} and ${MAX_MAX_BYTES} (1 TiB) bytes`);
+    }
+    maxBytes = m;
+  }
+
   return {
     podName,
     containers,
@@ -285,6 +300,7 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
     podNotFoundTimeoutMs,
     ttlSecondsAfterFinished,
     retention,
+    maxBytes,
   };
 }
 

@@ -12,8 +12,11 @@ export type ContainerState = 'Waiting' | 'Streaming' | 'Terminated' | 'Stored' |
 export const CONTAINER_STATES: readonly ContainerState[] = ['Waiting', 'Streaming', 'Terminated', 'Stored', 'Gap', 'Failed'];
 export const POD_RESULTS: readonly PodResult[] = ['Succeeded', 'Failed', 'Unknown'];
 
-export type ConditionType = 'Streaming' | 'Complete' | 'Finished';
-export const CONDITION_TYPES: readonly ConditionType[] = ['Streaming', 'Complete', 'Finished'];
+/** Truncated: a run was longer than spec.maxBytes (set only with spec.maxBytes, not by conditionsForPhase). */
+export type ConditionType = 'Streaming' | 'Complete' | 'Finished' | 'Truncated';
+export const CONDITION_TYPES: readonly ConditionType[] = ['Streaming', 'Complete', 'Finished', 'Truncated'];
+/** The conditions every phase sets. */
+const PHASE_CONDITION_TYPES = ['Streaming', 'Complete', 'Finished'] as const;
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 export const Reason = {
@@ -30,6 +33,7 @@ export const Reason = {
   KeyExists: 'KeyExists',
   MalformedLines: 'MalformedLines',
   ContainerRemoved: 'ContainerRemoved',
+  Truncated: 'Truncated',
 } as const;
 
 export interface Condition {
@@ -77,6 +81,8 @@ export interface ContainerCapture {
   firstTimestamp?: string;
   /** Lines without a valid kubelet timestamp prefix, stored as received; > 0 means not Complete. */
   malformedLines?: number;
+  /** Bytes left out under spec.maxBytes (head and tail kept around a marker line); > 0 means not Complete. */
+  truncatedBytes?: number;
 }
 
 /**
@@ -142,7 +148,7 @@ export const STATUS_FIELDS = [
 ] as const satisfies readonly (keyof LogTailStatus)[];
 export const CONTAINER_CAPTURE_FIELDS = [
   'name', 'init', 'restart', 'state', 'exitCode', 'reason', 'startedAt', 'finishedAt', 'bytes', 'lines', 'object',
-  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp', 'malformedLines',
+  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp', 'malformedLines', 'truncatedBytes',
 ] as const satisfies readonly (keyof ContainerCapture)[];
 export const UNCAPTURED_RUNS_FIELDS = [
   'container', 'init', 'fromRestart', 'toRestart', 'reason',
@@ -209,13 +215,13 @@ export function conditionsForPhase(
   prev: readonly Condition[] | undefined,
   now: Date,
 ): Condition[] {
-  const truth: Record<ConditionType, boolean> = {
+  const truth: Record<(typeof PHASE_CONDITION_TYPES)[number], boolean> = {
     Streaming: phase === 'Streaming',
     Complete: phase === 'Complete',
     Finished: isTerminalPhase(phase),
   };
   let out = [...(prev ?? [])];
-  for (const type of CONDITION_TYPES) {
+  for (const type of PHASE_CONDITION_TYPES) {
     out = setCondition(
       out,
       {
@@ -262,11 +268,11 @@ export type UncapturedList = Pick<LogTailStatus, 'uncapturedRuns' | 'uncapturedR
 /**
  * The capture phase implied by per-container states: Pending while every
  * container waits, Streaming while any is unfinished, then Complete if all were
- * stored with no malformed line and no run left uncaptured, Failed if none
+ * stored with no malformed line, no run left uncaptured and none truncated, Failed if none
  * stored anything trustworthy, Incomplete otherwise. An empty list is Pending.
  */
 export function phaseFromContainers(
-  containers: readonly Pick<ContainerCapture, 'state' | 'malformedLines'>[],
+  containers: readonly Pick<ContainerCapture, 'state' | 'malformedLines' | 'truncatedBytes'>[],
   uncaptured: UncapturedList = {},
 ): Phase {
   if (containers.length === 0) return 'Pending';
@@ -281,11 +287,13 @@ export function phaseFromContainers(
 
 /**
  * Why a capture whose objects are all stored is still not Complete, or
- * undefined: lines that could not be parsed (reason MalformedLines), then
- * runs that were not captured (their reason, e.g. LogGap).
+ * undefined. In this order (the first wins the reason; a loss nobody asked
+ * for says more than a cut the spec asked for): lines that could not be
+ * parsed (MalformedLines), runs that were not captured (their reason, e.g.
+ * LogGap), runs stored cut under spec.maxBytes (Truncated).
  */
 export function completeBlocker(
-  containers: readonly Pick<ContainerCapture, 'malformedLines'>[],
+  containers: readonly Pick<ContainerCapture, 'malformedLines' | 'truncatedBytes'>[],
   uncaptured: UncapturedList = {},
 ): { reason: string; message: string } | undefined {
   const malformed = containers.reduce((n, c) => n + (c.malformedLines ?? 0), 0);
@@ -294,9 +302,29 @@ export function completeBlocker(
   }
   const listed = (uncaptured.uncapturedRuns ?? []).reduce((n, r) => n + r.toRestart - r.fromRestart + 1, 0);
   const runs = listed + (uncaptured.uncapturedRunsDropped ?? 0);
-  if (runs === 0) return undefined;
-  const first = uncaptured.uncapturedRuns?.[0];
-  return { reason: first?.reason ?? Reason.LogGap, message: `${runs} container run(s) could not be captured` };
+  if (runs > 0) {
+    const first = uncaptured.uncapturedRuns?.[0];
+    return { reason: first?.reason ?? Reason.LogGap, message: `${runs} container run(s) could not be captured` };
+  }
+  const t = truncation(containers);
+  if (t.runs > 0) return { reason: Reason.Truncated, message: truncationMessage(t) };
+  return undefined;
+}
+
+/** Runs stored cut under spec.maxBytes, and the bytes they left out. */
+export function truncation(containers: readonly Pick<ContainerCapture, 'truncatedBytes'>[]): { runs: number; bytes: number } {
+  let runs = 0;
+  let bytes = 0;
+  for (const c of containers) {
+    if (!c.truncatedBytes) continue;
+    runs++;
+    bytes += c.truncatedBytes;
+  }
+  return { runs, bytes };
+}
+
+export function truncationMessage(t: { runs: number; bytes: number }): string {
+  return `${t.runs} run(s) longer than spec.maxBytes stored as head and tail around a marker line: ${t.bytes} byte(s) left out`;
 }
 
 function mergeable(r: UncapturedRuns, add: UncapturedRuns): boolean {
@@ -354,7 +382,7 @@ export function totals(containers: readonly Pick<ContainerCapture, 'bytes' | 'st
  * from it) nor any entry that is not Stored (it decides the phase). Returns
  * the new list and the new storedRunsDropped; the input is not modified.
  */
-export function trimContainerEntries<C extends Pick<ContainerCapture, 'name' | 'init' | 'restart' | 'state'>>(
+export function trimContainerEntries<C extends Pick<ContainerCapture, 'name' | 'init' | 'restart' | 'state'> & { truncatedBytes?: number | undefined }>(
   containers: readonly C[],
   storedRunsDropped = 0,
   max = MAX_CONTAINER_ENTRIES,
@@ -367,7 +395,8 @@ export function trimContainerEntries<C extends Pick<ContainerCapture, 'name' | '
     newest.set(key, Math.max(newest.get(key) ?? -1, c.restart));
   }
   const kept = containers.filter((c) => {
-    const droppable = c.state === 'Stored' && c.restart < (newest.get(`${c.init}/${c.name}`) ?? -1);
+    // A truncated run stays listed: its truncatedBytes decides the outcome.
+    const droppable = c.state === 'Stored' && !c.truncatedBytes && c.restart < (newest.get(`${c.init}/${c.name}`) ?? -1);
     if (excess > 0 && droppable) {
       excess--;
       return false;

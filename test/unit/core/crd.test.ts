@@ -4,6 +4,7 @@
 // apiserver would refuse (nor the reverse, except where the operator is
 // knowingly stricter).
 import { expect } from 'chai';
+import { MAX_MAX_BYTES, MIN_MAX_BYTES } from '../../../src/core/truncate.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,7 +172,7 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
     expect(version.subresources).to.deep.equal({ status: {} });
   });
 
-  it('prints Pod, Phase, Result, Bytes, Retries and Age', () => {
+  it('prints Pod, Phase, Result, Bytes, Retries, Reason and Age (kubectl get lt shows e.g. Truncated)', () => {
     const cols = (version.additionalPrinterColumns as { name: string; jsonPath: string; priority?: number }[]).filter((c) => !c.priority);
     expect(cols.map((c) => [c.name, c.jsonPath])).to.deep.equal([
       ['Pod', '.spec.podName'],
@@ -179,6 +180,7 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
       ['Result', '.status.result'],
       ['Bytes', '.status.bytes'],
       ['Retries', '.status.retries'],
+      ['Reason', '.status.reason'],
       ['Age', '.metadata.creationTimestamp'],
     ]);
   });
@@ -198,6 +200,7 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
         terminatedRetry: { initialInterval: '1s', maxInterval: '2s', maxElapsed: '3s' },
         podNotFoundTimeout: '1s',
         ttlSecondsAfterFinished: 5,
+        maxBytes: 4096,
       };
       const r = resolveSpec({ podName: 'p', [f]: sample[f] });
       expect(r.ok, `resolveSpec refuses a valid ${f}: ${!r.ok && r.message}`).to.equal(true);
@@ -214,6 +217,12 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
     expect(keys(containerItem?.properties?.checkpoint)).to.deep.equal([...CHECKPOINT_FIELDS].sort());
     expect(keys(status.properties?.conditions?.items)).to.deep.equal([...CONDITION_FIELDS].sort());
     expect(keys(status.properties?.uncapturedRuns?.items)).to.deep.equal([...UNCAPTURED_RUNS_FIELDS].sort());
+  });
+
+  it('bounds spec.maxBytes as resolveSpec does (room for both parts and the marker)', () => {
+    expect(spec.properties?.maxBytes?.minimum).to.equal(MIN_MAX_BYTES);
+    expect(spec.properties?.maxBytes?.maximum).to.equal(MAX_MAX_BYTES);
+    expect(resolveSpec({ podName: 'p', maxBytes: MIN_MAX_BYTES - 1 }).ok).to.equal(false);
   });
 
   it('bounds the list of uncaptured runs as the code does', () => {

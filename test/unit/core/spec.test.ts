@@ -28,7 +28,16 @@ describe('core/spec', () => {
       podNotFoundTimeoutMs: 120_000,
       ttlSecondsAfterFinished: undefined,
       retention: 'Retain',
+      maxBytes: undefined,
     } satisfies ResolvedSpec);
+  });
+
+  it('maxBytes: an integer from 1024 to 1 TiB', () => {
+    expect(ok({ podName: 'p', maxBytes: 1024 }).maxBytes).to.equal(1024);
+    expect(ok({ podName: 'p', maxBytes: 2 ** 40 }).maxBytes).to.equal(2 ** 40);
+    for (const bad of [1023, 0, -1, 1.5, '1Mi', 2 ** 40 + 1]) {
+      expect(fails({ podName: 'p', maxBytes: bad })).to.equal('spec.maxBytes: must be an integer between 1024 and 1099511627776 (1 TiB) bytes');
+    }
   });
 
   it('retention: Retain (default) or Delete, nothing else', () => {

@@ -129,13 +129,17 @@ describe('core/status', () => {
 
   it('is not Complete with malformed lines or uncaptured runs (table)', () => {
     const gap: UncapturedRuns = { container: 'c', fromRestart: 0, toRestart: 2, reason: 'LogGap' };
-    const table: { name: string; containers: { state: ContainerState; malformedLines?: number }[]; runs?: UncapturedList; phase: Phase; reason?: string }[] = [
+    const table: { name: string; containers: { state: ContainerState; malformedLines?: number; truncatedBytes?: number }[]; runs?: UncapturedList; phase: Phase; reason?: string }[] = [
       { name: 'all stored', containers: [{ state: 'Stored' }, { state: 'Stored', malformedLines: 0 }], phase: 'Complete' },
       { name: 'one malformed line', containers: [{ state: 'Stored' }, { state: 'Stored', malformedLines: 1 }], phase: 'Incomplete', reason: 'MalformedLines' },
       { name: 'listed uncaptured runs', containers: [{ state: 'Stored' }], runs: { uncapturedRuns: [gap] }, phase: 'Incomplete', reason: 'LogGap' },
       { name: 'only dropped runs', containers: [{ state: 'Stored' }], runs: { uncapturedRuns: [], uncapturedRunsDropped: 4 }, phase: 'Incomplete', reason: 'LogGap' },
       { name: 'malformed and still streaming', containers: [{ state: 'Stored', malformedLines: 3 }, { state: 'Streaming' }], phase: 'Streaming', reason: 'MalformedLines' },
       { name: 'all failed', containers: [{ state: 'Failed' }], runs: { uncapturedRuns: [gap] }, phase: 'Failed', reason: 'LogGap' },
+      { name: 'a run stored cut under maxBytes', containers: [{ state: 'Stored' }, { state: 'Stored', truncatedBytes: 10 }], phase: 'Incomplete', reason: 'Truncated' },
+      { name: 'truncatedBytes 0 is not a cut', containers: [{ state: 'Stored', truncatedBytes: 0 }], phase: 'Complete' },
+      { name: 'malformed lines win over a cut', containers: [{ state: 'Stored', truncatedBytes: 10, malformedLines: 1 }], phase: 'Incomplete', reason: 'MalformedLines' },
+      { name: 'uncaptured runs win over a cut', containers: [{ state: 'Stored', truncatedBytes: 10 }], runs: { uncapturedRuns: [gap] }, phase: 'Incomplete', reason: 'LogGap' },
     ];
     for (const t of table) {
       expect(phaseFromContainers(t.containers, t.runs), t.name).to.equal(t.phase);
@@ -143,6 +147,7 @@ describe('core/status', () => {
     }
     expect(completeBlocker([{ malformedLines: 2 }, { malformedLines: 3 }])?.message).to.match(/^5 line/);
     expect(completeBlocker([{}], { uncapturedRuns: [gap], uncapturedRunsDropped: 4 })?.message).to.match(/^7 container run/);
+    expect(completeBlocker([{ truncatedBytes: 5 }, {}, { truncatedBytes: 7 }])?.message).to.match(/^2 run\(s\) longer than spec.maxBytes .*: 12 byte\(s\) left out$/);
   });
 
   describe('addUncapturedRuns', () => {
@@ -187,7 +192,7 @@ describe('core/status', () => {
   });
 
   describe('trimContainerEntries', () => {
-    type E = { name: string; init: boolean; restart: number; state: ContainerState };
+    type E = { name: string; init: boolean; restart: number; state: ContainerState; truncatedBytes?: number };
     const e = (name: string, restart: number, state: ContainerState = 'Stored', init = false): E => ({ name, init, restart, state });
     const table: { name: string; list: E[]; max: number; want: E[]; dropped: number }[] = [
       { name: 'under the cap: unchanged', list: [e('a', 0), e('a', 1)], max: 2, want: [e('a', 0), e('a', 1)], dropped: 0 },
@@ -195,6 +200,7 @@ describe('core/status', () => {
       { name: 'keeps runs that are not Stored', list: [e('a', 0, 'Gap'), e('a', 1), e('a', 2, 'Failed'), e('a', 3)], max: 3, want: [e('a', 0, 'Gap'), e('a', 2, 'Failed'), e('a', 3)], dropped: 1 },
       { name: "keeps each container's newest entry", list: [e('a', 0), e('b', 0), e('a', 1), e('b', 0, 'Stored', true)], max: 1, want: [e('b', 0), e('a', 1), e('b', 0, 'Stored', true)], dropped: 1 },
       { name: 'may stay over the cap rather than drop what decides the phase', list: [e('a', 0, 'Gap'), e('a', 1, 'Streaming')], max: 1, want: [e('a', 0, 'Gap'), e('a', 1, 'Streaming')], dropped: 0 },
+      { name: 'keeps a truncated stored run (its truncatedBytes decides the outcome)', list: [{ ...e('a', 0), truncatedBytes: 3 }, e('a', 1), e('a', 2)], max: 2, want: [{ ...e('a', 0), truncatedBytes: 3 }, e('a', 2)], dropped: 1 },
     ];
     for (const t of table) {
       it(t.name, () => {
