@@ -12,7 +12,7 @@ import { isTransientApiError } from '../adapters/kube-api.ts';
 import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
-import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals, trimContainerEntries } from '../core/status.ts';
+import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, statusEquals, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
 import type { Logger } from './logger.ts';
@@ -198,6 +198,16 @@ export class CaptureDaemon {
     this.status.reason = reason;
     this.status.message = message;
     this.status.conditions = conditionsForPhase(phase, reason, message, this.generation, this.status.conditions ?? [], new Date(this.clock.now()));
+  }
+
+  /** spec.maxBytes: the Truncated condition, True once a run was stored cut. */
+  truncatedCondition(): void {
+    if (this.spec.maxBytes === undefined) return;
+    const t = truncation(this.status.containers);
+    const c = t.runs > 0
+      ? { status: 'True' as const, reason: 'Truncated', message: truncationMessage(t) }
+      : { status: 'False' as const, reason: 'WithinMaxBytes', message: `no run was longer than spec.maxBytes=${this.spec.maxBytes}` };
+    this.status.conditions = setCondition(this.status.conditions, { type: 'Truncated', ...c, observedGeneration: this.generation }, new Date(this.clock.now()));
   }
 
   private totals(): void {
@@ -436,6 +446,7 @@ export class CaptureDaemon {
     this.status.exitCode = o.exitCode;
     this.status.completionTime = new Date(this.clock.now()).toISOString();
     this.setPhase(o.phase, o.reason, o.message);
+    this.truncatedCondition();
     await this.publish(true);
     this.deps.metrics?.capturesFinished.inc({ phase: o.phase, result: o.result });
     const exits = this.status.containers.map((c) => Date.parse(c.finishedAt ?? '')).filter((t) => Number.isFinite(t));

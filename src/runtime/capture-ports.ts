@@ -9,6 +9,7 @@ import type { ObjectStore } from '../adapters/store/types.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { FairSlots } from './semaphore.ts';
+import type { OpenSpool } from './truncating-sink.ts';
 
 /** The informer's view of pods (may lag). */
 export interface PodSource {
@@ -47,6 +48,8 @@ export interface DaemonDeps {
   idleTimeoutMs: number;
   statusIntervalMs: number;
   clock?: CaptureClock;
+  /** Scratch space for the tails of spec.maxBytes captures: files in --spool-dir (fileSpool); default: the OS temporary directory's logtail-spool. */
+  openSpool?: OpenSpool;
 }
 
 export function containerStatus(pod: V1Pod, name: string): V1ContainerStatus | undefined {

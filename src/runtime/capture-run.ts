@@ -22,6 +22,7 @@ import { type ContainerCapture, Reason, addUncapturedRuns } from '../core/status
 import type { CaptureDaemon } from './capture-daemon.ts';
 import { containerStatus, podTerminal } from './capture-ports.ts';
 import { ContentSink } from './content-sink.ts';
+import { type RunSink, TruncatingSink } from './truncating-sink.ts';
 
 /** Output is batched up to this size while more input is already queued. */
 const FLUSH_BYTES = 512 << 10;
@@ -97,7 +98,7 @@ class RunCapture {
   private readonly t: RunTarget;
   private readonly c: ContainerCapture;
   private readonly writer: ObjectWriter;
-  private readonly sink: ContentSink;
+  private readonly sink: RunSink;
   private readonly filter: ResumeFilter;
   private readonly backoff: Backoff;
   private readonly firstTimestampBefore: string | undefined;
@@ -131,7 +132,10 @@ class RunCapture {
     this.c = c;
     this.writer = writer;
     this.run = t.run;
-    this.sink = new ContentSink(writer, d.spec.compression);
+    const content = new ContentSink(writer, d.spec.compression);
+    // spec.maxBytes: head + marker + tail, before hashing and compression.
+    const maxBytes = d.spec.maxBytes;
+    this.sink = maxBytes === undefined ? content : new TruncatingSink(content, { maxBytes, timestamps: d.spec.timestamps, ...(d.deps.openSpool ? { openSpool: d.deps.openSpool } : {}) });
     // inPlace: the socket's chunks are ours; stripping timestamps then
     // compacts each chunk instead of copying it.
     this.filter = new ResumeFilter({ keepTimestamps: d.spec.timestamps, inPlace: true });
@@ -139,7 +143,7 @@ class RunCapture {
     // The object is rewritten from the top on every (re)start of the
     // operator: what an earlier process uploaded was never committed.
     this.firstTimestampBefore = c.firstTimestamp;
-    Object.assign(c, { bytes: 0, lines: 0, checkpoint: undefined, state: 'Streaming', lastError: undefined });
+    Object.assign(c, { bytes: 0, lines: 0, checkpoint: undefined, state: 'Streaming', lastError: undefined, truncatedBytes: undefined });
   }
 
   async execute(): Promise<RunEnd> {
@@ -460,7 +464,8 @@ class RunCapture {
     for (const piece of batch) await this.sink.write(piece);
     if (n > 0) this.d.deps.metrics?.bytesCaptured.inc({ namespace: this.d.ns }, n);
     const c = this.c;
-    c.bytes = this.filter.bytes;
+    // Stored content: under spec.maxBytes never more than the cap (the final figure comes at the commit).
+    c.bytes = Math.min(this.filter.bytes, this.d.spec.maxBytes ?? Infinity);
     c.lines = this.filter.lines;
     if (this.filter.malformedLines > 0) c.malformedLines = this.filter.malformedLines;
     if (!c.firstTimestamp && this.filter.firstTimestamp) {
@@ -575,6 +580,10 @@ class RunCapture {
     c.object = { uri: committed.uri, size: committed.size, sha256: digest.sha256, objectSha256: digest.objectSha256 };
     c.bytes = digest.bytes;
     c.checkpoint = undefined;
+    if (digest.truncatedBytes) {
+      c.truncatedBytes = digest.truncatedBytes;
+      this.d.truncatedCondition();
+    }
     if (this.gap) {
       c.state = 'Gap';
       c.lastError = `${this.gap.reason}: ${this.gap.message}`;

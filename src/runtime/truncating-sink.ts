@@ -29,8 +29,22 @@ const COPY_CHUNK = 64 * 1024;
 
 export const DEFAULT_SPOOL_DIR = join(tmpdir(), 'logtail-spool');
 
+/** Scratch space written and read at positions: a file in the spool directory (tests may use memory). */
+export interface Spool {
+  writeAt(pos: number, b: Buffer): Promise<void>;
+  /** A fresh buffer of `len` bytes from `pos`. */
+  readAt(pos: number, len: number): Promise<Buffer>;
+  remove(): Promise<void>;
+}
+export type OpenSpool = () => Promise<Spool>;
+
+/** Spool files in `root` (--spool-dir), one private directory each. */
+export function fileSpool(root: string = DEFAULT_SPOOL_DIR): OpenSpool {
+  return () => SpoolFile.create(root);
+}
+
 /** A file in the spool directory, written and read at positions. */
-class SpoolFile {
+class SpoolFile implements Spool {
   private readonly dir: string;
   private readonly fh: FileHandle;
 
@@ -81,10 +95,10 @@ class SpoolFile {
 
 /** The last `size` bytes of a stream, in a file: absolute position a is at offset a mod size. */
 class RingFile {
-  readonly file: SpoolFile;
+  readonly file: Spool;
   readonly size: number;
 
-  constructor(file: SpoolFile, size: number) {
+  constructor(file: Spool, size: number) {
     this.file = file;
     this.size = size;
   }
@@ -113,19 +127,20 @@ export interface TruncateOptions {
   maxBytes: number;
   /** The content carries kubelet timestamp prefixes (spec.timestamps): the marker gets one too. */
   timestamps: boolean;
-  spoolDir?: string;
+  /** Where the undecided part and the tail wait; default: files in the OS temporary directory's logtail-spool. */
+  openSpool?: OpenSpool;
 }
 
 export class TruncatingSink implements RunSink {
   readonly layout: TruncateLayout;
   private readonly inner: ContentSink;
   private readonly timestamps: boolean;
-  private readonly spoolDir: string;
+  private readonly openSpool: OpenSpool;
   private readonly tracker = new HeadTracker();
   /** Content bytes received. */
   read = 0;
   /** Content[headSure ..) while the log is within maxBytes. */
-  private pending: SpoolFile | undefined;
+  private pending: Spool | undefined;
   /** The newest tail, once the log is past maxBytes. */
   private ring: RingFile | undefined;
   /** Once past maxBytes: the head's length, whether it ends a line, the marker's stamp. */
@@ -137,7 +152,7 @@ export class TruncatingSink implements RunSink {
     this.inner = inner;
     this.layout = layout(o.maxBytes);
     this.timestamps = o.timestamps;
-    this.spoolDir = o.spoolDir ?? DEFAULT_SPOOL_DIR;
+    this.openSpool = o.openSpool ?? fileSpool();
   }
 
   async write(b: Buffer): Promise<void> {
@@ -155,7 +170,7 @@ export class TruncatingSink implements RunSink {
     const at = this.read;
     this.read += b.length;
     if (this.ring) return this.ring.write(at, b);
-    this.pending ??= await SpoolFile.create(this.spoolDir);
+    this.pending ??= await this.openSpool();
     await this.pending.writeAt(at - l.headSure, b);
     if (this.read > l.maxBytes) await this.startTail();
   }
@@ -167,7 +182,7 @@ export class TruncatingSink implements RunSink {
     const cut = headCut(l, this.tracker.lastNewlineEnd);
     this.head = { length: cut, endsLine: cut === this.tracker.lastNewlineEnd, stamp: this.timestamps ? this.tracker.stampFor(cut) : undefined };
     await this.copy(pending, l.headSure, cut, (b) => this.inner.write(b));
-    const ring = new RingFile(await SpoolFile.create(this.spoolDir), l.tail);
+    const ring = new RingFile(await this.openSpool(), l.tail);
     await this.copy(pending, this.read - l.tail, this.read, (b, at) => ring.write(at, b));
     this.ring = ring;
     this.pending = undefined;
@@ -175,7 +190,7 @@ export class TruncatingSink implements RunSink {
   }
 
   /** Content [from, to) out of the pending file (which starts at headSure), in pieces. */
-  private async copy(f: SpoolFile, from: number, to: number, sink: (b: Buffer, at: number) => Promise<void>): Promise<void> {
+  private async copy(f: Spool, from: number, to: number, sink: (b: Buffer, at: number) => Promise<void>): Promise<void> {
     for (let at = from; at < to; at += COPY_CHUNK) {
       const n = Math.min(COPY_CHUNK, to - at);
       await sink(await f.readAt(at - this.layout.headSure, n), at);

@@ -13,6 +13,7 @@ import { CaptureDaemon } from '../../../src/runtime/capture-daemon.ts';
 import type { CaptureClock } from '../../../src/runtime/capture-ports.ts';
 import { createLogger, silentLogger } from '../../../src/runtime/logger.ts';
 import { FairSlots } from '../../../src/runtime/semaphore.ts';
+import type { Spool } from '../../../src/runtime/truncating-sink.ts';
 import { KubeletModel } from '../core/kubelet-model.ts';
 import { settle } from './fake-clock.ts';
 
@@ -133,10 +134,42 @@ export class MemoryStore implements ObjectStore {
   }
 }
 
+/**
+ * spec.maxBytes scratch space in memory: the virtual clock jumps whenever no
+ * promise is runnable, so real file I/O would let time pass under a write.
+ * (The file spool is tested in truncating-sink.test.ts.) `open` counts the
+ * spools not removed.
+ */
+export class MemorySpools {
+  open = 0;
+  readonly openSpool = (): Promise<Spool> => {
+    let buf = Buffer.alloc(0);
+    let removed = false;
+    this.open++;
+    return Promise.resolve({
+      writeAt: (pos: number, b: Buffer) => {
+        if (pos + b.length > buf.length) buf = Buffer.concat([buf, Buffer.alloc(pos + b.length - buf.length)]);
+        b.copy(buf, pos);
+        return Promise.resolve();
+      },
+      readAt: (pos: number, len: number) => {
+        if (pos + len > buf.length) return Promise.reject(new Error(`short read at ${pos}`));
+        return Promise.resolve(Buffer.from(buf.subarray(pos, pos + len)));
+      },
+      remove: () => {
+        if (!removed) this.open--;
+        removed = true;
+        return Promise.resolve();
+      },
+    });
+  };
+}
+
 export interface Capture {
   clock: VirtualClock;
   model: KubeletModel;
   store: MemoryStore;
+  spools: MemorySpools;
   daemon: CaptureDaemon;
   /** Every status written, in order. */
   statuses: LogTailStatus[];
@@ -161,6 +194,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   const store = new MemoryStore();
+  const spools = new MemorySpools();
   const podName = opts.podName ?? 'p';
   const resolved = resolveSpec({ podName, keyTemplate: '{namespace}/{pod}/{container}-{restart}.log', ...opts.spec });
   if (!resolved.ok) throw new Error(resolved.message);
@@ -193,6 +227,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     clock,
     model,
     store,
+    spools,
     statuses: [],
     events: [],
     podReads: 0,
@@ -233,6 +268,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     statusIntervalMs: 2000,
     clock,
+    openSpool: spools.openSpool,
   };
   model.onChange = () => cap.daemon?.podChanged();
   return cap;

@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import type { ObjectWriter } from '../../../src/adapters/store/types.ts';
 import { layout, markerText, truncateWhole } from '../../../src/core/truncate.ts';
 import { ContentSink } from '../../../src/runtime/content-sink.ts';
-import { TruncatingSink } from '../../../src/runtime/truncating-sink.ts';
+import { TruncatingSink, fileSpool } from '../../../src/runtime/truncating-sink.ts';
 
 class MemWriter implements ObjectWriter {
   readonly uri = 'mem://x';
@@ -45,7 +45,7 @@ function content(total: number, o: { lineLen?: number; stamps?: boolean; newline
 
 async function run(c: Buffer, maxBytes: number, o: { chunk: number; timestamps?: boolean; gzip?: boolean; spoolDir: string }) {
   const w = new MemWriter();
-  const sink = new TruncatingSink(new ContentSink(w, o.gzip ? 'gzip' : 'none'), { maxBytes, timestamps: !!o.timestamps, spoolDir: o.spoolDir });
+  const sink = new TruncatingSink(new ContentSink(w, o.gzip ? 'gzip' : 'none'), { maxBytes, timestamps: !!o.timestamps, openSpool: fileSpool(o.spoolDir) });
   for (let i = 0; i < c.length; i += o.chunk) await sink.write(c.subarray(i, i + o.chunk));
   const digest = await sink.finish();
   return { w, digest, stored: o.gzip ? gunzipSync(w.bytes) : w.bytes };
@@ -124,7 +124,7 @@ describe('runtime/truncating-sink (spec.maxBytes)', () => {
           const c = content(size, opts);
           const want = truncateWhole(c, big, false);
           const w = new MemWriter();
-          const sink = new TruncatingSink(new ContentSink(w, 'none'), { maxBytes: big, timestamps: false, spoolDir: dir });
+          const sink = new TruncatingSink(new ContentSink(w, 'none'), { maxBytes: big, timestamps: false, openSpool: fileSpool(dir) });
           for (let i = 0; i < c.length; i += 65_536) {
             await sink.write(c.subarray(i, i + 65_536));
             // What lies before headSure is in the store already: nothing of it waits.
@@ -140,7 +140,7 @@ describe('runtime/truncating-sink (spec.maxBytes)', () => {
 
   it('destroy removes the spool files', async () => {
     const w = new MemWriter();
-    const sink = new TruncatingSink(new ContentSink(w, 'none'), { maxBytes: max, timestamps: false, spoolDir: dir });
+    const sink = new TruncatingSink(new ContentSink(w, 'none'), { maxBytes: max, timestamps: false, openSpool: fileSpool(dir) });
     await sink.write(content(10_000, {}));
     expect(readdirSync(dir)).to.have.length(1);
     sink.destroy();

@@ -1,0 +1,91 @@
+// spec.maxBytes on whole captures against the kubelet model (virtual clock):
+// head + marker + tail exactly, across stream cuts and an operator restart.
+import { expect } from 'chai';
+import { truncateWhole } from '../../../src/core/truncate.ts';
+import type { ModelPod } from '../core/kubelet-model.ts';
+import { type Capture, makeCapture } from './capture-harness.ts';
+
+function writeLines(cap: Capture, pod: ModelPod, n: number, everyMs: number): number {
+  for (let i = 0; i < n; i++) cap.clock.at(i * everyMs, () => cap.model.write(pod, 'main', `line ${i} ${'y'.repeat(i % 70)}\n`));
+  return n * everyMs;
+}
+
+function finish(cap: Capture, pod: ModelPod, at: number): void {
+  cap.clock.at(at, () => {
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+  });
+}
+
+describe('runtime/capture with spec.maxBytes (kubelet model)', function () {
+  this.timeout(30_000);
+  const maxBytes = 4096;
+
+  for (const timestamps of [false, true]) {
+    it(`timestamps ${timestamps}: a stream cut inside the tail resumes exactly; Incomplete/Truncated, Truncated=True, truncatedBytes exact`, async () => {
+      const cap = makeCapture({ spec: { maxBytes, timestamps } });
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 400, 10);
+      // The first connection is cut ~600 bytes before the end of what the
+      // container writes: inside the tail window (about 2 KiB).
+      const total = (() => {
+        let n = 0;
+        for (let i = 0; i < 400; i++) n += `line ${i} ${'y'.repeat(i % 70)}\n`.length + 31;
+        return n;
+      })();
+      cap.model.fault = (_req, n) => (n === 1 ? { cutAt: total - 600 } : {});
+      finish(cap, pod, end + 5);
+      const st = await cap.run();
+      const run = pod.container('main').runs[0]!;
+      const want = truncateWhole(run.expected(timestamps), maxBytes, timestamps);
+      expect(want.truncatedBytes).to.be.greaterThan(0);
+      expect([st.phase, st.reason, st.result], st.message).to.deep.equal(['Incomplete', 'Truncated', 'Succeeded']);
+      expect(st.retries, 'the cut was a retry').to.equal(1);
+      const obj = cap.object('main', 0)!;
+      expect(obj.equals(want.stored), `object of ${obj.length} bytes, want ${want.stored.length}`).to.equal(true);
+      const c = st.containers[0]!;
+      expect([c.state, c.bytes, c.truncatedBytes]).to.deep.equal(['Stored', want.stored.length, want.truncatedBytes]);
+      // bytes is what is stored (the marker line included); with truncatedBytes it accounts for every byte read.
+      const marker = /(\S+ )?\[logtail: truncated, \d+ bytes left out \(spec.maxBytes=4096\)\]\n/.exec(obj.toString('latin1'))![0];
+      expect(c.bytes - marker.length + c.truncatedBytes!).to.equal(run.expected(timestamps).length);
+      expect(st.bytes).to.equal(want.stored.length);
+      const cond = st.conditions.find((x) => x.type === 'Truncated');
+      expect([cond?.status, cond?.reason]).to.deep.equal(['True', 'Truncated']);
+      expect(st.conditions.find((x) => x.type === 'Complete')?.status).to.equal('False');
+      if (timestamps) expect(obj.toString('latin1')).to.match(/\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z \[logtail: truncated, \d+ bytes left out \(spec.maxBytes=4096\)\]\n/);
+      // No status ever showed more stored bytes than the cap.
+      for (const s of cap.statuses) for (const x of s.containers) expect(x.bytes).to.be.at.most(maxBytes);
+      expect(cap.store.open).to.equal(0);
+      expect(cap.spools.open, 'spools removed').to.equal(0);
+    });
+  }
+
+  it('an operator restart while the tail is being read: the object is rewritten from the top, still exact', async () => {
+    const cap = makeCapture({ spec: { maxBytes } });
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 400, 10);
+    cap.clock.at(end - 300, () => cap.restart());
+    finish(cap, pod, end + 5);
+    const st = await cap.run();
+    expect(cap.launches).to.equal(2);
+    const want = truncateWhole(pod.container('main').runs[0]!.expected(), maxBytes, false);
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'Truncated']);
+    expect(cap.object('main', 0)!.equals(want.stored)).to.equal(true);
+    expect(st.containers[0]!.truncatedBytes).to.equal(want.truncatedBytes);
+  });
+
+  it('a log within maxBytes is stored whole: Complete, Truncated=False, no truncatedBytes', async () => {
+    const cap = makeCapture({ spec: { maxBytes } });
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 40, 10);
+    finish(cap, pod, end + 5);
+    const st = await cap.run();
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    expect(st.containers[0]!.truncatedBytes).to.equal(undefined);
+    expect(st.conditions.find((x) => x.type === 'Truncated')?.status).to.equal('False');
+  });
+});
