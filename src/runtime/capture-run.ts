@@ -17,6 +17,8 @@ import { ErrorTail, removedContainerText, responseError } from '../core/capture/
 import type { RunEnd } from '../core/capture/outcome.ts';
 import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
 import { renderKey } from '../core/key-template.ts';
+import { originLabels } from '../core/object-labels.ts';
+import { POLICY_LABEL } from '../core/policy.ts';
 import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
 import { type ContainerCapture, Reason, addUncapturedRuns } from '../core/status.ts';
 import type { CaptureDaemon } from './capture-daemon.ts';
@@ -603,8 +605,12 @@ class RunCapture {
   private async commitOrAdopt(digest: { sha256: string; objectSha256: string; objectBytes: number }): Promise<{ uri: string; size: number }> {
     const { writer } = this;
     const store = this.d.deps.store;
+    const d = this.d;
+    // For bucket lifecycle rules: S3 tags, the file store's sidecar record.
+    const labels = originLabels({ namespace: d.ns, logtail: d.lt.metadata.name!, retention: d.spec.retention, pod: d.spec.podName, container: this.t.name, policy: d.lt.metadata.labels?.[POLICY_LABEL] });
+    const meta = { sha256: digest.sha256, objectSha256: digest.objectSha256, labels };
     try {
-      return await writer.commit({ sha256: digest.sha256, objectSha256: digest.objectSha256 });
+      return await writer.commit(meta);
     } catch (err) {
       if (!(err instanceof CaptureError) || err.reason !== 'KeyExists') throw err;
       const existing = await store.head(writer.uri).catch(() => undefined);
@@ -613,6 +619,8 @@ class RunCapture {
       for await (const chunk of await store.read(writer.uri)) h.update(chunk as Buffer);
       if (h.digest('hex') !== digest.objectSha256) throw err;
       await writer.abort().catch(() => undefined);
+      // The crash may have come before its tags or record were written.
+      await store.label?.(writer.uri, { ...meta, size: existing.size });
       this.d.log.info('adopted an identical object committed before a restart', { uri: writer.uri });
       return { uri: writer.uri, size: existing.size };
     }

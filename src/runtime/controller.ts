@@ -12,7 +12,7 @@ import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { FairSlots } from './semaphore.ts';
-import { type OpenSpool, fileSpool } from './truncating-sink.ts';
+import { fileSpool } from './truncating-sink.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
 import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 
@@ -35,8 +35,7 @@ export interface ControllerOptions {
   statusIntervalMs: number;
   workers?: number;
   finalizerDeadlineMs?: number;
-  /** Where spec.maxBytes captures keep a run's tail until it ends (--spool-dir). */
-  spoolDir?: string;
+  /** Where spec.maxBytes captures keep a run's tail until it ends (--spool-dir). */ spoolDir?: string;
 }
 
 interface Finished {
@@ -46,8 +45,6 @@ interface Finished {
 
 export class Controller {
   private readonly o: ControllerOptions;
-  /** spec.maxBytes captures spool their tails here (--spool-dir). */
-  private readonly openSpool: OpenSpool;
   private readonly log: Logger;
   private readonly queue: WorkQueue;
   private readonly slots: FairSlots;
@@ -65,7 +62,6 @@ export class Controller {
   private running = false;
 
   constructor(o: ControllerOptions) {
-    this.openSpool = fileSpool(o.spoolDir);
     this.o = o;
     this.log = o.logger;
     this.queue = new WorkQueue({ name: 'logtails', logger: o.logger, baseDelayMs: 250, maxDelayMs: 60_000, onDepth: (n) => o.metrics?.workqueueDepth.set(n) });
@@ -259,7 +255,7 @@ export class Controller {
       metrics: this.o.metrics,
       idleTimeoutMs: this.o.idleTimeoutMs,
       statusIntervalMs: this.o.statusIntervalMs,
-      openSpool: this.openSpool,
+      openSpool: fileSpool(this.o.spoolDir),
     });
     this.addDaemon(key, d);
     d.start();

@@ -4,10 +4,11 @@
 // rename(2) would silently replace, so "no overwrite" is the kernel's check,
 // not a racy exists-then-write.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, realpath, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SIDECAR_SUFFIX, isSidecarName, sidecarRecord } from '../../core/object-labels.ts';
 import { CaptureError, captureError, describeError } from '../errors.ts';
 import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
 
@@ -60,6 +61,28 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * The record beside an object (`<object>.logtail.json`): its checksums and
+ * labels, for a clean-up job as S3 tags are for a lifecycle rule. Written to
+ * a temporary file and renamed over any earlier record of the same object.
+ */
+async function writeSidecar(objectPath: string, meta: CommitMeta, size: number): Promise<void> {
+  const side = objectPath + SIDECAR_SUFFIX;
+  const tmp = join(dirname(side), `.${basename(side).slice(0, 100)}.${randomBytes(6).toString('hex')}.tmp`);
+  const rec = sidecarRecord({ object: basename(objectPath), size, sha256: meta.sha256, objectSha256: meta.objectSha256, committedAt: new Date(), labels: meta.labels });
+  const fh = await open(tmp, 'wx', 0o640);
+  try {
+    await fh.writeFile(`${JSON.stringify(rec, null, 2)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, side).catch(async (err: unknown) => {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  });
+}
+
 function isWithin(root: string, p: string): boolean {
   return p.startsWith(root.endsWith(sep) ? root : root + sep);
 }
@@ -98,6 +121,8 @@ export class FileStore implements ObjectStore {
   }
 
   async create(key: string, _opts: CreateOptions): Promise<ObjectWriter> {
+    // An object there would be taken for another object's record.
+    if (isSidecarName(key)) throw captureError('BadRequest', `refusing object key ${JSON.stringify(key)}: the file store keeps each object's record under "<object>${SIDECAR_SUFFIX}"`);
     const finalPath = this.keyPath(key);
     const dir = dirname(finalPath);
     const tmpPath = join(dir, `.${basename(finalPath).slice(0, 100)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -135,14 +160,29 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  /** Deletes the object, then its record (a retry after a failure in between finds the object gone and removes the record). */
   async delete(uri: string): Promise<void> {
+    const p = this.uriPath(uri);
+    for (const f of [p, p + SIDECAR_SUFFIX]) {
+      try {
+        await this.assertRealWithin(f);
+        await unlink(f);
+      } catch (err) {
+        if (fsCode(err) === 'ENOENT') continue;
+        throw classifyFsError(err, `delete ${f}`);
+      }
+    }
+  }
+
+  /** Writes the record of an existing object (one adopted after a restart) as commit does. */
+  async label(uri: string, meta: CommitMeta & { size: number }): Promise<void> {
     const p = this.uriPath(uri);
     try {
       await this.assertRealWithin(p);
-      await unlink(p);
+      await writeSidecar(p, meta, meta.size);
+      await fsyncDir(dirname(p));
     } catch (err) {
-      if (fsCode(err) === 'ENOENT') return;
-      throw classifyFsError(err, `delete ${p}`);
+      throw classifyFsError(err, `record ${p}${SIDECAR_SUFFIX} (the object exists)`);
     }
   }
 }
@@ -227,7 +267,7 @@ class FileWriter implements ObjectWriter {
     }
   }
 
-  commit(_meta: CommitMeta): Promise<CommitResult> {
+  commit(meta: CommitMeta): Promise<CommitResult> {
     try {
       this.assertOpen('commit');
     } catch (err) {
@@ -260,10 +300,12 @@ class FileWriter implements ObjectWriter {
       this.state = 'committed';
       try {
         await unlink(this.tmpPath);
-        // The new directory entry is durable only once the directory is synced.
+        // Its record for clean-up jobs (the S3 store's tags); synced with the object's entry.
+        await writeSidecar(this.finalPath, meta, this.accepted);
+        // The new directory entries are durable only once the directory is synced.
         await fsyncDir(dirname(this.finalPath));
       } catch (err) {
-        throw classifyFsError(err, `commit ${this.finalPath} (the object exists; its durability is unknown)`);
+        throw classifyFsError(err, `commit ${this.finalPath} (the object exists; its record or durability is unknown)`);
       }
       return { uri: this.uri, size: this.accepted };
     });

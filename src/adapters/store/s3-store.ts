@@ -26,6 +26,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
 import { retry, type RetryPolicy } from '../retry.ts';
+import { objectTags } from '../../core/object-labels.ts';
 import { parseS3Url } from './s3-url.ts';
 import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
 
@@ -216,6 +217,12 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /** Tags an existing object (one adopted after a restart) as commit does. */
+  async label(uri: string, meta: CommitMeta & { size: number }): Promise<void> {
+    const Key = this.uriKey(uri);
+    await putTags(this.client, this.bucket, Key, this.uriFor(Key), meta);
+  }
+
   /**
    * Proves that the server refuses a write carrying `If-None-Match: *` to a key
    * that exists, on both paths the writers use (PutObject and
@@ -276,6 +283,15 @@ export class S3Store implements ObjectStore {
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+/** The object's tags: checksums and labels (core/object-labels.ts), replacing any it had. */
+async function putTags(client: S3Client, Bucket: string, Key: string, uri: string, meta: CommitMeta): Promise<void> {
+  await retry(() => client.send(new PutObjectTaggingCommand({ Bucket, Key, Tagging: { TagSet: objectTags(meta, meta.labels) } })), METADATA_RETRY, {
+    classify: (e) => classifyS3Error(e, '').kind,
+  }).catch((err: unknown) => {
+    throw classifyS3Error(err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err, `tag ${uri} (the object exists, untagged)`);
+  });
 }
 
 type State = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
@@ -467,28 +483,8 @@ class S3Writer implements ObjectWriter {
     // be silently replaced (and a copy of a large object costs a full read and
     // write on the store). Tags are a sub-resource: setting them leaves the
     // content and its ETag alone.
-    await retry(
-      () =>
-        this.client.send(
-          new PutObjectTaggingCommand({
-            Bucket: this.bucket,
-            Key: this.key,
-            Tagging: {
-              TagSet: [
-                { Key: 'sha256', Value: meta.sha256 },
-                { Key: 'objectSha256', Value: meta.objectSha256 },
-              ],
-            },
-          }),
-        ),
-      METADATA_RETRY,
-      { classify: (e) => classifyS3Error(e, '').kind },
-    ).catch((err: unknown) => {
-      throw classifyS3Error(
-        err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err,
-        `tag ${this.uri} (the object exists, untagged)`,
-      );
-    });
+    // The labels (logtail.dev/retention, namespace, …) ride along for bucket lifecycle rules.
+    await putTags(this.client, this.bucket, this.key, this.uri, meta);
     return { uri: this.uri, size: this.bytes };
   }
 

@@ -11,6 +11,12 @@ export interface CommitMeta {
   sha256: string;
   /** Of the stored object's bytes (differs from sha256 when contentEncoding compresses). */
   objectSha256: string;
+  /**
+   * Labels for bucket lifecycle rules (core/object-labels.ts, e.g.
+   * `logtail.dev/retention`): S3 object tags, or the file store's sidecar
+   * record `<object>.logtail.json`. Set after the commit.
+   */
+  labels?: Record<string, string>;
 }
 
 export interface CommitResult {
@@ -41,8 +47,10 @@ export interface ObjectStore {
   read(uri: string): Promise<Readable>;
   /** undefined when there is no such object. */
   head(uri: string): Promise<{ size: number } | undefined>;
-  /** Deletes one object (spec.retention: Delete); an object already gone is not an error. */
+  /** Deletes one object (spec.retention: Delete) and its labels (the file store's sidecar record); an object already gone is not an error. */
   delete(uri: string): Promise<void>;
+  /** Puts checksums and labels on an existing object (as commit does), e.g. one adopted after a restart. */
+  label?(uri: string, meta: CommitMeta & { size: number }): Promise<void>;
   /** Start-up check that the store can keep its promise never to overwrite (S3: If-None-Match). */
   verifyConditionalWrites?(): Promise<void>;
   close?(): Promise<void>;

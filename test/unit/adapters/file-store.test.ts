@@ -50,7 +50,8 @@ describe('adapters/store/file-store', () => {
     const res = await w.commit(META);
     expect(res).to.deep.equal({ uri: w.uri, size: 12 });
     expect(readFileSync(join(root, 'ns/pod/app/0001.log'), 'utf8')).to.equal('hello world\n');
-    expect(listAll(join(root, 'ns/pod/app'))).to.deep.equal(['0001.log']);
+    // the object and its record for clean-up jobs, nothing else
+    expect(listAll(join(root, 'ns/pod/app'))).to.deep.equal(['0001.log', '0001.log.logtail.json']);
     expect(await store.head(w.uri)).to.deep.equal({ size: 12 });
     expect(await store.head('ns/pod/app/0001.log')).to.deep.equal({ size: 12 });
     const chunks: Buffer[] = [];
@@ -76,12 +77,36 @@ describe('adapters/store/file-store', () => {
     expect(createHash('sha256').update(data).digest('hex')).to.equal(hash.digest('hex'));
   });
 
+  it('commit writes a record beside the object: checksums, size and labels (the S3 store\'s tags)', async () => {
+    const labels = { 'logtail.dev/retention': 'Delete', 'logtail.dev/namespace': 'ci', 'logtail.dev/logtail': 'build-42' };
+    const w = await put('ci/build-42/main-0.log', 'abc\n');
+    const before = Date.now();
+    await w.commit({ ...META, labels });
+    const rec = JSON.parse(readFileSync(join(root, 'ci/build-42/main-0.log.logtail.json'), 'utf8')) as Record<string, unknown>;
+    expect({ ...rec, committedAt: undefined }).to.deep.equal({ apiVersion: 'logtail.dev/v1alpha1', kind: 'StoredObject', object: 'main-0.log', size: 4, sha256: META.sha256, objectSha256: META.objectSha256, committedAt: undefined, labels });
+    expect(Date.parse(rec.committedAt as string)).to.be.within(before - 1000, Date.now());
+    // label() rewrites it for an object that exists (an adopted one)
+    await store.label(w.uri, { ...META, sha256: 'c'.repeat(64), size: 4 });
+    expect((JSON.parse(readFileSync(join(root, 'ci/build-42/main-0.log.logtail.json'), 'utf8')) as { sha256: string }).sha256).to.equal('c'.repeat(64));
+    expect(listAll(join(root, 'ci/build-42'))).to.deep.equal(['main-0.log', 'main-0.log.logtail.json']);
+  });
+
+  it('refuses a key that would be another object\'s record', async () => {
+    const e = await rejection(store.create('ns/x.log.logtail.json', OPTS));
+    expect(e.reason).to.equal('BadRequest');
+    expect(e.message).to.match(/logtail\.json/);
+    const gz = await store.create('ns/x.logtail.json.gz', OPTS);
+    await gz.abort();
+  });
+
   it('delete removes a committed object; deleting it again, or a URI outside the root, is handled', async () => {
     const w = await store.create('ns/gone/main-0.log', { contentType: 'text/plain' });
     await w.write(Buffer.from('x'));
     const { uri } = await w.commit(META);
+    expect(listAll(join(root, 'ns/gone'))).to.deep.equal(['main-0.log', 'main-0.log.logtail.json']);
     await store.delete(uri);
     expect(await store.head(uri)).to.equal(undefined);
+    expect(listAll(join(root, 'ns/gone')), 'its record goes with it').to.deep.equal([]);
     await store.delete(uri);
     const outside = pathToFileURL(join(root, '..', 'elsewhere.log')).href;
     expect(await rejection(store.delete(outside))).to.be.instanceOf(Error);
@@ -94,7 +119,7 @@ describe('adapters/store/file-store', () => {
     const e = await rejection(second.commit(META));
     expect([e.reason, e.kind]).to.deep.equal(['KeyExists', 'permanent']);
     expect(readFileSync(join(root, 'k.log'), 'utf8')).to.equal('first\n');
-    expect(listAll(root)).to.deep.equal(['k.log']); // the loser's temp file is gone
+    expect(listAll(root)).to.deep.equal(['k.log', 'k.log.logtail.json']); // the loser's temp file is gone
     const third = await put('k.log', 'third\n');
     expect((await rejection(third.commit(META))).reason).to.equal('KeyExists');
     expect(readFileSync(join(root, 'k.log'), 'utf8')).to.equal('first\n');
