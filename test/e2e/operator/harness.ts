@@ -92,6 +92,7 @@ export interface LogTailObject {
       streamRetries: number;
       lastError?: string;
       object?: { uri: string; size: number; sha256: string; objectSha256: string };
+      truncatedBytes?: number;
     }>;
   };
 }
