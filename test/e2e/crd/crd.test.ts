@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { sleep } from '../../../src/dev/proc.ts';
 import { GROUP, KIND, PLURAL, VERSION, resolveSpec } from '../../../src/core/spec.ts';
-import { MAX_UNCAPTURED_RUNS, conditionsForPhase, type LogTailStatus } from '../../../src/core/status.ts';
+import { MAX_UNCAPTURED_RUNS, conditionsForPhase, setCondition, type LogTailStatus } from '../../../src/core/status.ts';
 import { SPEC_CORPUS } from '../../unit/core/crd-corpus.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 
@@ -190,12 +190,13 @@ describe('e2e crd (crds/logtail.dev_logtails.yaml on kube-apiserver)', function 
           checkpoint: { time: '2026-11-27T06:29:59.123456789-03:30', ordinal: 3, offset: 17 },
           firstTimestamp: '2026-11-27T05:30:01.000000001-03:30',
           malformedLines: 0,
+          truncatedBytes: 4_000_000_000,
         },
       ],
       uncapturedRuns: [{ container: 'main', init: false, fromRestart: 0, toRestart: 41, reason: 'LogGap' }],
       uncapturedRunsDropped: 7,
       storedRunsDropped: 3,
-      conditions: conditionsForPhase('Complete', 'Captured', 'done', 1, [], now),
+      conditions: setCondition(conditionsForPhase('Complete', 'Captured', 'done', 1, [], now), { type: 'Truncated', status: 'True', reason: 'Truncated', message: 'cut' }, now),
     };
     const patched = await c.kubectl(['-n', ns, 'patch', `${PLURAL}.${GROUP}`, name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { ...status, bogus: 1 } })]);
     expect(patched.code, patched.stderr).to.equal(0);
@@ -203,8 +204,8 @@ describe('e2e crd (crds/logtail.dev_logtails.yaml on kube-apiserver)', function 
     expect(got.status).to.deep.equal(status); // every field kept, the unknown one pruned
     const table = await c.kubectl(['-n', ns, 'get', 'lt', name]);
     expect(table.code, table.stderr).to.equal(0);
-    expect(table.stdout.split('\n')[0]?.split(/\s+/).filter(Boolean)).to.deep.equal(['NAME', 'POD', 'PHASE', 'RESULT', 'BYTES', 'RETRIES', 'AGE']);
-    expect(table.stdout).to.match(/with-status\s+job-1\s+Complete\s+Succeeded\s+5000000000\s+2\s+/);
+    expect(table.stdout.split('\n')[0]?.split(/\s+/).filter(Boolean)).to.deep.equal(['NAME', 'POD', 'PHASE', 'RESULT', 'BYTES', 'RETRIES', 'REASON', 'AGE']);
+    expect(table.stdout).to.match(/with-status\s+job-1\s+Complete\s+Succeeded\s+5000000000\s+2\s+Captured\s+/);
   });
 
   it('refuses a status with more uncaptured-run ranges than the operator ever writes', async () => {

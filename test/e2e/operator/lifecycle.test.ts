@@ -116,9 +116,10 @@ describe('operator: lifecycle', function () {
     const caps = [...(lt.status?.containers ?? [])].sort((a, b) => a.restart - b.restart);
     expect(caps.map((x) => [x.restart, x.state, x.exitCode])).to.deep.equal([[1, 'Stored', 0]]);
     expect(await sha256File(uriToPath(caps[0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, name, 'main')));
-    // Nothing of run 0 reached the store: only run 1's object exists.
+    // Nothing of run 0 reached the store: only run 1's object (and its .logtail.json record) exists.
     const stored = filesUnder(join(ops[0]!.storeDir, ns, name));
-    expect(stored.map((f) => f.replace(/^.*\//, ''))).to.deep.equal([caps[0]!.object!.uri.replace(/^.*\//, '')]);
+    const base = caps[0]!.object!.uri.replace(/^.*\//, '');
+    expect(stored.map((f) => f.replace(/^.*\//, '')).sort()).to.deep.equal([base, `${base}.logtail.json`]);
   }
 
   it('a pod that restarted before the LogTail existed: the last run byte-exact, the previous one (removed by the kubelet) reported, never stored', async () => {

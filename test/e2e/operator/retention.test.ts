@@ -37,6 +37,7 @@ describe('operator: spec.retention (Retain | Delete)', function () {
     expect(lt.status?.phase, JSON.stringify(lt.status)).to.equal('Complete');
     const path = uriToPath(lt.status!.containers![0]!.object!.uri);
     expect(existsSync(path)).to.equal(true);
+    expect(existsSync(`${path}.logtail.json`), 'the object has its record').to.equal(true);
     return path;
   }
 
@@ -48,6 +49,7 @@ describe('operator: spec.retention (Retain | Delete)', function () {
     expect(d.code, d.stderr).to.equal(0);
     expect(await getLogTail(c, ns, 'drop')).to.equal(undefined);
     expect(existsSync(path), `${path} must be deleted`).to.equal(false);
+    expect(existsSync(`${path}.logtail.json`), 'its record is deleted with it').to.equal(false);
   });
 
   it('Retain (default): deleting the LogTail leaves the object', async () => {
@@ -64,5 +66,6 @@ describe('operator: spec.retention (Retain | Delete)', function () {
     while ((await getLogTail(c, ns, 'ttl')) && Date.now() < end) await sleep(300);
     expect(await getLogTail(c, ns, 'ttl')).to.equal(undefined);
     expect(existsSync(path)).to.equal(false);
+    expect(existsSync(`${path}.logtail.json`)).to.equal(false);
   });
 });
