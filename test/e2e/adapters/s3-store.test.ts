@@ -129,6 +129,18 @@ describe('adapters/store/s3-store (e2e)', function () {
     expect(await openUploads(key)).to.deep.equal([]);
   });
 
+  it('tags an object with its lifecycle labels at commit, and again through label() (an adopted object)', async () => {
+    const key = 'ns/lt/main-0.log';
+    const w = await store.create(key, OPTS);
+    await w.write(Buffer.from('one line\n'));
+    const labels = { 'logtail.dev/retention': 'Delete', 'logtail.dev/namespace': 'ns', 'logtail.dev/logtail': 'lt', 'logtail.dev/pod': 'p.with.dots-1', 'logtail.dev/container': 'main', 'logtail.dev/policy': 'ci' };
+    await w.commit({ sha256: 'a'.repeat(64), objectSha256: 'b'.repeat(64), labels });
+    const read = async () => Object.fromEntries(((await admin.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: `${prefix}/${key}` }))).TagSet ?? []).map((t) => [t.Key, t.Value]));
+    expect(await read()).to.deep.equal({ sha256: 'a'.repeat(64), objectSha256: 'b'.repeat(64), ...labels });
+    await store.label(w.uri, { sha256: 'c'.repeat(64), objectSha256: 'd'.repeat(64), labels: { 'logtail.dev/retention': 'Retain' }, size: 9 });
+    expect(await read()).to.deep.equal({ sha256: 'c'.repeat(64), objectSha256: 'd'.repeat(64), 'logtail.dev/retention': 'Retain' });
+  });
+
   it('stores a small object with its content encoding in a single PUT', async () => {
     const key = 'small.log.gz';
     const w = await store.create(key, { contentType: 'text/plain', contentEncoding: 'gzip' });

@@ -89,6 +89,8 @@ export class VirtualClock implements CaptureClock {
 export class MemoryStore implements ObjectStore {
   readonly url = 'mem://bucket';
   readonly objects = new Map<string, Buffer>();
+  /** What each commit was given (checksums, lifecycle labels). */
+  readonly metas = new Map<string, CommitMeta>();
   /** Writers neither committed nor aborted. */
   open = 0;
   create(key: string, _opts: CreateOptions): Promise<ObjectWriter> {
@@ -105,10 +107,11 @@ export class MemoryStore implements ObjectStore {
         parts.push(Buffer.from(b));
         return Promise.resolve();
       },
-      commit: (_m: CommitMeta) => {
+      commit: (m: CommitMeta) => {
         if (this.objects.has(w.uri)) return Promise.reject(captureError('KeyExists', `${key} exists`));
         const body = Buffer.concat(parts);
         this.objects.set(w.uri, body);
+        this.metas.set(w.uri, m);
         finish();
         return Promise.resolve({ uri: w.uri, size: body.length });
       },

@@ -76,6 +76,20 @@ describe('runtime/capture with spec.maxBytes (kubelet model)', function () {
     expect(st.containers[0]!.truncatedBytes).to.equal(want.truncatedBytes);
   });
 
+  it('commits each object with its checksums and the lifecycle labels (S3 tags / file-store record)', async () => {
+    const cap = makeCapture({ spec: { maxBytes, retention: 'Delete' } });
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    finish(cap, pod, writeLines(cap, pod, 400, 10) + 5);
+    const st = await cap.run();
+    const obj = st.containers[0]!.object!;
+    expect(cap.store.metas.get(obj.uri)).to.deep.equal({
+      sha256: obj.sha256,
+      objectSha256: obj.objectSha256,
+      labels: { 'logtail.dev/retention': 'Delete', 'logtail.dev/namespace': 'ns', 'logtail.dev/logtail': 'lt', 'logtail.dev/pod': 'p', 'logtail.dev/container': 'main' },
+    });
+  });
+
   it('a log within maxBytes is stored whole: Complete, Truncated=False, no truncatedBytes', async () => {
     const cap = makeCapture({ spec: { maxBytes } });
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
