@@ -154,6 +154,7 @@ class RunCapture {
       await this.passes();
       if (this.gap?.reason === Reason.ContainerRemoved && this.filter.bytes === 0) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
+        this.sink.destroy();
         await this.writer.abort();
         this.c.state = 'Failed';
         this.c.lastError = `${this.gap.reason}: ${this.gap.message}`;
