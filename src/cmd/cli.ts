@@ -182,6 +182,7 @@ async function describe(api: KubeApi, ns: string, a: Args): Promise<void> {
   for (const c of (s?.containers ?? []) as ContainerCapture[]) {
     out.push(`  ${c.name}${c.init ? ' (init)' : ''} restart ${c.restart}: ${c.state}${c.exitCode !== undefined ? `, exit ${c.exitCode}` : ''}${c.reason ? ` (${c.reason})` : ''}, ${c.bytes} bytes, ${c.lines} lines, ${c.streamRetries} retries`);
     if (c.object) out.push(`    object: ${c.object.uri} (${c.object.size} bytes, sha256 ${c.object.sha256})`);
+    if (c.truncatedBytes) out.push(`    truncated: ${c.truncatedBytes} bytes left out between head and tail (spec.maxBytes=${String(lt.spec.maxBytes)})`);
     if (c.lastError) out.push(`    last error: ${c.lastError}`);
   }
   out.push('Conditions:');

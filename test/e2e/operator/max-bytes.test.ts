@@ -7,9 +7,12 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, GetObjectTaggingCommand, S3Client } from '@aws-sdk/client-s3';
 import { layout, truncateWhole } from '../../../src/core/truncate.ts';
+import { REPO_ROOT } from '../../../src/dev/cluster.ts';
+import { run as runCmd } from '../../../src/dev/proc.ts';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 import { apply, createNamespace, installCrd, logTailManifest, podManifest, simOutputPath, startOperator, uriToPath, waitForFile, waitForLogTail, type LogTailObject, type OperatorProcess } from './harness.ts';
 
@@ -94,6 +97,15 @@ describe('operator: spec.maxBytes and object labels', function () {
     const get = await c.kubectl(['get', 'lt', 'big', '-n', nsF]);
     expect(get.stdout.split('\n')[0]).to.match(/\bREASON\b/);
     expect(get.stdout.split('\n')[1]).to.match(/\bIncomplete\b.*\bTruncated\b/);
+    // The CLI: describe says what was cut; get prints the stored (verified) content once told a cut log is fine.
+    const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...c.env } });
+    const d = await cli(['describe', 'big', '-n', nsF]);
+    expect(d.stdout).to.match(new RegExp(`truncated: ${lt.status!.containers![0]!.truncatedBytes} bytes left out between head and tail \\(spec.maxBytes=65536\\)`));
+    expect(d.stdout).to.match(/Truncated +True +Truncated/);
+    expect((await cli(['get', 'big', '-n', nsF])).code, 'not Complete').to.equal(1);
+    const out = await cli(['get', 'big', '-n', nsF, '--allow-incomplete']);
+    expect(out.code, out.stderr).to.equal(0);
+    expect(sha(Buffer.from(out.stdout, 'latin1'))).to.equal(lt.status!.containers![0]!.object!.sha256);
   });
 
   it('file store: a run within maxBytes is stored whole and stays Complete', async () => {
