@@ -65,6 +65,7 @@ const controller = new Controller({
   idleTimeoutMs: config.idleTimeoutMs,
   statusIntervalMs: config.statusIntervalMs,
   finalizerDeadlineMs: config.shutdownTimeoutMs,
+  holdPodEnabled: config.enableHoldPod,
 });
 
 // LogTailPolicy: creates LogTails, which the controller above captures.

@@ -12,8 +12,12 @@ export type ContainerState = 'Waiting' | 'Streaming' | 'Terminated' | 'Stored' |
 export const CONTAINER_STATES: readonly ContainerState[] = ['Waiting', 'Streaming', 'Terminated', 'Stored', 'Gap', 'Failed'];
 export const POD_RESULTS: readonly PodResult[] = ['Succeeded', 'Failed', 'Unknown'];
 
-export type ConditionType = 'Streaming' | 'Complete' | 'Finished';
-export const CONDITION_TYPES: readonly ConditionType[] = ['Streaming', 'Complete', 'Finished'];
+/** The conditions that follow the phase (conditionsForPhase). */
+export type PhaseConditionType = 'Streaming' | 'Complete' | 'Finished';
+export const PHASE_CONDITION_TYPES: readonly PhaseConditionType[] = ['Streaming', 'Complete', 'Finished'];
+/** PodHeld: spec.holdPod's finalizer on the pod (src/core/hold.ts); set only for a LogTail with holdPod. */
+export type ConditionType = PhaseConditionType | 'PodHeld';
+export const CONDITION_TYPES: readonly ConditionType[] = [...PHASE_CONDITION_TYPES, 'PodHeld'];
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 export const Reason = {
@@ -209,13 +213,13 @@ export function conditionsForPhase(
   prev: readonly Condition[] | undefined,
   now: Date,
 ): Condition[] {
-  const truth: Record<ConditionType, boolean> = {
+  const truth: Record<PhaseConditionType, boolean> = {
     Streaming: phase === 'Streaming',
     Complete: phase === 'Complete',
     Finished: isTerminalPhase(phase),
   };
   let out = [...(prev ?? [])];
-  for (const type of CONDITION_TYPES) {
+  for (const type of PHASE_CONDITION_TYPES) {
     out = setCondition(
       out,
       {

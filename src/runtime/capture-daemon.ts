@@ -12,7 +12,9 @@ import { isTransientApiError } from '../adapters/kube-api.ts';
 import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
-import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals, trimContainerEntries } from '../core/status.ts';
+import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, statusEquals, trimContainerEntries } from '../core/status.ts';
+import { HoldReason } from '../core/hold.ts';
+import { PodHold } from './pod-hold.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
 import type { Logger } from './logger.ts';
@@ -61,6 +63,8 @@ export class CaptureDaemon {
   /** One waker per waiting task (every container task waits on its own). */
   private readonly wakers = new Set<() => void>();
   private lastRetryEvent = -Infinity;
+  /** spec.holdPod's finalizer on the pod (pod-hold.ts), once the capture is bound to the pod. */
+  private hold: PodHold | undefined;
   done: Promise<void> = Promise.resolve();
 
   constructor(lt: LogTail, spec: ResolvedSpec, deps: DaemonDeps) {
@@ -111,6 +115,7 @@ export class CaptureDaemon {
 
   /** The pod informer saw a change of our pod: every waiting task re-evaluates now. */
   podChanged(): void {
+    if (this.hold) void this.hold.sync().catch(() => undefined);
     const ws = [...this.wakers];
     this.wakers.clear();
     for (const w of ws) w();
@@ -295,6 +300,7 @@ export class CaptureDaemon {
     const pod = await this.waitForPod();
     if (!pod) return;
     if (!this.status.podUID) this.status.podUID = pod.metadata!.uid;
+    if (this.spec.holdPod) await this.startHold();
     const selection = selectContainers(this.spec.containers, pod.spec ?? { containers: [] });
     if (!selection.ok) {
       await this.finish({ phase: 'Failed', reason: 'InvalidSpec', message: `pod ${this.spec.podName}: ${selection.message}`, result: 'Unknown', exitCode: undefined });
@@ -430,8 +436,45 @@ export class CaptureDaemon {
     await this.finish(blocker ? { ...o, phase: 'Incomplete', ...blocker } : o);
   }
 
+  // ------------------------------------------------------------------ hold
+
+  /** The PodHeld condition; written with the next status write. */
+  private setHoldCondition(status: 'True' | 'False', reason: string, message: string): void {
+    this.status.conditions = setCondition(this.status.conditions, { type: 'PodHeld', status, reason, message, observedGeneration: this.generation }, new Date(this.clock.now()));
+  }
+
+  /** spec.holdPod: place the hold (or say why not) once the capture is bound to its pod. */
+  private async startHold(): Promise<void> {
+    const hold = this.deps.hold;
+    if (!hold) {
+      this.setHoldCondition('False', HoldReason.HoldNotPermitted, 'spec.holdPod is set but this operator cannot hold pods: capturing without a hold');
+      return;
+    }
+    this.hold = new PodHold({
+      api: hold.api,
+      enabled: hold.enabled,
+      logger: this.log,
+      clock: this.clock,
+      namespace: this.ns,
+      podName: this.spec.podName,
+      logTailUid: this.lt.metadata.uid!,
+      holdTimeoutMs: this.spec.holdTimeoutMs,
+      podUid: () => this.status.podUID,
+      previous: () => this.status.conditions?.find((c) => c.type === 'PodHeld')?.reason,
+      setCondition: (status, reason, message) => {
+        this.setHoldCondition(status, reason, message);
+        if (!isTerminalPhase(this.status.phase)) void this.publish(true).catch(() => undefined);
+      },
+      event: (type, reason, message) => void this.event(type, reason, message),
+      signal: this.signal,
+    });
+    await this.hold.sync();
+  }
+
   /** Terminal status, then exactly one terminal event (its name is derived from the LogTail's UID). */
   private async finish(o: Outcome): Promise<void> {
+    // Every object is committed (or the capture ended otherwise): the pod may go.
+    await this.hold?.sync(true).catch((err: unknown) => this.log.warn('hold not released; the controller will', { error: String(err) }));
     this.status.result = o.result;
     this.status.exitCode = o.exitCode;
     this.status.completionTime = new Date(this.clock.now()).toISOString();

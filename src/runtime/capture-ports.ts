@@ -9,6 +9,7 @@ import type { ObjectStore } from '../adapters/store/types.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { FairSlots } from './semaphore.ts';
+import type { PodFinalizerApi } from './pod-hold.ts';
 
 /** The informer's view of pods (may lag). */
 export interface PodSource {
@@ -47,6 +48,8 @@ export interface DaemonDeps {
   idleTimeoutMs: number;
   statusIntervalMs: number;
   clock?: CaptureClock;
+  /** spec.holdPod: the pod patches and whether --enable-hold-pod is set. Absent: holds are not permitted. */
+  hold?: { api: PodFinalizerApi; enabled: boolean };
 }
 
 export function containerStatus(pod: V1Pod, name: string): V1ContainerStatus | undefined {

@@ -28,7 +28,18 @@ describe('core/spec', () => {
       podNotFoundTimeoutMs: 120_000,
       ttlSecondsAfterFinished: undefined,
       retention: 'Retain',
+      holdPod: false,
+      holdTimeoutMs: 600_000,
     } satisfies ResolvedSpec);
+  });
+
+  it('holdPod (default false) and holdTimeout (default 10m, at most 1h)', () => {
+    expect(ok({ podName: 'p', holdPod: true }).holdPod).to.equal(true);
+    expect(ok({ podName: 'p', holdPod: true, holdTimeout: '90s' }).holdTimeoutMs).to.equal(90_000);
+    expect(ok({ podName: 'p', holdTimeout: '1h' }).holdTimeoutMs).to.equal(3_600_000);
+    expect(fails({ podName: 'p', holdTimeout: '1h0.001s' })).to.equal('spec.holdTimeout: must be at most 1h (got 1h0.001s)');
+    expect(fails({ podName: 'p', holdTimeout: '0s' })).to.equal('spec.holdTimeout: must be greater than zero');
+    expect(fails({ podName: 'p', holdPod: 'true' })).to.equal('spec.holdPod: must be true or false');
   });
 
   it('retention: Retain (default) or Delete, nothing else', () => {
