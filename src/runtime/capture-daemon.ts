@@ -65,6 +65,13 @@ export class CaptureDaemon {
   private lastRetryEvent = -Infinity;
   /** spec.holdPod's finalizer on the pod (pod-hold.ts), once the capture is bound to the pod. */
   private hold: PodHold | undefined;
+  /**
+   * The earliest deletion request seen on our pod (deletionTimestamp minus its
+   * grace period). The kubelet's final delete (grace 0) moves
+   * deletionTimestamp to the moment the pod is fully terminated; a held pod
+   * keeps showing that, so the first request is remembered here.
+   */
+  private deletionRequested: number | undefined;
   done: Promise<void> = Promise.resolve();
 
   constructor(lt: LogTail, spec: ResolvedSpec, deps: DaemonDeps) {
@@ -115,6 +122,7 @@ export class CaptureDaemon {
 
   /** The pod informer saw a change of our pod: every waiting task re-evaluates now. */
   podChanged(): void {
+    this.cachedPod();
     if (this.hold) void this.hold.sync().catch(() => undefined);
     const ws = [...this.wakers];
     this.wakers.clear();
@@ -158,7 +166,15 @@ export class CaptureDaemon {
   cachedPod(): V1Pod | undefined {
     const pod = this.deps.pods.get(this.spec.podName, this.ns);
     if (pod && this.status.podUID && pod.metadata?.uid !== this.status.podUID) return undefined;
+    if (pod) this.noteDeletion(pod);
     return pod;
+  }
+
+  private noteDeletion(pod: V1Pod): void {
+    const at = pod.metadata?.deletionTimestamp;
+    if (!at) return;
+    const requested = new Date(at).getTime() - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+    if (Number.isFinite(requested) && (this.deletionRequested === undefined || requested < this.deletionRequested)) this.deletionRequested = requested;
   }
 
   /** The policy for direct reads: the spec's terminated-state budget, starting short. */
@@ -182,6 +198,7 @@ export class CaptureDaemon {
       });
       if (!pod) return { kind: 'gone', replaced: false };
       if (this.status.podUID && pod.metadata?.uid !== this.status.podUID) return { kind: 'gone', replaced: true };
+      this.noteDeletion(pod);
       return { kind: 'pod', pod };
     } catch (err) {
       this.signal.throwIfAborted();
@@ -425,8 +442,7 @@ export class CaptureDaemon {
         podPhase: seen.kind === 'pod' ? seen.pod.status?.phase : undefined,
         podGone: seen.kind === 'gone',
         podDeleted: seen.kind === 'pod' && deletedBeforeTerminated({
-          deletionTimestamp: seen.pod.metadata?.deletionTimestamp,
-          deletionGracePeriodSeconds: seen.pod.metadata?.deletionGracePeriodSeconds,
+          ...(this.deletionRequested !== undefined ? { deletionTimestamp: new Date(this.deletionRequested), deletionGracePeriodSeconds: 0 } : { deletionTimestamp: seen.pod.metadata?.deletionTimestamp, deletionGracePeriodSeconds: seen.pod.metadata?.deletionGracePeriodSeconds }),
           finishedAts: [...finals.values()].map((c) => c.finishedAt),
         }),
         lastExitCodes: [...finals.values()].map((c) => c.exitCode),
