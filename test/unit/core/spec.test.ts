@@ -132,7 +132,7 @@ describe('core/spec', () => {
 
     it('keeps every cap below what a timer can wait, and lists each capped field once', () => {
       for (const cap of Object.values(DURATION_CAPS)) expect(cap.ms).to.be.at.most(2 ** 31 - 1);
-      expect(Object.keys(DURATION_CAPS).sort()).to.deep.equal(['interval', 'maxElapsed', 'podNotFoundTimeout']);
+      expect(Object.keys(DURATION_CAPS).sort()).to.deep.equal(['holdTimeout', 'interval', 'maxElapsed', 'podNotFoundTimeout']);
     });
 
     it('caps ttlSecondsAfterFinished at 30 days', () => {
