@@ -57,9 +57,10 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     }
 
     it('holds the pod from binding until every object is committed, then releases it before the terminal status', async () => {
-      let cap!: Capture;
-      const { state, api } = holdApi(() => cap);
-      cap = makeCapture({ spec: { holdPod: true }, hold: { api, enabled: true } });
+      const ref: { cap?: Capture } = {};
+      const { state, api } = holdApi(() => ref.cap!);
+      const cap = makeCapture({ spec: { holdPod: true }, hold: { api, enabled: true } });
+      ref.cap = cap;
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       const end = writeLines(cap, pod, 'main', 100, 0, 10);
@@ -77,9 +78,10 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
 
     it('without --enable-hold-pod the capture runs unheld and says so', async () => {
-      let cap!: Capture;
-      const { state, api } = holdApi(() => cap);
-      cap = makeCapture({ spec: { holdPod: true }, hold: { api, enabled: false } });
+      const ref: { cap?: Capture } = {};
+      const { state, api } = holdApi(() => ref.cap!);
+      const cap = makeCapture({ spec: { holdPod: true }, hold: { api, enabled: false } });
+      ref.cap = cap;
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       const end = writeLines(cap, pod, 'main', 20, 0, 10);
