@@ -177,6 +177,40 @@ describe('holdPod on the real kubelet (kubelet-1)', function () {
     await podGone('lt-deleted');
   });
 
+  it('holdTimeout with the operator running: a capture waiting for a stream slot releases the hold in time and goes on', async () => {
+    // A second operator with one stream slot, in its own namespace: "busy" takes the slot, "waits" is held while it waits.
+    const ns2 = uniqueName('hold-slot');
+    await createNamespace(c, ns2);
+    const op2 = await startOperator(c, { args: ['--watch-namespaces', ns2, '--enable-hold-pod', '--max-concurrent-streams', '1'] });
+    try {
+      const script = { containers: { main: { lines: 100_000, lineBytes: 60, linesPerSecond: 10, exitCode: 0 } } };
+      await apply(c, podManifest(ns2, 'busy', { nodeName: c.kubeletNode, script }));
+      await apply(c, logTailManifest(ns2, 'busy', { podName: 'busy' }));
+      await waitForLogTail(c, ns2, 'busy', 60_000, (x) => (x.status?.bytes ?? 0) > 0);
+      await apply(c, podManifest(ns2, 'waits', { nodeName: c.kubeletNode, script }));
+      await apply(c, logTailManifest(ns2, 'waits', { podName: 'waits', holdPod: true, holdTimeout: '3s' }));
+      const held = await waitForLogTail(c, ns2, 'waits', 60_000, (x) => x.status?.reason === 'WaitingForSlot' && heldCond(x)?.status === 'True');
+      const d = await c.kubectl(['delete', 'pod', 'waits', '-n', ns2, '--grace-period=1', '--wait=false']);
+      expect(d.code, d.stderr).to.equal(0);
+      const t0 = Date.now();
+      const timedOut = await waitForLogTail(c, ns2, 'waits', 30_000, (x) => heldCond(x)?.reason === 'HoldTimeout');
+      console.log(`      [waits] hold released ${((Date.now() - t0) / 1000).toFixed(1)} s after the delete (grace 1 s + holdTimeout 3 s)`);
+      expect(timedOut.status?.phase, 'the capture goes on').to.equal('Pending');
+      expect((await events(c, ns2, 'waits')).map((e) => e.reason)).to.include('HoldTimeout');
+      const gone = await until('pod waits gone', async () => (await c.kubectl(['get', 'pod', 'waits', '-n', ns2])).stderr.includes('NotFound'), 30_000);
+      expect(gone).to.equal(true);
+      expect(held.metadata.uid).to.be.a('string');
+      // The slot frees: the capture goes on and finds its pod gone.
+      await c.kubectl(['delete', 'logtail', 'busy', '-n', ns2, '--wait=false']);
+      const end = await waitForLogTail(c, ns2, 'waits', 60_000);
+      expect(end.status?.reason, JSON.stringify(end.status)).to.equal('PodDeleted');
+      expect(heldCond(end)).to.deep.include({ status: 'False', reason: 'HoldTimeout' });
+    } finally {
+      await op2.stop('SIGTERM');
+      await c.kubectl(['delete', 'pods,logtails', '--all', '-n', ns2, '--wait=false']);
+    }
+  });
+
   it('holds survive an operator restart; holdTimeout counts from the deletion; a hold whose LogTail is gone is swept', async () => {
     const script = { containers: { main: { lines: 100_000, lineBytes: 60, linesPerSecond: 10, exitCode: 0 } } };
     await apply(c, pod('timeout', { script }));
