@@ -97,6 +97,9 @@ describe('holdPod on the real kubelet (kubelet-1)', function () {
   after(async () => {
     if (op?.child.signalCode === null && op.child.exitCode === null) op.child.kill('SIGCONT');
     await op?.stop('SIGTERM');
+    // A failed case may leave a hold behind: a reused cluster must not keep such pods forever.
+    const r = await c?.kubectl(['get', 'pods', '-n', ns, '-o', 'name']);
+    for (const name of (r?.stdout ?? '').split('\n').filter(Boolean)) await c.kubectl(['patch', name, '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   });
 
   afterEach(function () {
