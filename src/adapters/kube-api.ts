@@ -194,4 +194,23 @@ export class KubeApi {
   async patchPolicyStatus(namespace: string, name: string, status: unknown): Promise<void> {
     await this.request('PATCH', policyPath(namespace, name) + '/status', { status }, 'application/merge-patch+json');
   }
+
+  /**
+   * spec.holdPod: adds or removes one finalizer of a pod with a JSON patch that
+   * first tests the pod's UID (never another pod of that name) and the
+   * resourceVersion it was read at (any concurrent change, e.g. someone
+   * else's finalizer, makes it a 422 instead of a clobbered list). Needs
+   * `patch pods`, granted only with the chart's holdPod.enabled.
+   */
+  async setPodFinalizer(namespace: string, name: string, seen: { uid: string; resourceVersion: string; finalizers?: string[] | undefined }, finalizer: string, present: boolean): Promise<void> {
+    const list = seen.finalizers ?? [];
+    if (list.includes(finalizer) === present) return;
+    const ops: unknown[] = [
+      { op: 'test', path: '/metadata/uid', value: seen.uid },
+      { op: 'test', path: '/metadata/resourceVersion', value: seen.resourceVersion },
+    ];
+    if (present) ops.push(seen.finalizers === undefined ? { op: 'add', path: '/metadata/finalizers', value: [finalizer] } : { op: 'add', path: '/metadata/finalizers/-', value: finalizer });
+    else ops.push({ op: 'remove', path: `/metadata/finalizers/${list.indexOf(finalizer)}` });
+    await this.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}`, ops, 'application/json-patch+json');
+  }
 }

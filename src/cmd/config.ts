@@ -33,6 +33,7 @@ export interface OperatorConfig {
   httpTlsCertFile?: string;
   httpTlsKeyFile?: string;
   policies: boolean;
+  enableHoldPod: boolean;
 }
 
 interface FlagDef {
@@ -73,6 +74,7 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   metricsAuth: { flag: '--metrics-auth', env: 'LOGTAIL_METRICS_AUTH', kind: 'bool', help: 'serve /metrics only to callers whose bearer token passes a TokenReview and a SubjectAccessReview for get on the non-resource URL /metrics (default false)' },
   httpTlsCertFile: { flag: '--http-tls-cert-file', env: 'LOGTAIL_HTTP_TLS_CERT_FILE', kind: 'string', help: 'PEM certificate (chain): serve --http-addr over HTTPS (with --http-tls-key-file); default plain HTTP' },
   httpTlsKeyFile: { flag: '--http-tls-key-file', env: 'LOGTAIL_HTTP_TLS_KEY_FILE', kind: 'string', help: 'PEM private key for --http-tls-cert-file' },
+  enableHoldPod: { flag: '--enable-hold-pod', env: 'LOGTAIL_ENABLE_HOLD_POD', kind: 'bool', help: 'honour spec.holdPod: put a finalizer on a captured pod until its log is stored (needs patch on pods; the chart grants it with holdPod.enabled). Off: such LogTails capture without a hold, condition PodHeld=False/HoldNotPermitted (default false)' },
   policies: { flag: '--policies', env: 'LOGTAIL_POLICIES', kind: 'bool', help: 'run the LogTailPolicy controller: one LogTail per matching pod created after a policy (needs the logtailpolicies CRD; default true)' },
 };
 
@@ -182,5 +184,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     httpTlsCertFile: get('httpTlsCertFile'),
     httpTlsKeyFile: get('httpTlsKeyFile'),
     policies: get('policies') !== undefined ? parseBool(get('policies')!, FLAGS.policies.flag) : true,
+    enableHoldPod: get('enableHoldPod') !== undefined ? parseBool(get('enableHoldPod')!, FLAGS.enableHoldPod.flag) : false,
   };
 }

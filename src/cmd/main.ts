@@ -66,6 +66,7 @@ const controller = new Controller({
   statusIntervalMs: config.statusIntervalMs,
   finalizerDeadlineMs: config.shutdownTimeoutMs,
   ...(config.spoolDir ? { spoolDir: config.spoolDir } : {}),
+  holdPodEnabled: config.enableHoldPod,
 });
 
 // LogTailPolicy: creates LogTails, which the controller above captures.

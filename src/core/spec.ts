@@ -56,6 +56,10 @@ export interface LogTailSpec {
   retention?: Retention;
   /** Size cap per container run, in bytes of stored content: a longer log keeps its head and tail around a marker line (core/truncate.ts). */
   maxBytes?: number;
+  /** Keep the pod's API object (a finalizer) until its logs are stored: src/core/hold.ts. */
+  holdPod?: boolean;
+  /** How long a hold may delay the pod's removal past its deletionTimestamp. */
+  holdTimeout?: string;
 }
 
 export interface LogTail {
@@ -97,6 +101,8 @@ export interface ResolvedSpec {
   retention: Retention;
   /** undefined: no cap. */
   maxBytes: number | undefined;
+  holdPod: boolean;
+  holdTimeoutMs: number;
 }
 
 export type ResolveResult = { ok: true; spec: ResolvedSpec } | { ok: false; message: string };
@@ -108,6 +114,7 @@ export const DEFAULTS = {
   retry: { initialInterval: '500ms', maxInterval: '10s', maxElapsed: '5m' },
   terminatedRetry: { initialInterval: '200ms', maxInterval: '5s', maxElapsed: '15s' },
   podNotFoundTimeout: '2m',
+  holdTimeout: '10m',
 } as const;
 
 /** Every key resolveSpec accepts in `spec`; the CRD schema test compares against it. */
@@ -123,6 +130,8 @@ export const SPEC_FIELDS = [
   'ttlSecondsAfterFinished',
   'retention',
   'maxBytes',
+  'holdPod',
+  'holdTimeout',
 ] as const satisfies readonly (keyof LogTailSpec)[];
 /** Every key resolveSpec accepts in `spec.retry` and `spec.terminatedRetry`. */
 export const RETRY_FIELDS = ['initialInterval', 'maxInterval', 'maxElapsed'] as const satisfies readonly (keyof RetrySpec)[];
@@ -147,6 +156,8 @@ export const DURATION_CAPS = {
   interval: { text: '1h', ms: 3_600_000 },
   maxElapsed: { text: '24h', ms: 86_400_000 },
   podNotFoundTimeout: { text: '24h', ms: 86_400_000 },
+  /** A hold delays a pod's removal (and what waits for it: a drain, a namespace deletion) by at most this. */
+  holdTimeout: { text: '1h', ms: 3_600_000 },
 } as const;
 type Cap = (typeof DURATION_CAPS)[keyof typeof DURATION_CAPS];
 
@@ -288,6 +299,12 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
     }
     maxBytes = m;
   }
+  let holdPod = false;
+  if (present(input, 'holdPod')) {
+    if (typeof input.holdPod !== 'boolean') throw new SpecError('spec.holdPod: must be true or false');
+    holdPod = input.holdPod;
+  }
+  const holdTimeoutMs = durationField(input, 'holdTimeout', DEFAULTS.holdTimeout, 'spec', DURATION_CAPS.holdTimeout);
 
   return {
     podName,
@@ -301,6 +318,8 @@ function resolveOrThrow(input: unknown): ResolvedSpec {
     ttlSecondsAfterFinished,
     retention,
     maxBytes,
+    holdPod,
+    holdTimeoutMs,
   };
 }
 

@@ -12,11 +12,15 @@ export type ContainerState = 'Waiting' | 'Streaming' | 'Terminated' | 'Stored' |
 export const CONTAINER_STATES: readonly ContainerState[] = ['Waiting', 'Streaming', 'Terminated', 'Stored', 'Gap', 'Failed'];
 export const POD_RESULTS: readonly PodResult[] = ['Succeeded', 'Failed', 'Unknown'];
 
-/** Truncated: a run was longer than spec.maxBytes (set only with spec.maxBytes, not by conditionsForPhase). */
-export type ConditionType = 'Streaming' | 'Complete' | 'Finished' | 'Truncated';
-export const CONDITION_TYPES: readonly ConditionType[] = ['Streaming', 'Complete', 'Finished', 'Truncated'];
-/** The conditions every phase sets. */
-const PHASE_CONDITION_TYPES = ['Streaming', 'Complete', 'Finished'] as const;
+/** The conditions that follow the phase (conditionsForPhase). */
+export type PhaseConditionType = 'Streaming' | 'Complete' | 'Finished';
+export const PHASE_CONDITION_TYPES: readonly PhaseConditionType[] = ['Streaming', 'Complete', 'Finished'];
+/**
+ * Truncated: a run was longer than spec.maxBytes (set only with spec.maxBytes).
+ * PodHeld: spec.holdPod's finalizer on the pod (src/core/hold.ts); set only for a LogTail with holdPod.
+ */
+export type ConditionType = PhaseConditionType | 'Truncated' | 'PodHeld';
+export const CONDITION_TYPES: readonly ConditionType[] = [...PHASE_CONDITION_TYPES, 'Truncated', 'PodHeld'];
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 export const Reason = {
@@ -215,7 +219,7 @@ export function conditionsForPhase(
   prev: readonly Condition[] | undefined,
   now: Date,
 ): Condition[] {
-  const truth: Record<(typeof PHASE_CONDITION_TYPES)[number], boolean> = {
+  const truth: Record<PhaseConditionType, boolean> = {
     Streaming: phase === 'Streaming',
     Complete: phase === 'Complete',
     Finished: isTerminalPhase(phase),

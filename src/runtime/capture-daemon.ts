@@ -13,6 +13,8 @@ import { type Captured, containerView, nextRun, willRestart } from '../core/capt
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, statusEquals, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
+import { HoldReason } from '../core/hold.ts';
+import { PodHold } from './pod-hold.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
 import type { Logger } from './logger.ts';
@@ -61,6 +63,15 @@ export class CaptureDaemon {
   /** One waker per waiting task (every container task waits on its own). */
   private readonly wakers = new Set<() => void>();
   private lastRetryEvent = -Infinity;
+  /** spec.holdPod's finalizer on the pod (pod-hold.ts), once the capture is bound to the pod. */
+  private hold: PodHold | undefined;
+  /**
+   * The earliest deletion request seen on our pod (deletionTimestamp minus its
+   * grace period). The kubelet's final delete (grace 0) moves
+   * deletionTimestamp to the moment the pod is fully terminated; a held pod
+   * keeps showing that, so the first request is remembered here.
+   */
+  private deletionRequested: number | undefined;
   done: Promise<void> = Promise.resolve();
 
   constructor(lt: LogTail, spec: ResolvedSpec, deps: DaemonDeps) {
@@ -111,6 +122,8 @@ export class CaptureDaemon {
 
   /** The pod informer saw a change of our pod: every waiting task re-evaluates now. */
   podChanged(): void {
+    this.cachedPod();
+    if (this.hold) void this.hold.sync().catch(() => undefined);
     const ws = [...this.wakers];
     this.wakers.clear();
     for (const w of ws) w();
@@ -153,7 +166,15 @@ export class CaptureDaemon {
   cachedPod(): V1Pod | undefined {
     const pod = this.deps.pods.get(this.spec.podName, this.ns);
     if (pod && this.status.podUID && pod.metadata?.uid !== this.status.podUID) return undefined;
+    if (pod) this.noteDeletion(pod);
     return pod;
+  }
+
+  private noteDeletion(pod: V1Pod): void {
+    const at = pod.metadata?.deletionTimestamp;
+    if (!at) return;
+    const requested = new Date(at).getTime() - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+    if (Number.isFinite(requested) && (this.deletionRequested === undefined || requested < this.deletionRequested)) this.deletionRequested = requested;
   }
 
   /** The policy for direct reads: the spec's terminated-state budget, starting short. */
@@ -177,6 +198,7 @@ export class CaptureDaemon {
       });
       if (!pod) return { kind: 'gone', replaced: false };
       if (this.status.podUID && pod.metadata?.uid !== this.status.podUID) return { kind: 'gone', replaced: true };
+      this.noteDeletion(pod);
       return { kind: 'pod', pod };
     } catch (err) {
       this.signal.throwIfAborted();
@@ -305,6 +327,7 @@ export class CaptureDaemon {
     const pod = await this.waitForPod();
     if (!pod) return;
     if (!this.status.podUID) this.status.podUID = pod.metadata!.uid;
+    if (this.spec.holdPod) await this.startHold();
     const selection = selectContainers(this.spec.containers, pod.spec ?? { containers: [] });
     if (!selection.ok) {
       await this.finish({ phase: 'Failed', reason: 'InvalidSpec', message: `pod ${this.spec.podName}: ${selection.message}`, result: 'Unknown', exitCode: undefined });
@@ -429,8 +452,7 @@ export class CaptureDaemon {
         podPhase: seen.kind === 'pod' ? seen.pod.status?.phase : undefined,
         podGone: seen.kind === 'gone',
         podDeleted: seen.kind === 'pod' && deletedBeforeTerminated({
-          deletionTimestamp: seen.pod.metadata?.deletionTimestamp,
-          deletionGracePeriodSeconds: seen.pod.metadata?.deletionGracePeriodSeconds,
+          ...(this.deletionRequested !== undefined ? { deletionTimestamp: new Date(this.deletionRequested), deletionGracePeriodSeconds: 0 } : { deletionTimestamp: seen.pod.metadata?.deletionTimestamp, deletionGracePeriodSeconds: seen.pod.metadata?.deletionGracePeriodSeconds }),
           finishedAts: [...finals.values()].map((c) => c.finishedAt),
         }),
         lastExitCodes: [...finals.values()].map((c) => c.exitCode),
@@ -440,8 +462,45 @@ export class CaptureDaemon {
     await this.finish(blocker ? { ...o, phase: 'Incomplete', ...blocker } : o);
   }
 
+  // ------------------------------------------------------------------ hold
+
+  /** The PodHeld condition; written with the next status write. */
+  private setHoldCondition(status: 'True' | 'False', reason: string, message: string): void {
+    this.status.conditions = setCondition(this.status.conditions, { type: 'PodHeld', status, reason, message, observedGeneration: this.generation }, new Date(this.clock.now()));
+  }
+
+  /** spec.holdPod: place the hold (or say why not) once the capture is bound to its pod. */
+  private async startHold(): Promise<void> {
+    const hold = this.deps.hold;
+    if (!hold) {
+      this.setHoldCondition('False', HoldReason.HoldNotPermitted, 'spec.holdPod is set but this operator cannot hold pods: capturing without a hold');
+      return;
+    }
+    this.hold = new PodHold({
+      api: hold.api,
+      enabled: hold.enabled,
+      logger: this.log,
+      clock: this.clock,
+      namespace: this.ns,
+      podName: this.spec.podName,
+      logTailUid: this.lt.metadata.uid!,
+      holdTimeoutMs: this.spec.holdTimeoutMs,
+      podUid: () => this.status.podUID,
+      previous: () => this.status.conditions?.find((c) => c.type === 'PodHeld')?.reason,
+      setCondition: (status, reason, message) => {
+        this.setHoldCondition(status, reason, message);
+        if (!isTerminalPhase(this.status.phase)) void this.publish(true).catch(() => undefined);
+      },
+      event: (type, reason, message) => void this.event(type, reason, message),
+      signal: this.signal,
+    });
+    await this.hold.sync();
+  }
+
   /** Terminal status, then exactly one terminal event (its name is derived from the LogTail's UID). */
   private async finish(o: Outcome): Promise<void> {
+    // Every object is committed (or the capture ended otherwise): the pod may go.
+    await this.hold?.sync(true).catch((err: unknown) => this.log.warn('hold not released; the controller will', { error: String(err) }));
     this.status.result = o.result;
     this.status.exitCode = o.exitCode;
     this.status.completionTime = new Date(this.clock.now()).toISOString();

@@ -10,6 +10,7 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { FairSlots } from './semaphore.ts';
 import type { OpenSpool } from './truncating-sink.ts';
+import type { PodFinalizerApi } from './pod-hold.ts';
 
 /** The informer's view of pods (may lag). */
 export interface PodSource {
@@ -50,6 +51,8 @@ export interface DaemonDeps {
   clock?: CaptureClock;
   /** Scratch space for the tails of spec.maxBytes captures: files in --spool-dir (fileSpool); default: the OS temporary directory's logtail-spool. */
   openSpool?: OpenSpool;
+  /** spec.holdPod: the pod patches and whether --enable-hold-pod is set. Absent: holds are not permitted. */
+  hold?: { api: PodFinalizerApi; enabled: boolean };
 }
 
 export function containerStatus(pod: V1Pod, name: string): V1ContainerStatus | undefined {

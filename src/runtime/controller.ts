@@ -5,9 +5,11 @@ import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Pod } from '
 import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
 import { API_VERSION, FINALIZER, logTailsPath, resolveSpec, type LogTail, type ResolvedSpec } from '../core/spec.ts';
-import { conditionsForPhase, isTerminalPhase, type LogTailStatus } from '../core/status.ts';
+import { conditionsForPhase, isTerminalPhase, setCondition, type LogTailStatus } from '../core/status.ts';
 import { keepFinalizerWhenFinished, objectsToDelete } from '../core/retention.ts';
 import { openLogStream } from '../adapters/log-stream.ts';
+import { HoldReason, holdFinalizer, holdOwner, staleHolds, type HoldOwnerView } from '../core/hold.ts';
+import { releaseHold } from './pod-hold.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -36,6 +38,10 @@ export interface ControllerOptions {
   workers?: number;
   finalizerDeadlineMs?: number;
   /** Where spec.maxBytes captures keep a run's tail until it ends (--spool-dir). */ spoolDir?: string;
+  /** --enable-hold-pod: spec.holdPod may put a finalizer on pods (needs `patch pods`). */
+  holdPodEnabled?: boolean;
+  /** How often stale holds are looked for (default 60 s; also once at start). */
+  holdSweepMs?: number;
 }
 
 interface Finished {
@@ -60,6 +66,7 @@ export class Controller {
   private ltInformer: ObjectInformer<LogTail> | undefined;
   private podInformer: ObjectInformer<V1Pod> | undefined;
   private running = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -119,11 +126,17 @@ export class Controller {
     this.running = true;
     this.queue.run((key) => this.reconcile(key), this.o.workers ?? 4);
     for (const obj of lt.list()) enqueue(obj);
+    // Holds whose LogTail is gone (deleted while no operator ran) or finished: at start, then every minute.
+    const sweep = () => void this.sweepHolds().catch((err: unknown) => this.log.warn('stale hold sweep failed', { error: String(err) }));
+    sweep();
+    this.sweepTimer = setInterval(sweep, this.o.holdSweepMs ?? 60_000);
+    this.sweepTimer.unref();
   }
 
   /** Stops taking work, then stops every capture with `reason` (uploads aborted, status checkpointed). */
   async stop(reason: StopReason = 'OperatorExiting', deadlineMs = 20_000): Promise<void> {
     this.running = false;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     const q = this.queue.shutdown();
     await Promise.all([...this.daemons.values()].map((d) => d.stop(reason, deadlineMs)));
     await q;
@@ -179,13 +192,15 @@ export class Controller {
       // and with retention Delete until its objects are deleted.
       const hadDaemon = this.daemons.has(key);
       if (!this.requestStop(key, 'Deleted')) return Result.after(STOP_POLL_MS);
-      const pending = await this.deleteObjects(key, lt, hadDaemon);
+      const pending = (await this.deleteObjects(key, lt, hadDaemon)) ?? (await this.releaseHoldOf(lt, 'the LogTail is being deleted'));
       return pending ?? this.dropFinalizer(lt);
     }
     if (isTerminalPhase(lt.status?.phase)) {
       // Our daemon wrote this status and is finishing; its end looks at the key again.
       if (this.daemons.has(key)) return Result.done;
       this.finished.delete(key);
+      const held = await this.releaseHoldOf(lt, 'the capture has ended');
+      if (held) return held;
       const dropped = keepFinalizerWhenFinished(lt) ? Result.done : await this.dropFinalizer(lt);
       return dropped.kind === 'done' ? this.ttl(lt) : dropped;
     }
@@ -256,6 +271,7 @@ export class Controller {
       idleTimeoutMs: this.o.idleTimeoutMs,
       statusIntervalMs: this.o.statusIntervalMs,
       openSpool: fileSpool(this.o.spoolDir),
+      hold: { api: this.o.api, enabled: this.o.holdPodEnabled ?? false },
     });
     this.addDaemon(key, d);
     d.start();
@@ -345,6 +361,51 @@ export class Controller {
         return { applied: false, next: Result.after(300) };
       }
       throw err;
+    }
+  }
+
+  /**
+   * Releases this LogTail's hold when the pod (cache) still carries it: the
+   * LogTail is being deleted (before its own finalizer goes), or finished
+   * without its daemon releasing it. undefined once nothing is held, else
+   * when to look again (the LogTail's finalizer stays meanwhile).
+   */
+  private async releaseHoldOf(lt: LogTail, why: string): Promise<ReconcileResult | undefined> {
+    const uid = lt.metadata.uid;
+    const ns = lt.metadata.namespace!;
+    const podName = lt.spec?.podName;
+    if (!uid || !podName || lt.spec?.holdPod !== true) return undefined;
+    const deleting = !!lt.metadata.deletionTimestamp;
+    // Finished: the daemon released it before its terminal status; only a pod still showing it is looked at.
+    // Deleting: always a direct read, so a cache that lags behind the hold cannot let the LogTail go first.
+    if (!deleting && !(this.getPod(podName, ns)?.metadata?.finalizers ?? []).includes(holdFinalizer(uid))) return undefined;
+    try {
+      const r = await releaseHold(this.o.api, { namespace: ns, name: podName, uid: lt.status?.podUID }, uid);
+      if (r !== 'done') return undefined;
+      this.log.info('hold released', { namespace: ns, name: lt.metadata.name, pod: podName, why });
+      if (!deleting) await this.markReleased(lt, why);
+      return undefined;
+    } catch (err) {
+      this.log.warn('hold not released; trying again', { namespace: ns, name: lt.metadata.name, pod: podName, error: String(err) });
+      return Result.requeue;
+    }
+  }
+
+  /** The PodHeld condition of a finished LogTail whose hold the controller released (no daemon writes its status). */
+  private async markReleased(lt: LogTail, why: string): Promise<void> {
+    const conditions = setCondition(lt.status?.conditions, { type: 'PodHeld', status: 'False', reason: HoldReason.Released, message: why, observedGeneration: lt.metadata.generation ?? 0 }, new Date());
+    await this.o.api.patchLogTailStatus(lt.metadata.namespace!, lt.metadata.name!, { conditions }).catch((err: unknown) => this.log.warn('PodHeld condition not written', { error: String(err) }));
+  }
+
+  /** Releases every hold on a cached pod whose LogTail (by UID) is gone or finished; needs synced caches. */
+  private async sweepHolds(): Promise<void> {
+    if (!this.ready()) return;
+    const owners = new Map<string, HoldOwnerView>();
+    for (const lt of this.ltInformer!.list()) if (lt.metadata.uid) owners.set(lt.metadata.uid, { finished: isTerminalPhase(lt.status?.phase) && !this.daemons.has(`${lt.metadata.namespace}/${lt.metadata.name}`) });
+    const pods = this.podInformer!.list().map((p) => ({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, uid: p.metadata?.uid, finalizers: p.metadata?.finalizers }));
+    for (const h of staleHolds(pods, owners)) {
+      const r = await releaseHold(this.o.api, h, holdOwner(h.finalizer)!);
+      this.log.info('stale hold released', { namespace: h.namespace, pod: h.name, finalizer: h.finalizer, why: h.why, result: r });
     }
   }
 

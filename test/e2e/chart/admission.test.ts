@@ -1,12 +1,13 @@
 // Proof on the real apiserver of the chart's confused-deputy guard: a user
 // who may create LogTails but not read a pod's logs cannot have the operator
 // read them, on CREATE or UPDATE; the same user is admitted once granted
-// `get pods/log` on that pod. Users are impersonated by the admin (--as),
+// `get pods/log` on that pod; holdPod needs `update` on the pod. Users are
+// impersonated by the admin (--as),
 // which the authorizer in the policy's CEL sees as the requesting user.
 import { expect } from 'chai';
 import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
 import { sleep } from '../../../src/dev/proc.ts';
-import { createNamespace, installChartCrd, mustKubectl, poll, renderChart, type Rendered } from './chart-e2e.ts';
+import { canI, createNamespace, installChartCrd, mustKubectl, poll, renderChart, serviceAccountIdentity, type Rendered } from './chart-e2e.ts';
 
 const DENIED = /denied request: user (\S+) may not get pods\/log for pod (\S+), so may not create or change a LogTail that captures it/;
 
@@ -194,6 +195,92 @@ describe('chart: admission policy for LogTailPolicies (list pods + get pods/log 
       return POLICY_DENIED.test(r.stderr) ? r.stderr : undefined;
     });
     expect(stderr).to.match(POLICY_DENIED);
+  });
+});
+
+describe('chart: admission policy for holdPod (update on the pod)', function () {
+  this.timeout(180_000);
+  let c: TestCluster;
+  let ns: string;
+  let releaseNs: string;
+  let sa: string;
+  let user: string;
+  const cleanup: string[] = [];
+  const HOLD_DENIED = /denied request: user (\S+) may not update pod (\S+), so may not ask for holdPod on it/;
+  const POLICY_HOLD_DENIED = /denied request: user (\S+) may not update pods in namespace (\S+), so may not ask for holdPod in a LogTailPolicy there/;
+  const held = (name: string, holdPod: boolean) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns }, spec: { podName: 'target', holdPod } });
+  const heldPolicy = (name: string) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', metadata: { name, namespace: ns }, spec: { selector: { matchLabels: { app: 'ci' } }, template: { holdPod: true } } });
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    releaseNs = uniqueName('chart-vaph');
+    ns = uniqueName('chart-vaph-t');
+    user = uniqueName('hal');
+    await createNamespace(c, releaseNs);
+    await createNamespace(c, ns);
+    const release = uniqueName('vaph');
+    const rendered = await renderChart({ release, namespace: releaseNs });
+    sa = `${release}-logtail-operator`;
+    cleanup.push(rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'target'));
+    // may write LogTails and policies, list pods and read every pod's log: everything but update pods
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'writer', [{ apiGroups: ['logtail.dev'], resources: ['logtails', 'logtailpolicies'], verbs: ['create', 'get', 'patch', 'update'] }, { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'hal-writer', 'Role', 'writer', user));
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await c?.kubectl(['delete', 'logtails,logtailpolicies,pods', '--all', '-n', ns, '--wait=false']);
+    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  });
+
+  it('denies holdPod to a user who may read the log but not update the pod; admits it once granted update on that pod', async () => {
+    const stderr = await poll('the hold to be denied', 30_000, async () => {
+      const r = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: held('hold', true) });
+      if (r.code === 0) {
+        await mustKubectl(c, ['delete', 'logtail', 'hold', '-n', ns]);
+        return undefined;
+      }
+      return r.stderr;
+    });
+    const m = HOLD_DENIED.exec(stderr);
+    expect(m, stderr).to.not.equal(null);
+    expect(m![1]).to.equal(user);
+    expect(m![2]).to.equal(`${ns}/target`);
+    // the same LogTail without the hold is admitted
+    await mustKubectl(c, ['create', '-f', '-', `--as=${user}`], held('no-hold', false));
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'update-target', [{ apiGroups: [''], resources: ['pods'], resourceNames: ['target'], verbs: ['update'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'hal-update-target', 'Role', 'update-target', user));
+    await poll('the hold to be admitted', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: held('hold', true) })).code === 0 ? true : undefined));
+    // update on one pod is not enough for a policy, which reaches every pod of the namespace
+    const p = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: heldPolicy('held-policy') });
+    expect(p.code).to.not.equal(0);
+    expect(p.stderr).to.match(POLICY_HOLD_DENIED);
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'update-pods', [{ apiGroups: [''], resources: ['pods'], verbs: ['update'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'hal-update-pods', 'Role', 'update-pods', user));
+    await poll('the held policy to be admitted', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: heldPolicy('held-policy') })).code === 0 ? true : undefined));
+  });
+
+  it("admits the operator's own ServiceAccount (a policy's LogTails, its finalizer patches) though it may not update pods", async () => {
+    const id = serviceAccountIdentity(releaseNs, sa);
+    expect(await canI(c, id, 'update', 'pods', ns)).to.equal(false);
+    const r = await c.kubectl(['create', '-f', '-', `--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)], { input: held('by-operator', true) });
+    expect(r.code, r.stderr).to.equal(0);
+    // kubectl patch reads the object first; the operator itself patches without a GET (it reads its cache)
+    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logtail-get', [{ apiGroups: ['logtail.dev'], resources: ['logtails'], verbs: ['get'] }]));
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'operator-get', 'Role', 'logtail-get', id.user));
+    const patch = await c.kubectl(['patch', 'logtail', 'by-operator', '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":["logtail.dev/finalizer"]}}', `--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)]);
+    expect(patch.code, patch.stderr).to.equal(0);
+    // … and another ServiceAccount of the release namespace is not the operator
+    const other = serviceAccountIdentity(releaseNs, 'someone-else');
+    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'other-sa-writer', 'Role', 'writer', other.user));
+    const o = await c.kubectl(['create', '-f', '-', `--as=${other.user}`], { input: held('by-other', true) });
+    expect(o.code).to.not.equal(0);
+    expect(o.stderr).to.match(HOLD_DENIED);
+    await c.kubectl(['patch', 'logtail', 'by-operator', '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   });
 });
 

@@ -1,7 +1,8 @@
 // Proof that the chart's RBAC is sufficient: the operator, run as a local
 // process with leader election on and a kubeconfig holding only the chart
 // ServiceAccount's token (`kubectl create token`), completes a capture end to
-// end with no 403 in its log — cluster-wide, and with watchNamespaces set.
+// end with no 403 in its log — cluster-wide, and with watchNamespaces set
+// (there with holdPod.enabled: a hold placed and released on patch pods alone).
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,7 @@ interface LogTailStatus {
   message?: string;
   bytes?: number;
   containers?: Array<{ name: string; object?: { uri: string; size: number } }>;
+  conditions?: Array<{ type: string; status: string; reason: string }>;
 }
 
 async function ensureSimulator(c: TestCluster): Promise<void> {
@@ -48,8 +50,8 @@ async function simPod(c: TestCluster, ns: string, name: string): Promise<void> {
   );
 }
 
-async function logTail(c: TestCluster, ns: string, name: string, podName: string): Promise<void> {
-  await mustKubectl(c, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns }, spec: { podName } }));
+async function logTail(c: TestCluster, ns: string, name: string, podName: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await mustKubectl(c, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns }, spec: { podName, ...extra } }));
 }
 
 async function status(c: TestCluster, ns: string, name: string): Promise<LogTailStatus | undefined> {
@@ -194,7 +196,9 @@ describe('chart: the operator runs on the chart ServiceAccount token (watchNames
     await createNamespace(c, watched);
     await createNamespace(c, unwatched);
     namespaces.push(watched, unwatched);
-    s = await installChartAndToken(c, { watchNamespaces: [watched] }, cleanup);
+    // holdPod.enabled here: its one extra rule (patch pods, in the namespaced Role) must be enough for a hold.
+    s = await installChartAndToken(c, { watchNamespaces: [watched], holdPod: { enabled: true } }, cleanup);
+    expect(s.rendered.deployment.spec.template.spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_ENABLE_HOLD_POD')?.value).to.equal('true');
   });
 
   afterEach(function () {
@@ -212,7 +216,7 @@ describe('chart: the operator runs on the chart ServiceAccount token (watchNames
     op = await startOperatorAs({
       kubeconfig: s.kubeconfig,
       podNamespace: s.releaseNs,
-      args: ['--leader-elect', '--leader-election-id', s.lease, '--require-admission-policy', '--admission-policy-name', s.policy, '--watch-namespaces', watched, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'],
+      args: ['--leader-elect', '--leader-election-id', s.lease, '--require-admission-policy', '--admission-policy-name', s.policy, '--watch-namespaces', watched, '--enable-hold-pod', '--store', `file://${s.storeDir}`, '--status-interval', '500ms'],
     });
     await expectLeaseHeld(c, s);
   });
@@ -225,6 +229,17 @@ describe('chart: the operator runs on the chart ServiceAccount token (watchNames
     await logTail(c, watched, 'app', 'app');
     await expectCaptured(c, watched, 'app', s.storeDir);
     expect(await status(c, unwatched, 'app'), 'a LogTail outside watchNamespaces was touched').to.equal(undefined);
+  });
+
+  it('holds and releases a pod (holdPod) with the permission holdPod.enabled grants', async () => {
+    expect(op, 'operator not started').to.not.equal(undefined);
+    await simPod(c, watched, 'held');
+    await logTail(c, watched, 'held', 'held', { holdPod: true });
+    await expectCaptured(c, watched, 'held', s.storeDir);
+    const st = await status(c, watched, 'held');
+    expect(st?.conditions?.find((x) => x.type === 'PodHeld'), JSON.stringify(st)).to.deep.include({ status: 'False', reason: 'Released' });
+    const pod = JSON.parse(await mustKubectl(c, ['get', 'pod', 'held', '-n', watched, '-o', 'json'])) as { metadata: { finalizers?: string[] } };
+    expect(pod.metadata.finalizers ?? []).to.deep.equal([]);
   });
 
   it('was never refused by the apiserver and stops cleanly', async () => {

@@ -196,7 +196,13 @@ describe('chart: rendered objects (helm template)', function () {
     const expr = vap.spec.validations.map((v) => v.expression.replace(/\s+/g, ''));
     expect(expr).to.deep.equal([
       "request.resource.resource!='logtails'||authorizer.group('').resource('pods').subresource('log').namespace(object.metadata.namespace).name(object.spec.podName).check('get').allowed()",
+      "request.resource.resource!='logtails'||variables.isOperator||!has(object.spec.holdPod)||!object.spec.holdPod||authorizer.group('').resource('pods').namespace(object.metadata.namespace).name(object.spec.podName).check('update').allowed()",
       "request.resource.resource!='logtailpolicies'||(authorizer.group('').resource('pods').namespace(object.metadata.namespace).check('list').allowed()&&authorizer.group('').resource('pods').subresource('log').namespace(object.metadata.namespace).check('get').allowed())",
+      "request.resource.resource!='logtailpolicies'||variables.isOperator||!has(object.spec.template)||!has(object.spec.template.holdPod)||!object.spec.template.holdPod||authorizer.group('').resource('pods').namespace(object.metadata.namespace).check('update').allowed()",
+    ]);
+    // holdPod's exemption names exactly the operator's ServiceAccount.
+    expect((vap.spec as unknown as { variables: Array<{ name: string; expression: string }> }).variables).to.deep.equal([
+      { name: 'isOperator', expression: "request.userInfo.username == 'system:serviceaccount:logtail-system:lt-logtail-operator'" },
     ]);
     const binding = find(objs, 'ValidatingAdmissionPolicyBinding') as unknown as { spec: { policyName: string; validationActions: string[] } };
     expect(binding.spec).to.deep.equal({ policyName: 'lt-logtail-operator-pod-log-access', validationActions: ['Deny'] });
@@ -217,6 +223,20 @@ describe('chart: rendered objects (helm template)', function () {
 
 describe('chart: values', function () {
   this.timeout(60_000);
+
+  it('holdPod.enabled grants patch on pods and sets --enable-hold-pod; off (the default) neither', async () => {
+    const operatorRules = (objs: K8sObject[], kind: string, ns?: string) => flattenRules(rulesOf(find(objs, kind, 'lt-logtail-operator', ns)));
+    const off = await render({ release: 'lt', namespace: 'logtail-system' });
+    const on = await render({ release: 'lt', namespace: 'logtail-system', values: { holdPod: { enabled: true } } });
+    expect(operatorRules(off, 'ClusterRole').filter((r) => r.startsWith('core|pods|')).map((r) => r.split('|')[2])).to.not.include('patch');
+    expect(operatorRules(on, 'ClusterRole').filter((r) => !operatorRules(off, 'ClusterRole').includes(r))).to.deep.equal(['core|pods|patch|*']);
+    const env = (objs: K8sObject[]) => envOf(operatorContainer(find<Deployment>(objs, 'Deployment')));
+    expect(env(off)).to.not.have.property('LOGTAIL_ENABLE_HOLD_POD');
+    expect(env(on).LOGTAIL_ENABLE_HOLD_POD).to.equal('true');
+    const ns = await render({ release: 'lt', namespace: 'ops', values: { holdPod: { enabled: true }, watchNamespaces: ['team-a'] } });
+    expect(operatorRules(ns, 'Role', 'team-a')).to.include('core|pods|patch|*');
+    expect(await renderFails({ holdPod: { enabled: 'yes' } })).to.match(/holdPod/);
+  });
 
   it('with watchNamespaces, binds a Role in each namespace and nothing cluster-wide but reading its own admission policy by name', async () => {
     const objs = await render({ release: 'lt', namespace: 'ops', values: { watchNamespaces: ['team-a', 'team-b'] } });

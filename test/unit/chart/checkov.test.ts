@@ -68,7 +68,7 @@ describe('chart: checkov is clean on the rendered chart and the Dockerfile', fun
           release: 'lt',
           namespace: 'logtail-system',
           valuesFiles: [FILE_VALUES],
-          values: { image: { repository: 'registry.example.com/logtail-operator', digest: FAKE_DIGEST }, metrics: { auth: { enabled: true }, tls: { existingSecret: 'logtail-http-tls' }, serviceMonitor: { enabled: true } } },
+          values: { image: { repository: 'registry.example.com/logtail-operator', digest: FAKE_DIGEST }, metrics: { auth: { enabled: true }, tls: { existingSecret: 'logtail-http-tls' }, serviceMonitor: { enabled: true } }, holdPod: { enabled: true } },
         },
       ],
     ];

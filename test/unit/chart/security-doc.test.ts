@@ -38,11 +38,11 @@ function callRefs(cell: string, verbs: string[], where: string): CallRef[] {
   return refs;
 }
 
-/** Rows of the table under "## API permissions" as group|resource|verb|names; checks the "Called at" column. */
-function documentedRows(): string[] {
+/** Rows of the table under `heading` as group|resource|verb|names; checks the "Called at" column. */
+function documentedRows(heading = '## API permissions'): string[] {
   const text = readFileSync(DOC, 'utf8');
-  const start = text.indexOf('## API permissions');
-  expect(start, 'docs/security.md has no "## API permissions" section').to.be.greaterThan(-1);
+  const start = text.indexOf(heading);
+  expect(start, `docs/security.md has no "${heading}" section`).to.be.greaterThan(-1);
   const section = text.slice(start, text.indexOf('\n## ', start + 1));
   const rows: string[] = [];
   for (const line of section.split('\n')) {
@@ -74,6 +74,14 @@ describe('chart: docs/security.md matches the RBAC the chart renders', function 
       .map((r) => r.replace(/\|[^|]+$/, (n) => (n === '|*' ? '|*' : '|named')))
       .sort();
     expect(documentedRows()).to.deep.equal(rendered);
+  });
+
+  it('lists exactly what holdPod.enabled adds to the operator rules, in its own section', async () => {
+    const rules = async (values: Record<string, unknown>) => flattenRules(rulesOf(find(await render({ release: 'lt', namespace: 'logtail-system', values }), 'ClusterRole', 'lt-logtail-operator')));
+    const off = await rules({});
+    const added = (await rules({ holdPod: { enabled: true } })).filter((r) => !off.includes(r)).map((r) => r.replace(/\|\*$/, '|*'));
+    expect(documentedRows('## Holding pods')).to.deep.equal(added.sort());
+    expect(added).to.deep.equal(['core|pods|patch|*']);
   });
 
   it('says which group the operator creates Events in', () => {

@@ -74,6 +74,10 @@ export const SPEC_CORPUS: CorpusEntry[] = [
     { spec: { podName: 'p', terminatedRetry: { maxElapsed: d } } },
     { spec: { podName: 'p', retry: { initialInterval: d, maxInterval: d } } },
     { spec: { podName: 'p', terminatedRetry: { maxInterval: d } } },
+    { spec: { podName: 'p', holdPod: true, holdTimeout: d } },
   ]),
+  { spec: { podName: 'p', holdPod: true } },
+  { spec: { podName: 'p', holdPod: 'yes' } },
+  { spec: { podName: 'p', holdPod: false, holdTimeout: '5m' } },
 ];
 

@@ -242,7 +242,7 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
       if (s.pattern !== undefined && s.pattern.includes('ms|s|m|h')) durations.push(path);
       if (s.pattern !== undefined && s.pattern.includes('ms|s|m|h')) expect(s.pattern, path).to.equal(DURATION_PATTERN);
     });
-    expect(durations).to.have.length(7);
+    expect(durations).to.have.length(8);
   });
 
   it('caps every duration with the same bounds as resolveSpec', () => {
@@ -255,6 +255,7 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
       expect(capOf(p?.maxElapsed), r).to.equal(want(DURATION_CAPS.maxElapsed));
     }
     expect(capOf(spec.properties?.podNotFoundTimeout)).to.equal(want(DURATION_CAPS.podNotFoundTimeout));
+    expect(capOf(spec.properties?.holdTimeout)).to.equal(want(DURATION_CAPS.holdTimeout));
     expect(spec.properties?.ttlSecondsAfterFinished?.maximum).to.equal(MAX_TTL_SECONDS);
   });
 

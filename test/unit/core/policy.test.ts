@@ -122,6 +122,12 @@ describe('core/policy: the LogTail a policy creates', () => {
     expect(lt.spec).to.deep.equal({ compression: 'gzip', containers: ['main'], ttlSecondsAfterFinished: 30, podName: 'build-1' });
     expect(resolveSpec(lt.spec).ok).to.equal(true);
   });
+  it('carries holdPod and holdTimeout to the LogTails it creates', () => {
+    const held = logTailFor(policy({ template: { holdPod: true, holdTimeout: '2m' } }), pod(), 'x');
+    expect(held.spec).to.deep.equal({ holdPod: true, holdTimeout: '2m', podName: 'build-1' });
+    const r = resolveSpec(held.spec);
+    expect(r.ok && [r.spec.holdPod, r.spec.holdTimeoutMs]).to.deep.equal([true, 120_000]);
+  });
   it('is labelled with the policy and owned by the policy (controller), not by the pod', () => {
     expect(lt.metadata.labels).to.deep.equal({ [POLICY_LABEL]: 'ci' });
     expect(lt.metadata.ownerReferences).to.deep.equal([{ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', name: 'ci', uid: 'pol-uid', controller: true, blockOwnerDeletion: false }]);

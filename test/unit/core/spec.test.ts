@@ -29,6 +29,8 @@ describe('core/spec', () => {
       ttlSecondsAfterFinished: undefined,
       retention: 'Retain',
       maxBytes: undefined,
+      holdPod: false,
+      holdTimeoutMs: 600_000,
     } satisfies ResolvedSpec);
   });
 
@@ -38,6 +40,15 @@ describe('core/spec', () => {
     for (const bad of [1023, 0, -1, 1.5, '1Mi', 2 ** 40 + 1]) {
       expect(fails({ podName: 'p', maxBytes: bad })).to.equal('spec.maxBytes: must be an integer between 1024 and 1099511627776 (1 TiB) bytes');
     }
+  });
+
+  it('holdPod (default false) and holdTimeout (default 10m, at most 1h)', () => {
+    expect(ok({ podName: 'p', holdPod: true }).holdPod).to.equal(true);
+    expect(ok({ podName: 'p', holdPod: true, holdTimeout: '90s' }).holdTimeoutMs).to.equal(90_000);
+    expect(ok({ podName: 'p', holdTimeout: '1h' }).holdTimeoutMs).to.equal(3_600_000);
+    expect(fails({ podName: 'p', holdTimeout: '1h0.001s' })).to.equal('spec.holdTimeout: must be at most 1h (got 1h0.001s)');
+    expect(fails({ podName: 'p', holdTimeout: '0s' })).to.equal('spec.holdTimeout: must be greater than zero');
+    expect(fails({ podName: 'p', holdPod: 'true' })).to.equal('spec.holdPod: must be true or false');
   });
 
   it('retention: Retain (default) or Delete, nothing else', () => {
@@ -130,7 +141,7 @@ describe('core/spec', () => {
 
     it('keeps every cap below what a timer can wait, and lists each capped field once', () => {
       for (const cap of Object.values(DURATION_CAPS)) expect(cap.ms).to.be.at.most(2 ** 31 - 1);
-      expect(Object.keys(DURATION_CAPS).sort()).to.deep.equal(['interval', 'maxElapsed', 'podNotFoundTimeout']);
+      expect(Object.keys(DURATION_CAPS).sort()).to.deep.equal(['holdTimeout', 'interval', 'maxElapsed', 'podNotFoundTimeout']);
     });
 
     it('caps ttlSecondsAfterFinished at 30 days', () => {

@@ -35,6 +35,67 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.store.open).to.equal(0);
   });
 
+  describe('spec.holdPod', () => {
+    /** The pod's finalizers, kept beside the model (which has none), with a resourceVersion bumped per change. */
+    function holdApi(cap: () => Capture) {
+      const state = { finalizers: ['example.com/keep'], rv: 1, log: [] as string[] };
+      const read = (name: string) => {
+        const p = cap().model.v1pod(name);
+        return p ? { ...p, metadata: { ...p.metadata, finalizers: [...state.finalizers], resourceVersion: String(state.rv) } } : undefined;
+      };
+      const api = {
+        getPod: (_ns: string, name: string) => Promise.resolve(read(name)),
+        setPodFinalizer: (_ns: string, _n: string, seen: { resourceVersion: string }, f: string, present: boolean) => {
+          if (seen.resourceVersion !== String(state.rv)) return Promise.reject(new Error('stale'));
+          state.finalizers = present ? [...state.finalizers, f] : state.finalizers.filter((x) => x !== f);
+          state.rv++;
+          state.log.push(`${present ? '+' : '-'}${f} at phase ${cap().daemon.status.phase}`);
+          return Promise.resolve();
+        },
+      };
+      return { state, api };
+    }
+
+    it('holds the pod from binding until every object is committed, then releases it before the terminal status', async () => {
+      const ref: { cap?: Capture } = {};
+      const { state, api } = holdApi(() => ref.cap!);
+      const cap = makeCapture({ spec: { holdPod: true }, hold: { api, enabled: true } });
+      ref.cap = cap;
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 100, 0, 10);
+      cap.clock.at(end + 5, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+      const f = 'logtail.dev/hold-lt-uid-0001';
+      expect(state.log).to.deep.equal([`+${f} at phase Pending`, `-${f} at phase Streaming`]);
+      expect(state.finalizers).to.deep.equal(['example.com/keep']);
+      expect(st.conditions.find((c) => c.type === 'PodHeld')).to.deep.include({ status: 'False', reason: 'Released' });
+      expect(cap.statuses.some((s) => s.conditions.some((c) => c.type === 'PodHeld' && c.status === 'True' && c.reason === 'Held')), 'Held was written while streaming').to.equal(true);
+    });
+
+    it('without --enable-hold-pod the capture runs unheld and says so', async () => {
+      const ref: { cap?: Capture } = {};
+      const { state, api } = holdApi(() => ref.cap!);
+      const cap = makeCapture({ spec: { holdPod: true }, hold: { api, enabled: false } });
+      ref.cap = cap;
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 20, 0, 10);
+      cap.clock.at(end + 5, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(st.phase).to.equal('Complete');
+      expect(state.log).to.deep.equal([]);
+      expect(st.conditions.find((c) => c.type === 'PodHeld')).to.deep.include({ status: 'False', reason: 'HoldNotPermitted' });
+    });
+  });
+
   describe('defect 1: restart semantics of the real kubelet', () => {
     it('first seeing a pod during back-off stores run R once, under index R', async () => {
       const cap = makeCapture();

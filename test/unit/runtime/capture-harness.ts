@@ -10,7 +10,7 @@ import type { CommitMeta, CreateOptions, ObjectStore, ObjectWriter } from '../..
 import { resolveSpec, type LogTail, type LogTailSpec } from '../../../src/core/spec.ts';
 import type { LogTailStatus } from '../../../src/core/status.ts';
 import { CaptureDaemon } from '../../../src/runtime/capture-daemon.ts';
-import type { CaptureClock } from '../../../src/runtime/capture-ports.ts';
+import type { CaptureClock, DaemonDeps } from '../../../src/runtime/capture-ports.ts';
 import { createLogger, silentLogger } from '../../../src/runtime/logger.ts';
 import { FairSlots } from '../../../src/runtime/semaphore.ts';
 import type { Spool } from '../../../src/runtime/truncating-sink.ts';
@@ -193,7 +193,7 @@ export interface Capture {
   object(container: string, restart: number): Buffer | undefined;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number } = {}): Capture {
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold'] } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   const store = new MemoryStore();
@@ -272,6 +272,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     statusIntervalMs: 2000,
     clock,
     openSpool: spools.openSpool,
+    ...(opts.hold ? { hold: opts.hold } : {}),
   };
   model.onChange = () => cap.daemon?.podChanged();
   return cap;

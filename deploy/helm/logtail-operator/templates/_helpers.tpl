@@ -142,4 +142,10 @@ without a claim would lose every capture: refuse it at render time.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.holdPod.enabled }}
+{{- /* spec.holdPod: add and remove the logtail.dev/hold-<uid> finalizer (a JSON patch). */}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["patch"]
+{{- end }}
 {{- end }}
