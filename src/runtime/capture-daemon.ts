@@ -19,7 +19,12 @@ import type { Logger } from './logger.ts';
 
 export type { DaemonDeps, PodSource } from './capture-ports.ts';
 
-export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership';
+/**
+ * Why a daemon stops. `OperatorExiting`, `LostLeadership` and `ShardMoved`
+ * hand the capture to another process: unfinished objects stay in the store
+ * with a final checkpoint (capture-continuation.ts); the others abort them.
+ */
+export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership' | 'ShardMoved';
 
 export class StopRequest extends Error {
   readonly reason: StopReason;
@@ -324,7 +329,12 @@ export class CaptureDaemon {
         const seen = await this.observePod();
         if (seen.kind === 'pod') pod = seen.pod;
         else if (seen.kind === 'unavailable') this.log.warn('pod read failed while waiting for the pod', { error: seen.message });
-        else if (this.status.podUID) {
+        else if (this.status.podUID && this.unfinished().length > 0) {
+          // Gone while no process was capturing it: what an earlier process
+          // made durable is committed as it is.
+          await this.salvage();
+          return undefined;
+        } else if (this.status.podUID) {
           // We had bound to a pod that no longer exists (or was replaced).
           await this.finish({ phase: 'Failed', reason: 'PodDeleted', message: `pod ${this.spec.podName} (uid ${this.status.podUID}) was deleted before its log was captured`, result: 'Unknown', exitCode: undefined });
           return undefined;
@@ -337,6 +347,25 @@ export class CaptureDaemon {
       }
       await this.waitPodChange(Math.min(2000, Math.max(50, deadline - this.clock.now())));
     }
+  }
+
+  /** Entries of runs an earlier process left unfinished with a durable checkpoint (containers[].upload). */
+  private unfinished(name?: string): ContainerCapture[] {
+    return this.status.containers.filter((c) => c.upload !== undefined && (name === undefined || c.name === name) && (c.state === 'Streaming' || c.state === 'Waiting' || c.state === 'Terminated'));
+  }
+
+  /** The unfinished run of `name`, continued: with the pod gone, reading ends at once and the durable bytes are committed. */
+  private async salvageRun(c: ContainerCapture): Promise<RunEnd> {
+    return captureRun(this, { name: c.name, init: c.init, run: { index: c.restart, id: c.upload!.containerID, previous: false, ended: false }, salvage: true });
+  }
+
+  /** The pod is gone: every unfinished object is committed as it is, then the outcome. */
+  private async salvage(): Promise<void> {
+    const ends = new Map<string, RunEnd>();
+    for (const c of this.status.containers) if (!ends.has(c.name)) ends.set(c.name, this.resumePoint(c.name).end);
+    for (const c of this.unfinished()) ends.set(c.name, worse(ends.get(c.name) ?? { kind: 'stored' }, await this.salvageRun(c)));
+    this.signal.throwIfAborted();
+    await this.conclude([...ends.values()]);
   }
 
   /** Where an earlier process of this capture stopped: the last run it finished. */
@@ -357,6 +386,8 @@ export class CaptureDaemon {
     while (true) {
       this.signal.throwIfAborted();
       const seen = await this.currentPod();
+      const open = seen.kind === 'gone' ? this.unfinished(name)[0] : undefined;
+      if (open) return worse(end, await this.salvageRun(open));
       if (seen.kind === 'gone') return worse(end, { kind: last ? 'partial' : 'failed', reason: 'PodDeleted', message: `pod ${this.spec.podName} was deleted` });
       if (seen.kind === 'unavailable') {
         await this.waitPodChange(2000);

@@ -9,7 +9,7 @@ import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CaptureError, captureError, describeError } from '../errors.ts';
-import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
+import { assertSafeKey, type Checkpointing, type CommitMeta, type CommitResult, type CreateOptions, type DurableUpload, type ObjectStore, type ObjectWriter, type UploadFacts } from './types.ts';
 
 // Accepted chunks are batched into one writev(2) of about this size: a
 // thread-pool round trip per 16 KiB socket chunk would cost more than the
@@ -97,7 +97,7 @@ export class FileStore implements ObjectStore {
     if (rp !== rr && !isWithin(rr, rp)) throw captureError('BadRequest', `refusing ${p}: resolves outside ${this.url}`);
   }
 
-  async create(key: string, _opts: CreateOptions): Promise<ObjectWriter> {
+  async create(key: string, opts: CreateOptions): Promise<ObjectWriter> {
     const finalPath = this.keyPath(key);
     const dir = dirname(finalPath);
     const tmpPath = join(dir, `.${basename(finalPath).slice(0, 100)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -109,7 +109,59 @@ export class FileStore implements ObjectStore {
     } catch (err) {
       throw classifyFsError(err, `create ${finalPath}`);
     }
-    return new FileWriter(fh, tmpPath, finalPath);
+    return new FileWriter(fh, tmpPath, finalPath, 0, opts.checkpoints ?? false);
+  }
+
+  /**
+   * The temp file a checkpoint names, beside the object. The name comes from
+   * status (input): only a name create() could have made is accepted.
+   */
+  private tempPath(key: string, id: string): string {
+    const finalPath = this.keyPath(key);
+    const want = `.${basename(finalPath).slice(0, 100)}.`;
+    if (!id.startsWith(want) || !/^[0-9a-f]{12}\.tmp$/.test(id.slice(want.length))) {
+      throw captureError('BadRequest', `refusing temp file name ${JSON.stringify(id)} for ${finalPath}`, { kind: 'permanent' });
+    }
+    return join(dirname(finalPath), id);
+  }
+
+  async inspectUpload(key: string, u: DurableUpload): Promise<UploadFacts> {
+    const p = this.tempPath(key, u.id);
+    try {
+      await this.assertRealWithin(dirname(p));
+      const st = await stat(p);
+      return st.isFile() ? { kind: 'file', size: st.size } : { kind: 'gone' };
+    } catch (err) {
+      if (fsCode(err) === 'ENOENT') return { kind: 'gone' };
+      throw classifyFsError(err, `stat ${p}`);
+    }
+  }
+
+  /** Opens the temp file again and cuts it to what was durable: bytes past it were written after the checkpoint. */
+  async continueUpload(key: string, _opts: CreateOptions, u: DurableUpload): Promise<ObjectWriter> {
+    const p = this.tempPath(key, u.id);
+    let fh: FileHandle | undefined;
+    try {
+      await this.assertRealWithin(dirname(p));
+      fh = await open(p, 'r+');
+      await fh.truncate(u.objectBytes);
+      await fh.sync();
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      throw classifyFsError(err, `continue ${p}`);
+    }
+    return new FileWriter(fh, p, this.keyPath(key), u.objectBytes, true);
+  }
+
+  async discardUpload(key: string, u: DurableUpload): Promise<void> {
+    const p = this.tempPath(key, u.id);
+    try {
+      await this.assertRealWithin(dirname(p));
+      await unlink(p);
+    } catch (err) {
+      if (fsCode(err) === 'ENOENT') return;
+      throw classifyFsError(err, `remove ${p}`);
+    }
   }
 
   async read(uri: string): Promise<Readable> {
@@ -147,10 +199,11 @@ export class FileStore implements ObjectStore {
   }
 }
 
-type State = 'open' | 'committing' | 'committed' | 'aborted';
+type State = 'open' | 'committing' | 'committed' | 'aborted' | 'released';
 
 class FileWriter implements ObjectWriter {
   readonly uri: string;
+  readonly checkpoints: Checkpointing | undefined;
   private readonly fh: FileHandle;
   private readonly tmpPath: string;
   private readonly finalPath: string;
@@ -159,16 +212,59 @@ class FileWriter implements ObjectWriter {
   private pendingBytes = 0;
   private flushed = 0;
   private accepted = 0;
+  /** Bytes fsynced (with the temp file's directory entry). */
+  private durable = 0;
+  private dirSynced = false;
   private fhClosed = false;
   private broken: CaptureError | undefined;
   // Writes, commit and abort run one after another even if a caller does not await.
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(fh: FileHandle, tmpPath: string, finalPath: string) {
+  /** `start`: bytes already in the temp file (a continued object), durable. */
+  constructor(fh: FileHandle, tmpPath: string, finalPath: string, start = 0, checkpoints = false) {
     this.fh = fh;
     this.tmpPath = tmpPath;
     this.finalPath = finalPath;
     this.uri = pathToFileURL(finalPath).href;
+    this.flushed = this.accepted = this.durable = start;
+    this.dirSynced = start > 0;
+    this.checkpoints = checkpoints
+      ? { mode: 'fsync', syncHint: () => (this.accepted > this.durable ? 'due' : 'none'), sync: () => this.sync(), release: () => this.release() }
+      : undefined;
+  }
+
+  private async sync(): Promise<{ durable: Promise<DurableUpload | undefined> }> {
+    const d = await this.serial(async () => {
+      if (this.broken) throw this.broken;
+      if (this.state !== 'open') throw captureError('BadRequest', `sync on a ${this.state} writer for ${this.uri}`);
+      await this.flush();
+      try {
+        await this.fh.sync();
+        if (!this.dirSynced) {
+          // The temp file's own directory entry must survive a crash too.
+          await fsyncDir(dirname(this.tmpPath));
+          this.dirSynced = true;
+        }
+      } catch (err) {
+        this.broken = classifyFsError(err, `sync ${this.tmpPath}`);
+        throw this.broken;
+      }
+      this.durable = this.flushed;
+      return this.durable > 0 ? { id: basename(this.tmpPath), objectBytes: this.durable } : undefined;
+    });
+    return { durable: Promise.resolve(d) };
+  }
+
+  private release(): Promise<void> {
+    if (this.state !== 'open') return this.chain.then(() => undefined);
+    this.state = 'released';
+    return this.serial(async () => {
+      this.pending = [];
+      if (!this.fhClosed) {
+        this.fhClosed = true;
+        await this.fh.close().catch(() => undefined);
+      }
+    });
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
@@ -227,7 +323,7 @@ class FileWriter implements ObjectWriter {
     }
   }
 
-  commit(_meta: CommitMeta): Promise<CommitResult> {
+  commit(_meta: CommitMeta | ((uri: string) => Promise<CommitMeta>)): Promise<CommitResult> {
     try {
       this.assertOpen('commit');
     } catch (err) {
@@ -270,7 +366,7 @@ class FileWriter implements ObjectWriter {
   }
 
   abort(): Promise<void> {
-    if (this.state === 'committed' || this.state === 'aborted') return this.chain.then(() => undefined);
+    if (this.state === 'committed' || this.state === 'aborted' || this.state === 'released') return this.chain.then(() => undefined);
     if (this.state === 'open') this.state = 'aborted';
     // A commit in flight decides for itself; wait for it.
     return this.serial(async () => {
