@@ -9,7 +9,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { type RetryPolicy, RetryExhaustedError, retry } from '../adapters/retry.ts';
 import { isTransientApiError } from '../adapters/kube-api.ts';
-import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
+import { type Captured, containerView, locateRun, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, statusEquals, trimContainerEntries } from '../core/status.ts';
@@ -359,6 +359,20 @@ export class CaptureDaemon {
     return captureRun(this, { name: c.name, init: c.init, run: { index: c.restart, id: c.upload!.containerID, previous: false, ended: false }, salvage: true });
   }
 
+  /**
+   * An unfinished run of an earlier process that the kubelet no longer
+   * serves (or whose pod is gone) is committed with what is durable, as a gap,
+   * before the capture goes on with the runs that are served.
+   */
+  private async salvageUnserved(name: string): Promise<void> {
+    for (const open of this.unfinished(name)) {
+      const seen = await this.currentPod();
+      if (seen.kind === 'unavailable') return;
+      if (seen.kind === 'pod' && locateRun(containerView(containerStatus(seen.pod, name)), open.upload!.containerID)) continue;
+      await this.salvageRun(open);
+    }
+  }
+
   /** The pod is gone: every unfinished object is committed as it is, then the outcome. */
   private async salvage(): Promise<void> {
     const ends = new Map<string, RunEnd>();
@@ -382,6 +396,7 @@ export class CaptureDaemon {
 
   /** Captures every run of one container until it will not run again. */
   private async captureContainer(name: string, init: boolean): Promise<RunEnd> {
+    await this.salvageUnserved(name);
     let { last, end } = this.resumePoint(name);
     while (true) {
       this.signal.throwIfAborted();
