@@ -13,7 +13,11 @@ import { captureError } from '../adapters/errors.ts';
 import { retry } from '../adapters/retry.ts';
 import type { CommitMeta, CreateOptions, DurableUpload, ObjectWriter } from '../adapters/store/types.ts';
 import { judgeContinuation, parseUploadRecord } from '../core/capture/continuation.ts';
-import type { ContainerCapture, UploadCheckpoint } from '../core/status.ts';
+import { renderKey } from '../core/key-template.ts';
+import type { LogTail, ResolvedSpec } from '../core/spec.ts';
+import type { ContainerCapture, LogTailStatus, UploadCheckpoint } from '../core/status.ts';
+import type { ObjectStore } from '../adapters/store/types.ts';
+import type { Logger } from './logger.ts';
 import type { CaptureDaemon, StopReason } from './capture-daemon.ts';
 
 /** Stops that hand the capture to another process: the upload stays, with a final checkpoint. */
@@ -120,4 +124,30 @@ export async function readBack(d: CaptureDaemon, uri: string, want: { bytes: num
     throw captureError('SizeMismatch', `${uri} reads back as ${objectBytes} bytes (${bytes} of log), ${want.objectBytes} (${want.bytes}) were written`);
   }
   return { sha256: content.digest('hex'), objectSha256: object.digest('hex') };
+}
+
+/** The store key of run `restart` of container `container` of this LogTail. */
+export function runKey(lt: LogTail, spec: ResolvedSpec, status: Pick<LogTailStatus, 'podUID' | 'startTime'>, container: string, restart: number): string {
+  const vars = { namespace: lt.metadata.namespace!, logtail: lt.metadata.name!, pod: spec.podName, container, uid: status.podUID!, restart, date: status.startTime!.slice(0, 10) };
+  return renderKey(spec.keyTemplate, vars, { compression: spec.compression });
+}
+
+/**
+ * A LogTail deleted before its capture finished: the unfinished objects its
+ * status names are removed (a daemon stopped with `Deleted` aborts its own;
+ * this covers those it never reopened, e.g. deleted while no operator ran).
+ * Removing one already gone is fine.
+ */
+export async function discardUnfinished(store: ObjectStore, lt: LogTail, spec: ResolvedSpec, log: Logger): Promise<void> {
+  const st = lt.status as Partial<LogTailStatus> | undefined;
+  if (!st?.podUID || !st.startTime || !store.discardUpload) return;
+  for (const c of st.containers ?? []) {
+    const u = c.upload === undefined ? undefined : parseUploadRecord(c.upload);
+    if (u === undefined || typeof u === 'string') continue;
+    try {
+      await store.discardUpload(runKey(lt, spec, st, c.name, c.restart), durableOf(u));
+    } catch (err) {
+      log.warn('unfinished object of a deleted LogTail not removed', { container: c.name, restart: c.restart, error: String(err) });
+    }
+  }
 }

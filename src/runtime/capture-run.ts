@@ -16,13 +16,12 @@ import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capt
 import { ErrorTail, removedContainerText, responseError } from '../core/capture/kubelet-error.ts';
 import type { RunEnd } from '../core/capture/outcome.ts';
 import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
-import { renderKey } from '../core/key-template.ts';
 import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
 import { type ContainerCapture, Reason, UPLOAD_FORMAT, type UploadCheckpoint, addUncapturedRuns } from '../core/status.ts';
 import type { CaptureDaemon } from './capture-daemon.ts';
 import { containerStatus, podTerminal } from './capture-ports.ts';
 import { ContentSink } from './content-sink.ts';
-import { isHandover, openForRun, readBack } from './capture-continuation.ts';
+import { isHandover, openForRun, readBack, runKey } from './capture-continuation.ts';
 
 /** Output is batched up to this size while more input is already queued. */
 const FLUSH_BYTES = 512 << 10;
@@ -78,8 +77,7 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
 }
 
 function objectKey(d: CaptureDaemon, t: RunTarget): string {
-  const vars = { namespace: d.ns, logtail: d.lt.metadata.name!, pod: d.spec.podName, container: t.name, uid: d.status.podUID!, restart: t.run.index, date: d.status.startTime!.slice(0, 10) };
-  return renderKey(d.spec.keyTemplate, vars, { compression: d.spec.compression });
+  return runKey(d.lt, d.spec, d.status, t.name, t.run.index);
 }
 
 function failRun(d: CaptureDaemon, c: ContainerCapture, err: unknown): RunEnd {
