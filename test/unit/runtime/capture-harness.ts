@@ -9,7 +9,7 @@ import type { KubeEvent } from '../../../src/adapters/kube-api.ts';
 import type { Checkpointing, CreateOptions, DurableUpload, ObjectStore, ObjectWriter, UploadFacts } from '../../../src/adapters/store/types.ts';
 import { resolveSpec, type LogTail, type LogTailSpec } from '../../../src/core/spec.ts';
 import type { LogTailStatus } from '../../../src/core/status.ts';
-import { CaptureDaemon } from '../../../src/runtime/capture-daemon.ts';
+import { CaptureDaemon, type StopReason } from '../../../src/runtime/capture-daemon.ts';
 import type { CaptureClock } from '../../../src/runtime/capture-ports.ts';
 import { createLogger, silentLogger } from '../../../src/runtime/logger.ts';
 import { FairSlots } from '../../../src/runtime/semaphore.ts';
@@ -303,6 +303,8 @@ export interface Capture {
    * lost) and a new one starts from the last status written.
    */
   crash(): void;
+  /** Stops the daemon for good (no new one): run() returns once it has stopped. */
+  stop(reason: StopReason): void;
   /** Daemons started so far. */
   launches: number;
   crashes: number;
@@ -328,6 +330,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
   const finished = new Promise<void>((r) => (finish = r));
   const lastStatus = () => (cap.statuses.length > 0 ? structuredClone(cap.statuses[cap.statuses.length - 1]) : undefined);
   let gen: Generation = { dead: false };
+  let stoppedForGood = false;
   const launch = (status?: LogTailStatus) => {
     gen = { dead: false };
     const mine = gen;
@@ -344,7 +347,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     cap.launches++;
     d.start();
     void d.done.then(() => {
-      if (cap.daemon === d && !d.signal.aborted) finish();
+      if (cap.daemon === d && (!d.signal.aborted || stoppedForGood)) finish();
     });
   };
   const cap: Capture = {
@@ -365,6 +368,10 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
       launch(lastStatus());
     },
     crashes: 0,
+    stop: (reason) => {
+      stoppedForGood = true;
+      cap.daemon.requestStop(reason);
+    },
     clock,
     model,
     store,

@@ -12,6 +12,8 @@ import { gunzipSync } from 'node:zlib';
 import { FileStore } from '../../../src/adapters/store/file-store.ts';
 import type { DurableUpload } from '../../../src/adapters/store/types.ts';
 import { ContentSink } from '../../../src/runtime/content-sink.ts';
+import type { ModelPod } from '../core/kubelet-model.ts';
+import { type Capture, makeCapture } from './capture-harness.ts';
 
 const OPTS = { contentType: 'text/plain', contentEncoding: 'gzip', checkpoints: true };
 
@@ -89,4 +91,69 @@ describe('runtime/continuation on the file store', () => {
     await w.commit({ sha256: d.sha256, objectSha256: d.objectSha256 });
     expect(gunzipSync(readFileSync(join(root, 'e.log'))).length).to.equal(0);
   });
+});
+
+/** `n` lines of ~`size` bytes, one every `everyMs`, from `startMs`; returns when the last is written. */
+function writeLines(cap: Capture, pod: ModelPod, n: number, everyMs: number, size = 60): number {
+  let t = 0;
+  for (let i = 0; i < n; i++) {
+    t = i * everyMs;
+    cap.clock.at(t, () => cap.model.write(pod, 'main', `line ${i} ${'x'.repeat(size)}\n`));
+  }
+  return t;
+}
+
+describe('runtime/capture-daemon continuation (kubelet model, virtual clock)', () => {
+  for (const mode of ['none', 'fsync', 'parts'] as const) {
+    it(`rotated while streaming, then an operator restart: ${mode === 'none' ? 'no durable checkpoint, read again from the top: LogGap' : `continued from the ${mode} checkpoint: Complete, byte-exact`}`, async () => {
+      const cap = makeCapture({ storeMode: mode, partSize: 2000 });
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 400, 10);
+      // Rotated while the capture follows the log (it follows into the new
+      // file), then the operator restarts after more was read: the
+      // checkpoint is in the current file.
+      cap.clock.at(1000, () => cap.model.rotate(pod, 'main'));
+      cap.clock.at(3000, () => cap.restart());
+      cap.clock.at(end + 10, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      expect(cap.launches).to.equal(2);
+      if (mode === 'none') {
+        expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
+        return;
+      }
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+      expect(cap.store.continued).to.equal(1);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.store.uploads.size).to.equal(0);
+    });
+  }
+
+  for (const [reason, kept] of [['Deleted', false], ['SpecChanged', false], ['OperatorExiting', true], ['LostLeadership', true], ['ShardMoved', true]] as const) {
+    it(`a stop for ${reason} ${kept ? 'leaves the upload with a final checkpoint' : 'aborts the upload'}`, async () => {
+      const cap = makeCapture({ storeMode: 'parts', partSize: 1000 });
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      writeLines(cap, pod, 400, 10);
+      cap.clock.at(2505, () => cap.stop(reason));
+      const st = await cap.run();
+      expect(st.phase).to.equal('Streaming');
+      const u = st.containers[0]!.upload;
+      expect(cap.statuses.some((x) => x.containers[0]?.upload !== undefined), 'a checkpoint was recorded before the stop').to.equal(true);
+      if (!kept) {
+        expect(cap.store.uploads.size, 'no multipart upload left').to.equal(0);
+        return;
+      }
+      expect(cap.store.uploads.size).to.equal(1);
+      expect(u, 'final checkpoint').to.not.equal(undefined);
+      // Final: every full part is durable and recorded (less than one part is not).
+      const stored = [...cap.store.uploads.values()][0]!;
+      expect(stored.parts.slice(1).reduce((n, b) => n + b.length, 0)).to.equal(u!.objectBytes);
+      expect(st.containers[0]!.bytes - u!.bytes).to.be.below(1000 + 512 * 1024);
+      expect(cap.store.open).to.equal(0);
+    });
+  }
 });
