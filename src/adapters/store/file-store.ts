@@ -215,6 +215,8 @@ class FileWriter implements ObjectWriter {
   /** Bytes fsynced (with the temp file's directory entry). */
   private durable = 0;
   private dirSynced = false;
+  /** The fsyncs in flight, one after another; closing the file waits for them. */
+  private syncing: Promise<unknown> = Promise.resolve();
   private fhClosed = false;
   private broken: CaptureError | undefined;
   // Writes, commit and abort run one after another even if a caller does not await.
@@ -233,11 +235,19 @@ class FileWriter implements ObjectWriter {
       : undefined;
   }
 
+  /**
+   * Writes out what is batched, then fsyncs beside further writes (they go
+   * on while the disk catches up): `durable` covers the bytes written up to
+   * this call once the fsync is done.
+   */
   private async sync(): Promise<{ durable: Promise<DurableUpload | undefined> }> {
-    const d = await this.serial(async () => {
+    const at = await this.serial(async () => {
       if (this.broken) throw this.broken;
       if (this.state !== 'open') throw captureError('BadRequest', `sync on a ${this.state} writer for ${this.uri}`);
       await this.flush();
+      return this.flushed;
+    });
+    const fsync = async (): Promise<DurableUpload | undefined> => {
       try {
         await this.fh.sync();
         if (!this.dirSynced) {
@@ -246,13 +256,16 @@ class FileWriter implements ObjectWriter {
           this.dirSynced = true;
         }
       } catch (err) {
-        this.broken = classifyFsError(err, `sync ${this.tmpPath}`);
-        throw this.broken;
+        // Fails the next write; `durable` itself never rejects.
+        this.broken ??= classifyFsError(err, `sync ${this.tmpPath}`);
+        return undefined;
       }
-      this.durable = this.flushed;
-      return this.durable > 0 ? { id: basename(this.tmpPath), objectBytes: this.durable } : undefined;
-    });
-    return { durable: Promise.resolve(d) };
+      if (at > this.durable) this.durable = at;
+      return at > 0 ? { id: basename(this.tmpPath), objectBytes: at } : undefined;
+    };
+    const durable = this.syncing.then(fsync);
+    this.syncing = durable;
+    return { durable };
   }
 
   private release(): Promise<void> {
@@ -260,6 +273,7 @@ class FileWriter implements ObjectWriter {
     this.state = 'released';
     return this.serial(async () => {
       this.pending = [];
+      await this.syncing;
       if (!this.fhClosed) {
         this.fhClosed = true;
         await this.fh.close().catch(() => undefined);
@@ -332,6 +346,7 @@ class FileWriter implements ObjectWriter {
     this.state = 'committing';
     return this.serial(async () => {
       try {
+        await this.syncing;
         if (this.broken) throw this.broken;
         await this.flush();
         const st = await this.fh.stat();
@@ -378,6 +393,7 @@ class FileWriter implements ObjectWriter {
   }
 
   private async discard(): Promise<void> {
+    await this.syncing;
     if (!this.fhClosed) {
       this.fhClosed = true;
       await this.fh.close().catch(() => undefined);
