@@ -30,7 +30,7 @@ import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest
  * "previous operator" of the upgrade test. It is in main's history once the
  * branch is merged with a merge commit.
  */
-const FEATURE_COMMIT = '93fc51a';
+const FEATURE_COMMIT = '93fc51afd842f295ff08a3d0a8fd039f8e7f614a';
 
 interface Upload {
   id: string;
