@@ -156,6 +156,24 @@ describe('operator: continuation after a crash', function () {
     await deletedWhileDown('s3', 60_000, 200, 10_000, (u) => (u.parts ?? 0) >= 1);
   });
 
+  it('S3: SIGKILL after a part is durable, restarted while the container runs: later parts appended, Complete, byte-exact', async () => {
+    const s3Store = `s3://${c.env.LOGTAIL_S3_BUCKET}/cont2`;
+    const args = ['--s3-endpoint', c.env.LOGTAIL_S3_ENDPOINT!];
+    const op1 = await operator({ args, store: s3Store });
+    await apply(c, podManifest(ns, 'more', { script: { containers: { main: { lines: 100_000, lineBytes: 200, linesPerSecond: 10_000, exitCode: 0 } } } }));
+    await apply(c, logTailManifest(ns, 'more', { podName: 'more' }));
+    await waitForLogTail(c, ns, 'more', 60_000, (lt) => (uploadOf(lt)?.parts ?? 0) >= 1);
+    await op1.stop('SIGKILL');
+    const durable = uploadOf(await getLogTail(c, ns, 'more'))!;
+    const op2 = await operator({ args, store: s3Store, storeDir: op1.storeDir });
+    const lt = await waitForLogTail(c, ns, 'more', 60_000);
+    expect(`${lt.status?.phase}/${lt.status?.reason}`, `${lt.status?.message}\n${op2.log().slice(-3000)}`).to.equal('Complete/Captured');
+    await expectExact(lt, 'more');
+    expect(lt.status!.containers![0]!.object!.size).to.be.greaterThan(durable.objectBytes);
+    expect(op2.log()).to.include('continuing an object an earlier process left');
+    expect(await multipartUploads(`cont2/${ns}/`)).to.deep.equal([]);
+  });
+
   /** A pod whose log the runtime rotates at 1 MiB (140 bytes a record): files start at lines 1, 7491, 14981. */
   const rotating = (name: string) => podManifest(ns, name, { script: { containers: { main: { lines: 18_000, lineBytes: 100, linesPerSecond: 1000, exitCode: 0 } } }, faults: { containerLogMaxSize: '1Mi' } });
   const pastLastRotation = (u: Upload) => u.lines > 15_200;
