@@ -240,6 +240,8 @@ class RunCapture {
     const { durable } = await cps.sync();
     const record = (u: DurableUpload | undefined) => {
       if (!u || u.objectBytes <= (this.c.upload?.objectBytes ?? 0) || this.c.state !== 'Streaming') return;
+      // The CRD bounds these (a status the apiserver refuses would lose every other field too).
+      if (u.id.length > 1024 || at.containerID.length > 256) return;
       this.c.upload = { ...at, id: u.id, objectBytes: u.objectBytes, ...(u.parts !== undefined ? { parts: u.parts } : {}) } as UploadCheckpoint;
     };
     if (final) record(await durable);
