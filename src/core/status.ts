@@ -87,6 +87,42 @@ export interface ContainerCapture {
   malformedLines?: number;
   /** Bytes left out under spec.maxBytes (head and tail kept around a marker line); > 0 means not Complete. */
   truncatedBytes?: number;
+  /**
+   * While the run is being written: what of its object is durable in the
+   * store and where in the log that ends. A later process (restart, new
+   * leader, upgrade) continues the object from here (docs/design.md, "Crash safety").
+   */
+  upload?: UploadCheckpoint;
+}
+
+/** Format of status.containers[].upload this code writes and continues. */
+export const UPLOAD_FORMAT = 1;
+
+/**
+ * The durable position of an unfinished object: the store's handle on it,
+ * how many of its bytes are durable, and the log position that corresponds
+ * exactly to their end. Written at most every --status-interval.
+ */
+export interface UploadCheckpoint {
+  /** UPLOAD_FORMAT of the code that wrote it; another format is not continued. */
+  format: number;
+  /** S3: the multipart upload ID; file store: the temp file's name beside the object. */
+  id: string;
+  /** Container ID of the run whose log the bytes are. */
+  containerID: string;
+  /** S3: parts 1..parts are durable (recovered with ListParts). */
+  parts?: number;
+  /** Object bytes that are durable (compressed size under gzip; a gzip member ends there). */
+  objectBytes: number;
+  /** Log bytes in them (the meaning of `bytes`). */
+  bytes: number;
+  /** Lines in them. */
+  lines: number;
+  malformedLines?: number;
+  /** The resume point at their end. */
+  checkpoint: StatusCheckpoint;
+  /** A gap the capture noted before this point (`Reason: message`), reported when the object is committed. */
+  gap?: string;
 }
 
 /**
@@ -152,13 +188,16 @@ export const STATUS_FIELDS = [
 ] as const satisfies readonly (keyof LogTailStatus)[];
 export const CONTAINER_CAPTURE_FIELDS = [
   'name', 'init', 'restart', 'state', 'exitCode', 'reason', 'startedAt', 'finishedAt', 'bytes', 'lines', 'object',
-  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp', 'malformedLines', 'truncatedBytes',
+  'streamRetries', 'lastError', 'checkpoint', 'firstTimestamp', 'malformedLines', 'truncatedBytes', 'upload',
 ] as const satisfies readonly (keyof ContainerCapture)[];
 export const UNCAPTURED_RUNS_FIELDS = [
   'container', 'init', 'fromRestart', 'toRestart', 'reason',
 ] as const satisfies readonly (keyof UncapturedRuns)[];
 export const STORED_OBJECT_FIELDS = ['uri', 'size', 'sha256', 'objectSha256'] as const satisfies readonly (keyof StoredObject)[];
 export const CHECKPOINT_FIELDS = ['time', 'ordinal', 'offset'] as const satisfies readonly (keyof StatusCheckpoint)[];
+export const UPLOAD_CHECKPOINT_FIELDS = [
+  'format', 'id', 'containerID', 'parts', 'objectBytes', 'bytes', 'lines', 'malformedLines', 'checkpoint', 'gap',
+] as const satisfies readonly (keyof UploadCheckpoint)[];
 export const CONDITION_FIELDS = [
   'type', 'status', 'reason', 'message', 'lastTransitionTime', 'observedGeneration',
 ] as const satisfies readonly (keyof Condition)[];
@@ -166,6 +205,7 @@ const _statusComplete: Exhaustive<LogTailStatus, typeof STATUS_FIELDS> = true;
 const _containerComplete: Exhaustive<ContainerCapture, typeof CONTAINER_CAPTURE_FIELDS> = true;
 const _objectComplete: Exhaustive<StoredObject, typeof STORED_OBJECT_FIELDS> = true;
 const _checkpointComplete: Exhaustive<StatusCheckpoint, typeof CHECKPOINT_FIELDS> = true;
+const _uploadComplete: Exhaustive<UploadCheckpoint, typeof UPLOAD_CHECKPOINT_FIELDS> = true;
 const _conditionComplete: Exhaustive<Condition, typeof CONDITION_FIELDS> = true;
 const _uncapturedComplete: Exhaustive<UncapturedRuns, typeof UNCAPTURED_RUNS_FIELDS> = true;
 

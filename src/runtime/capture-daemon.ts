@@ -9,7 +9,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { type RetryPolicy, RetryExhaustedError, retry } from '../adapters/retry.ts';
 import { isTransientApiError } from '../adapters/kube-api.ts';
-import { type Captured, containerView, nextRun, willRestart } from '../core/capture/runs.ts';
+import { type Captured, containerView, locateRun, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, statusEquals, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
@@ -21,7 +21,12 @@ import type { Logger } from './logger.ts';
 
 export type { DaemonDeps, PodSource } from './capture-ports.ts';
 
-export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership';
+/**
+ * Why a daemon stops. `OperatorExiting`, `LostLeadership` and `ShardMoved`
+ * hand the capture to another process: unfinished objects stay in the store
+ * with a final checkpoint (capture-continuation.ts); the others abort them.
+ */
+export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership' | 'ShardMoved';
 
 export class StopRequest extends Error {
   readonly reason: StopReason;
@@ -357,7 +362,12 @@ export class CaptureDaemon {
         const seen = await this.observePod();
         if (seen.kind === 'pod') pod = seen.pod;
         else if (seen.kind === 'unavailable') this.log.warn('pod read failed while waiting for the pod', { error: seen.message });
-        else if (this.status.podUID) {
+        else if (this.status.podUID && this.unfinished().length > 0) {
+          // Gone while no process was capturing it: what an earlier process
+          // made durable is committed as it is.
+          await this.salvage();
+          return undefined;
+        } else if (this.status.podUID) {
           // We had bound to a pod that no longer exists (or was replaced).
           await this.finish({ phase: 'Failed', reason: 'PodDeleted', message: `pod ${this.spec.podName} (uid ${this.status.podUID}) was deleted before its log was captured`, result: 'Unknown', exitCode: undefined });
           return undefined;
@@ -370,6 +380,39 @@ export class CaptureDaemon {
       }
       await this.waitPodChange(Math.min(2000, Math.max(50, deadline - this.clock.now())));
     }
+  }
+
+  /** Entries of runs an earlier process left unfinished with a durable checkpoint (containers[].upload). */
+  private unfinished(name?: string): ContainerCapture[] {
+    return this.status.containers.filter((c) => c.upload !== undefined && (name === undefined || c.name === name) && (c.state === 'Streaming' || c.state === 'Waiting' || c.state === 'Terminated'));
+  }
+
+  /** The unfinished run of `name`, continued: with the pod gone, reading ends at once and the durable bytes are committed. */
+  private async salvageRun(c: ContainerCapture): Promise<RunEnd> {
+    return captureRun(this, { name: c.name, init: c.init, run: { index: c.restart, id: c.upload!.containerID, previous: false, ended: false }, salvage: true });
+  }
+
+  /**
+   * An unfinished run of an earlier process that the kubelet no longer
+   * serves (or whose pod is gone) is committed with what is durable, as a gap,
+   * before the capture goes on with the runs that are served.
+   */
+  private async salvageUnserved(name: string): Promise<void> {
+    for (const open of this.unfinished(name)) {
+      const seen = await this.currentPod();
+      if (seen.kind === 'unavailable') return;
+      if (seen.kind === 'pod' && locateRun(containerView(containerStatus(seen.pod, name)), open.upload!.containerID)) continue;
+      await this.salvageRun(open);
+    }
+  }
+
+  /** The pod is gone: every unfinished object is committed as it is, then the outcome. */
+  private async salvage(): Promise<void> {
+    const ends = new Map<string, RunEnd>();
+    for (const c of this.status.containers) if (!ends.has(c.name)) ends.set(c.name, this.resumePoint(c.name).end);
+    for (const c of this.unfinished()) ends.set(c.name, worse(ends.get(c.name) ?? { kind: 'stored' }, await this.salvageRun(c)));
+    this.signal.throwIfAborted();
+    await this.conclude([...ends.values()]);
   }
 
   /** Where an earlier process of this capture stopped: the last run it finished. */
@@ -386,10 +429,13 @@ export class CaptureDaemon {
 
   /** Captures every run of one container until it will not run again. */
   private async captureContainer(name: string, init: boolean): Promise<RunEnd> {
+    await this.salvageUnserved(name);
     let { last, end } = this.resumePoint(name);
     while (true) {
       this.signal.throwIfAborted();
       const seen = await this.currentPod();
+      const open = seen.kind === 'gone' ? this.unfinished(name)[0] : undefined;
+      if (open) return worse(end, await this.salvageRun(open));
       if (seen.kind === 'gone') return worse(end, { kind: last ? 'partial' : 'failed', reason: 'PodDeleted', message: `pod ${this.spec.podName} was deleted` });
       if (seen.kind === 'unavailable') {
         await this.waitPodChange(2000);

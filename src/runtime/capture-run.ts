@@ -9,22 +9,22 @@
 // container ID ("current" or "previous", core/capture/runs.ts).
 import { createHash } from 'node:crypto';
 import { CaptureError } from '../adapters/errors.ts';
-import { Backoff, retry } from '../adapters/retry.ts';
-import type { ObjectWriter } from '../adapters/store/types.ts';
+import { Backoff } from '../adapters/retry.ts';
+import type { CommitMeta, DurableUpload, ObjectWriter } from '../adapters/store/types.ts';
 import { judgeWindow, proofPlan, type StoredSoFar } from '../core/capture/drain.ts';
 import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capture/failure.ts';
 import { ErrorTail, removedContainerText, responseError } from '../core/capture/kubelet-error.ts';
 import type { RunEnd } from '../core/capture/outcome.ts';
 import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
-import { renderKey } from '../core/key-template.ts';
 import { originLabels } from '../core/object-labels.ts';
 import { POLICY_LABEL } from '../core/policy.ts';
 import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
-import { type ContainerCapture, Reason, addUncapturedRuns } from '../core/status.ts';
+import { type ContainerCapture, Reason, UPLOAD_FORMAT, type UploadCheckpoint, addUncapturedRuns } from '../core/status.ts';
 import type { CaptureDaemon } from './capture-daemon.ts';
 import { containerStatus, podTerminal } from './capture-ports.ts';
 import { ContentSink } from './content-sink.ts';
 import { type RunSink, TruncatingSink } from './truncating-sink.ts';
+import { isHandover, openForRun, readBack, runKey } from './capture-continuation.ts';
 
 /** Output is batched up to this size while more input is already queued. */
 const FLUSH_BYTES = 512 << 10;
@@ -39,6 +39,8 @@ export interface RunTarget {
   name: string;
   init: boolean;
   run: ServedRun;
+  /** The pod is gone: only an unfinished object of an earlier process is committed, nothing is read. */
+  salvage?: boolean;
 }
 
 type Where = { kind: 'run'; run: ServedRun; podTerminal: boolean } | { kind: 'gone'; replaced: boolean } | { kind: 'unavailable'; message: string } | { kind: 'unserved' };
@@ -57,13 +59,20 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
   await d.deps.slots.acquireFor(d.ns, d.signal);
   d.deps.metrics?.activeStreams.inc();
   try {
-    let writer: ObjectWriter;
+    let opened: Awaited<ReturnType<typeof openForRun>>;
     try {
-      writer = await openWriter(d, objectKey(d, t));
+      opened = await openForRun(d, c, t.run.id, objectKey(d, t));
     } catch (err) {
       return failRun(d, c, err);
     }
-    return await new RunCapture(d, t, c, writer).execute();
+    if (t.salvage && !opened.resume) {
+      // The pod is gone and nothing durable could be continued: no object.
+      await opened.writer.abort().catch(() => undefined);
+      const message = `pod ${d.spec.podName} was deleted before ${t.name} run ${t.run.index} was captured; the unfinished object of an earlier process could not be continued`;
+      Object.assign(c, { state: 'Failed', lastError: `PodDeleted: ${message}`, bytes: 0, checkpoint: undefined });
+      return { kind: 'failed', reason: 'PodDeleted', message };
+    }
+    return await new RunCapture(d, t, c, opened.writer, opened.resume).execute();
   } finally {
     d.deps.slots.releaseFor(d.ns);
     d.deps.metrics?.activeStreams.dec();
@@ -71,17 +80,7 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
 }
 
 function objectKey(d: CaptureDaemon, t: RunTarget): string {
-  const vars = { namespace: d.ns, logtail: d.lt.metadata.name!, pod: d.spec.podName, container: t.name, uid: d.status.podUID!, restart: t.run.index, date: d.status.startTime!.slice(0, 10) };
-  return renderKey(d.spec.keyTemplate, vars, { compression: d.spec.compression });
-}
-
-async function openWriter(d: CaptureDaemon, key: string): Promise<ObjectWriter> {
-  const opts = { contentType: 'text/plain; charset=utf-8', contentEncoding: d.spec.compression === 'gzip' ? 'gzip' : undefined };
-  return retry(() => d.deps.store.create(key, opts), { initialIntervalMs: 500, maxIntervalMs: 10_000, maxElapsedMs: d.spec.retry.maxElapsedMs }, {
-    signal: d.signal,
-    now: () => d.clock.now(),
-    sleep: (ms, s) => d.clock.sleep(ms, s),
-  });
+  return runKey(d.lt, d.spec, d.status, t.name, t.run.index);
 }
 
 function failRun(d: CaptureDaemon, c: ContainerCapture, err: unknown): RunEnd {
@@ -101,6 +100,8 @@ class RunCapture {
   private readonly c: ContainerCapture;
   private readonly writer: ObjectWriter;
   private readonly sink: RunSink;
+  /** The hashing/compressing stage under `sink` (the same object without spec.maxBytes): what is durable is counted here. */
+  private readonly content: ContentSink;
   private readonly filter: ResumeFilter;
   private readonly backoff: Backoff;
   private readonly firstTimestampBefore: string | undefined;
@@ -127,25 +128,45 @@ class RunCapture {
   private kubeletError: string | undefined;
   private pieces: Buffer[] = [];
   private pendingBytes = 0;
+  /** A relaxed read's bytes are held (not in the sink): the filter is ahead of the object. */
+  private holding = false;
+  /** When bytes were last made durable (or the run began). */
+  private lastSync: number;
 
-  constructor(d: CaptureDaemon, t: RunTarget, c: ContainerCapture, writer: ObjectWriter) {
+  constructor(d: CaptureDaemon, t: RunTarget, c: ContainerCapture, writer: ObjectWriter, resume?: UploadCheckpoint) {
     this.d = d;
     this.t = t;
     this.c = c;
     this.writer = writer;
     this.run = t.run;
-    const content = new ContentSink(writer, d.spec.compression);
+    this.lastSync = d.clock.now();
+    this.content = new ContentSink(writer, d.spec.compression, resume ? { bytes: resume.bytes, objectBytes: resume.objectBytes } : undefined);
     // spec.maxBytes: head + marker + tail, before hashing and compression.
     const maxBytes = d.spec.maxBytes;
-    this.sink = maxBytes === undefined ? content : new TruncatingSink(content, { maxBytes, timestamps: d.spec.timestamps, ...(d.deps.openSpool ? { openSpool: d.deps.openSpool } : {}) });
+    this.sink = maxBytes === undefined ? this.content : new TruncatingSink(this.content, { maxBytes, timestamps: d.spec.timestamps, ...(d.deps.openSpool ? { openSpool: d.deps.openSpool } : {}) });
     // inPlace: the socket's chunks are ours; stripping timestamps then
     // compacts each chunk instead of copying it.
-    this.filter = new ResumeFilter({ keepTimestamps: d.spec.timestamps, inPlace: true });
+    this.filter = new ResumeFilter({ keepTimestamps: d.spec.timestamps, inPlace: true, checkpoint: resume?.checkpoint });
     this.backoff = new Backoff(d.spec.retry, { now: () => d.clock.now() });
-    // The object is rewritten from the top on every (re)start of the
-    // operator: what an earlier process uploaded was never committed.
     this.firstTimestampBefore = c.firstTimestamp;
-    Object.assign(c, { bytes: 0, lines: 0, checkpoint: undefined, state: 'Streaming', lastError: undefined, truncatedBytes: undefined });
+    if (resume) {
+      // Continued where the durable bytes end (capture-continuation.ts): the
+      // filter resumes from their log position, as after a cut connection.
+      const f = this.filter;
+      f.bytes = resume.bytes;
+      f.lines = resume.lines;
+      f.malformedLines = resume.malformedLines ?? 0;
+      f.firstTimestamp = c.firstTimestamp;
+      if (resume.gap) {
+        const at = resume.gap.indexOf(': ');
+        this.gap = at > 0 ? { reason: resume.gap.slice(0, at), message: resume.gap.slice(at + 2) } : { reason: 'LogGap', message: resume.gap };
+      }
+      Object.assign(c, { bytes: resume.bytes, lines: resume.lines, checkpoint: { ...resume.checkpoint }, state: 'Streaming', lastError: undefined });
+      return;
+    }
+    // A new object: from the top of the run (an earlier process's unfinished
+    // object, if any, was not continuable and has been reported).
+    Object.assign(c, { bytes: 0, lines: 0, checkpoint: undefined, state: 'Streaming', lastError: undefined, truncatedBytes: undefined, upload: undefined });
   }
 
   async execute(): Promise<RunEnd> {
@@ -155,6 +176,7 @@ class RunCapture {
       if (this.gap?.reason === Reason.ContainerRemoved && this.filter.bytes === 0) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
         this.sink.destroy();
+        this.c.upload = undefined;
         await this.writer.abort();
         this.c.state = 'Failed';
         this.c.lastError = `${this.gap.reason}: ${this.gap.message}`;
@@ -164,10 +186,78 @@ class RunCapture {
       this.recordTermination();
       return await this.commit();
     } catch (err) {
+      if (isHandover(this.d.signal)) {
+        await this.handover();
+        throw this.d.signal.reason;
+      }
       this.sink.destroy();
+      this.c.upload = undefined;
       await this.writer.abort().catch((e: unknown) => this.d.log.warn('abort of upload failed', { error: String(e) }));
       return failRun(this.d, this.c, err);
     }
+  }
+
+  /**
+   * The capture goes to another process (operator exiting, leadership lost,
+   * shard moved): what was read is made durable where the store can, the
+   * checkpoint written, and the unfinished object left for the next owner.
+   */
+  private async handover(): Promise<void> {
+    // A capture under spec.maxBytes is never continued (see checkpoint()): aborted, read again from the top.
+    const cps = this.d.spec.maxBytes === undefined ? this.writer.checkpoints : undefined;
+    try {
+      // A held (relaxed) read's bytes are not confirmed as ours: the last checkpoint stands.
+      if (cps && !this.holding) {
+        await this.flush();
+        await this.checkpoint(true);
+      }
+    } catch (err) {
+      this.d.log.warn('final checkpoint failed; the last one stands', { container: this.t.name, error: String(err) });
+    }
+    this.sink.destroy();
+    await (cps ? cps.release() : this.writer.abort()).catch((e: unknown) => this.d.log.warn('release of upload failed', { error: String(e) }));
+    await this.d.publish(true);
+  }
+
+  /**
+   * Makes the bytes written so far durable when due (file store: every
+   * --status-interval and at the end of each read; S3: each time a part is
+   * full) and records the log position at their end as the checkpoint a
+   * later process continues from. Only right after a flush: then the
+   * object's bytes end exactly at the filter's position.
+   */
+  private async checkpoint(final: boolean): Promise<void> {
+    const cps = this.writer.checkpoints;
+    // spec.maxBytes: the tail waits in a local spool until the run ends, so
+    // no durable prefix matches a log position past the head: not continued.
+    if (!cps || this.holding || this.d.spec.maxBytes !== undefined) return;
+    const cp = this.filter.checkpoint();
+    if (!cp || this.content.bytes !== this.filter.bytes || this.pendingBytes > 0) return;
+    const hint = cps.syncHint();
+    const unsynced = this.content.bytes > (this.c.upload?.bytes ?? 0);
+    const due = final || this.d.clock.now() - this.lastSync >= this.d.deps.statusIntervalMs;
+    if (!(hint === 'now' || (cps.mode === 'fsync' && unsynced && due))) return;
+    this.lastSync = this.d.clock.now();
+    await this.content.endMember();
+    const f = this.filter;
+    const at: Omit<UploadCheckpoint, 'id' | 'parts' | 'objectBytes'> = {
+      format: UPLOAD_FORMAT,
+      containerID: this.run.id,
+      bytes: f.bytes,
+      lines: f.lines,
+      ...(f.malformedLines > 0 ? { malformedLines: f.malformedLines } : {}),
+      checkpoint: { time: cp.time, ordinal: cp.ordinal, offset: cp.offset },
+      ...(this.gap ? { gap: `${this.gap.reason}: ${this.gap.message}`.slice(0, 2048) } : {}),
+    };
+    const { durable } = await cps.sync();
+    const record = (u: DurableUpload | undefined) => {
+      if (!u || u.objectBytes <= (this.c.upload?.objectBytes ?? 0) || this.c.state !== 'Streaming') return;
+      // The CRD bounds these (a status the apiserver refuses would lose every other field too).
+      if (u.id.length > 1024 || at.containerID.length > 256) return;
+      this.c.upload = { ...at, id: u.id, objectBytes: u.objectBytes, ...(u.parts !== undefined ? { parts: u.parts } : {}) } as UploadCheckpoint;
+    };
+    if (final) record(await durable);
+    else void durable.then(record);
   }
 
   /**
@@ -401,6 +491,7 @@ class RunCapture {
     // memory, and stored only if the pod is still ours afterwards.
     const hold = this.relaxed;
     this.relaxed = false;
+    this.holding = hold;
     let error: unknown;
     // The kubelet's error text arrives in a 200 body after the last newline
     // (core/capture/kubelet-error.ts): held back, never stored.
@@ -412,7 +503,10 @@ class RunCapture {
       this.filter.beginConnection({ strict: !hold });
       for await (const chunk of stream) {
         for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
-        if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) await this.flush();
+        if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) {
+          await this.flush();
+          await this.checkpoint(false);
+        }
       }
       const end = tail.end();
       if (end.rest.length) this.filter.push(end.rest, this.emit);
@@ -427,6 +521,8 @@ class RunCapture {
     // What the filter emitted before a break is part of the log: store it.
     if (hold) await this.releaseHeld();
     else await this.flush();
+    this.holding = false;
+    if (!this.stopped) await this.checkpoint(true);
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
     return { progressed: this.filter.bytes > before, fromTop, error };
   }
@@ -574,19 +670,27 @@ class RunCapture {
   private async commit(): Promise<RunEnd> {
     const digest = await this.sink.finish();
     const t0 = this.d.clock.now();
-    const committed = await this.commitOrAdopt(digest);
+    // A continued object's checksums come from reading it back once committed
+    // (still before they are recorded or tagged): the hash state of the
+    // process that wrote its first bytes is gone.
+    let verified: CommitMeta | undefined;
+    const meta = this.content.partial ? async (uri: string) => (verified = await readBack(this.d, uri, digest)) : { sha256: digest.sha256, objectSha256: digest.objectSha256 };
+    const committed = await this.commitOrAdopt(digest, meta);
     this.d.deps.metrics?.storeUploadSeconds.observe((this.d.clock.now() - t0) / 1000);
     if (committed.size !== digest.objectBytes) {
       throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
     }
+    if (this.content.partial && !verified) verified = await readBack(this.d, committed.uri, digest);
+    const sums = verified ?? { sha256: digest.sha256, objectSha256: digest.objectSha256 };
     const c = this.c;
-    c.object = { uri: committed.uri, size: committed.size, sha256: digest.sha256, objectSha256: digest.objectSha256 };
+    c.object = { uri: committed.uri, size: committed.size, sha256: sums.sha256, objectSha256: sums.objectSha256 };
     c.bytes = digest.bytes;
     c.checkpoint = undefined;
     if (digest.truncatedBytes) {
       c.truncatedBytes = digest.truncatedBytes;
       this.d.truncatedCondition();
     }
+    c.upload = undefined;
     if (this.gap) {
       c.state = 'Gap';
       c.lastError = `${this.gap.reason}: ${this.gap.message}`;
@@ -603,13 +707,13 @@ class RunCapture {
    * an operator crash (committed, status not yet written). Identical bytes are
    * adopted; anything else stays a KeyExists failure, never an overwrite.
    */
-  private async commitOrAdopt(digest: { sha256: string; objectSha256: string; objectBytes: number }): Promise<{ uri: string; size: number }> {
+  private async commitOrAdopt(digest: { sha256: string; objectSha256: string; objectBytes: number }, sums: CommitMeta | ((uri: string) => Promise<CommitMeta>)): Promise<{ uri: string; size: number }> {
     const { writer } = this;
     const store = this.d.deps.store;
     const d = this.d;
     // For bucket lifecycle rules: S3 tags, the file store's sidecar record.
     const labels = originLabels({ namespace: d.ns, logtail: d.lt.metadata.name!, retention: d.spec.retention, pod: d.spec.podName, container: this.t.name, policy: d.lt.metadata.labels?.[POLICY_LABEL] });
-    const meta = { sha256: digest.sha256, objectSha256: digest.objectSha256, labels };
+    const meta = typeof sums === 'function' ? async (uri: string) => ({ ...(await sums(uri)), labels }) : { ...sums, labels };
     try {
       return await writer.commit(meta);
     } catch (err) {
@@ -621,9 +725,10 @@ class RunCapture {
       if (h.digest('hex') !== digest.objectSha256) throw err;
       await writer.abort().catch(() => undefined);
       // The crash may have come before its tags or record were written.
-      await store.label?.(writer.uri, { ...meta, size: existing.size });
+      await store.label?.(writer.uri, { sha256: digest.sha256, objectSha256: digest.objectSha256, labels, size: existing.size });
       this.d.log.info('adopted an identical object committed before a restart', { uri: writer.uri });
       return { uri: writer.uri, size: existing.size };
     }
   }
+
 }

@@ -20,54 +20,84 @@ export class ContentSink {
   private readonly writer: ObjectWriter;
   private readonly content: Hash = createHash('sha256');
   private readonly object: Hash = createHash('sha256');
-  private readonly gzip: Gzip | undefined;
-  private readonly piped: Promise<void> | undefined;
+  private readonly gzipped: boolean;
+  /** The gzip member being written (every durable boundary ends one: endMember). */
+  private member: { gzip: Gzip; piped: Promise<void> } | undefined;
+  private members = 0;
   private failure: unknown;
+  /** Totals, including what a continued object held before (`start`). */
   bytes = 0;
   objectBytes = 0;
+  /** The hashes cover only bytes written through this sink, not a continued object's first `start` bytes. */
+  readonly partial: boolean;
 
-  constructor(writer: ObjectWriter, compression: 'none' | 'gzip') {
+  /** `start`: a continued object already holds this much (its hashes are not known here). */
+  constructor(writer: ObjectWriter, compression: 'none' | 'gzip', start?: { bytes: number; objectBytes: number }) {
     this.writer = writer;
-    if (compression === 'gzip') {
-      this.gzip = createGzip({ level: 6 });
-      const out = new Writable({
-        highWaterMark: 1 << 20,
-        write: (chunk: Buffer, _enc, cb) => {
-          this.object.update(chunk);
-          this.objectBytes += chunk.length;
-          writer.write(chunk).then(() => cb(), cb);
-        },
-      });
-      this.piped = pipeline(this.gzip, out).catch((err: unknown) => {
-        this.failure = err;
-        throw err;
-      });
-      // surfaced through write()/finish(); avoid an unhandled rejection meanwhile
-      this.piped.catch(() => undefined);
-    }
+    this.gzipped = compression === 'gzip';
+    this.bytes = start?.bytes ?? 0;
+    this.objectBytes = start?.objectBytes ?? 0;
+    this.partial = this.objectBytes > 0;
+    // A continued object ends with a whole member already.
+    if (this.partial) this.members = 1;
+  }
+
+  private openMember(): { gzip: Gzip; piped: Promise<void> } {
+    const gzip = createGzip({ level: 6 });
+    const out = new Writable({
+      highWaterMark: 1 << 20,
+      write: (chunk: Buffer, _enc, cb) => {
+        this.object.update(chunk);
+        this.objectBytes += chunk.length;
+        this.writer.write(chunk).then(() => cb(), cb);
+      },
+    });
+    const piped = pipeline(gzip, out).catch((err: unknown) => {
+      this.failure = err;
+      throw err;
+    });
+    // surfaced through write()/finish(); avoid an unhandled rejection meanwhile
+    piped.catch(() => undefined);
+    this.members++;
+    this.member = { gzip, piped };
+    return this.member;
   }
 
   async write(b: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     this.content.update(b);
     this.bytes += b.length;
-    if (!this.gzip) {
+    if (!this.gzipped) {
       this.object.update(b);
       this.objectBytes += b.length;
       await this.writer.write(b);
       return;
     }
-    if (!this.gzip.write(b)) {
-      await Promise.race([once(this.gzip, 'drain'), this.piped]);
+    const m = this.member ?? this.openMember();
+    if (!m.gzip.write(b)) {
+      await Promise.race([once(m.gzip, 'drain'), m.piped]);
     }
     if (this.failure) throw this.failure;
   }
 
+  /**
+   * Ends the gzip member in progress: everything written so far is then in
+   * the writer as whole members (concatenated members are one gzip file,
+   * RFC 1952 section 2.2), so the object may end here and be continued.
+   */
+  async endMember(): Promise<void> {
+    const m = this.member;
+    if (!m) return;
+    this.member = undefined;
+    m.gzip.end();
+    await m.piped;
+    if (this.failure) throw this.failure;
+  }
+
   async finish(): Promise<SinkDigest> {
-    if (this.gzip) {
-      this.gzip.end();
-      await this.piped;
-    }
+    // An empty log still makes a valid (empty) gzip file.
+    if (this.gzipped && this.members === 0) this.openMember();
+    await this.endMember();
     return {
       sha256: this.content.digest('hex'),
       objectSha256: this.object.digest('hex'),
@@ -77,6 +107,6 @@ export class ContentSink {
   }
 
   destroy(): void {
-    this.gzip?.destroy();
+    this.member?.gzip.destroy();
   }
 }

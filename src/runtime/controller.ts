@@ -7,6 +7,7 @@ import type { ObjectStore } from '../adapters/store/types.ts';
 import { API_VERSION, FINALIZER, logTailsPath, resolveSpec, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { conditionsForPhase, isTerminalPhase, setCondition, type LogTailStatus } from '../core/status.ts';
 import { keepFinalizerWhenFinished, objectsToDelete } from '../core/retention.ts';
+import { discardUnfinished } from './capture-continuation.ts';
 import { openLogStream } from '../adapters/log-stream.ts';
 import { HoldReason, holdFinalizer, holdOwner, staleHolds, type HoldOwnerView } from '../core/hold.ts';
 import { releaseHold } from './pod-hold.ts';
@@ -192,6 +193,8 @@ export class Controller {
       // and with retention Delete until its objects are deleted.
       const hadDaemon = this.daemons.has(key);
       if (!this.requestStop(key, 'Deleted')) return Result.after(STOP_POLL_MS);
+      const spec = resolveSpec(lt.spec);
+      if (spec.ok) await discardUnfinished(this.o.store, lt, spec.spec, this.log);
       const pending = (await this.deleteObjects(key, lt, hadDaemon)) ?? (await this.releaseHoldOf(lt, 'the LogTail is being deleted'));
       return pending ?? this.dropFinalizer(lt);
     }

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SIDECAR_SUFFIX, isSidecarName, sidecarRecord } from '../../core/object-labels.ts';
 import { CaptureError, captureError, describeError } from '../errors.ts';
-import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
+import { assertSafeKey, type Checkpointing, type CommitMeta, type CommitResult, type CreateOptions, type DurableUpload, type ObjectStore, type ObjectWriter, type UploadFacts } from './types.ts';
 
 // Accepted chunks are batched into one writev(2) of about this size: a
 // thread-pool round trip per 16 KiB socket chunk would cost more than the
@@ -120,7 +120,7 @@ export class FileStore implements ObjectStore {
     if (rp !== rr && !isWithin(rr, rp)) throw captureError('BadRequest', `refusing ${p}: resolves outside ${this.url}`);
   }
 
-  async create(key: string, _opts: CreateOptions): Promise<ObjectWriter> {
+  async create(key: string, opts: CreateOptions): Promise<ObjectWriter> {
     // An object there would be taken for another object's record.
     if (isSidecarName(key)) throw captureError('BadRequest', `refusing object key ${JSON.stringify(key)}: the file store keeps each object's record under "<object>${SIDECAR_SUFFIX}"`);
     const finalPath = this.keyPath(key);
@@ -134,7 +134,59 @@ export class FileStore implements ObjectStore {
     } catch (err) {
       throw classifyFsError(err, `create ${finalPath}`);
     }
-    return new FileWriter(fh, tmpPath, finalPath);
+    return new FileWriter(fh, tmpPath, finalPath, 0, opts.checkpoints ?? false);
+  }
+
+  /**
+   * The temp file a checkpoint names, beside the object. The name comes from
+   * status (input): only a name create() could have made is accepted.
+   */
+  private tempPath(key: string, id: string): string {
+    const finalPath = this.keyPath(key);
+    const want = `.${basename(finalPath).slice(0, 100)}.`;
+    if (!id.startsWith(want) || !/^[0-9a-f]{12}\.tmp$/.test(id.slice(want.length))) {
+      throw captureError('BadRequest', `refusing temp file name ${JSON.stringify(id)} for ${finalPath}`, { kind: 'permanent' });
+    }
+    return join(dirname(finalPath), id);
+  }
+
+  async inspectUpload(key: string, u: DurableUpload): Promise<UploadFacts> {
+    const p = this.tempPath(key, u.id);
+    try {
+      await this.assertRealWithin(dirname(p));
+      const st = await stat(p);
+      return st.isFile() ? { kind: 'file', size: st.size } : { kind: 'gone' };
+    } catch (err) {
+      if (fsCode(err) === 'ENOENT') return { kind: 'gone' };
+      throw classifyFsError(err, `stat ${p}`);
+    }
+  }
+
+  /** Opens the temp file again and cuts it to what was durable: bytes past it were written after the checkpoint. */
+  async continueUpload(key: string, _opts: CreateOptions, u: DurableUpload): Promise<ObjectWriter> {
+    const p = this.tempPath(key, u.id);
+    let fh: FileHandle | undefined;
+    try {
+      await this.assertRealWithin(dirname(p));
+      fh = await open(p, 'r+');
+      await fh.truncate(u.objectBytes);
+      await fh.sync();
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      throw classifyFsError(err, `continue ${p}`);
+    }
+    return new FileWriter(fh, p, this.keyPath(key), u.objectBytes, true);
+  }
+
+  async discardUpload(key: string, u: DurableUpload): Promise<void> {
+    const p = this.tempPath(key, u.id);
+    try {
+      await this.assertRealWithin(dirname(p));
+      await unlink(p);
+    } catch (err) {
+      if (fsCode(err) === 'ENOENT') return;
+      throw classifyFsError(err, `remove ${p}`);
+    }
   }
 
   async read(uri: string): Promise<Readable> {
@@ -187,10 +239,11 @@ export class FileStore implements ObjectStore {
   }
 }
 
-type State = 'open' | 'committing' | 'committed' | 'aborted';
+type State = 'open' | 'committing' | 'committed' | 'aborted' | 'released';
 
 class FileWriter implements ObjectWriter {
   readonly uri: string;
+  readonly checkpoints: Checkpointing | undefined;
   private readonly fh: FileHandle;
   private readonly tmpPath: string;
   private readonly finalPath: string;
@@ -199,16 +252,73 @@ class FileWriter implements ObjectWriter {
   private pendingBytes = 0;
   private flushed = 0;
   private accepted = 0;
+  /** Bytes fsynced (with the temp file's directory entry). */
+  private durable = 0;
+  private dirSynced = false;
+  /** The fsyncs in flight, one after another; closing the file waits for them. */
+  private syncing: Promise<unknown> = Promise.resolve();
   private fhClosed = false;
   private broken: CaptureError | undefined;
   // Writes, commit and abort run one after another even if a caller does not await.
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(fh: FileHandle, tmpPath: string, finalPath: string) {
+  /** `start`: bytes already in the temp file (a continued object), durable. */
+  constructor(fh: FileHandle, tmpPath: string, finalPath: string, start = 0, checkpoints = false) {
     this.fh = fh;
     this.tmpPath = tmpPath;
     this.finalPath = finalPath;
     this.uri = pathToFileURL(finalPath).href;
+    this.flushed = this.accepted = this.durable = start;
+    this.dirSynced = start > 0;
+    this.checkpoints = checkpoints
+      ? { mode: 'fsync', syncHint: () => (this.accepted > this.durable ? 'due' : 'none'), sync: () => this.sync(), release: () => this.release() }
+      : undefined;
+  }
+
+  /**
+   * Writes out what is batched, then fsyncs beside further writes (they go
+   * on while the disk catches up): `durable` covers the bytes written up to
+   * this call once the fsync is done.
+   */
+  private async sync(): Promise<{ durable: Promise<DurableUpload | undefined> }> {
+    const at = await this.serial(async () => {
+      if (this.broken) throw this.broken;
+      if (this.state !== 'open') throw captureError('BadRequest', `sync on a ${this.state} writer for ${this.uri}`);
+      await this.flush();
+      return this.flushed;
+    });
+    const fsync = async (): Promise<DurableUpload | undefined> => {
+      try {
+        await this.fh.sync();
+        if (!this.dirSynced) {
+          // The temp file's own directory entry must survive a crash too.
+          await fsyncDir(dirname(this.tmpPath));
+          this.dirSynced = true;
+        }
+      } catch (err) {
+        // Fails the next write; `durable` itself never rejects.
+        this.broken ??= classifyFsError(err, `sync ${this.tmpPath}`);
+        return undefined;
+      }
+      if (at > this.durable) this.durable = at;
+      return at > 0 ? { id: basename(this.tmpPath), objectBytes: at } : undefined;
+    };
+    const durable = this.syncing.then(fsync);
+    this.syncing = durable;
+    return { durable };
+  }
+
+  private release(): Promise<void> {
+    if (this.state !== 'open') return this.chain.then(() => undefined);
+    this.state = 'released';
+    return this.serial(async () => {
+      this.pending = [];
+      await this.syncing;
+      if (!this.fhClosed) {
+        this.fhClosed = true;
+        await this.fh.close().catch(() => undefined);
+      }
+    });
   }
 
   private serial<T>(op: () => Promise<T>): Promise<T> {
@@ -267,7 +377,7 @@ class FileWriter implements ObjectWriter {
     }
   }
 
-  commit(meta: CommitMeta): Promise<CommitResult> {
+  commit(metaOf: CommitMeta | ((uri: string) => Promise<CommitMeta>)): Promise<CommitResult> {
     try {
       this.assertOpen('commit');
     } catch (err) {
@@ -276,6 +386,7 @@ class FileWriter implements ObjectWriter {
     this.state = 'committing';
     return this.serial(async () => {
       try {
+        await this.syncing;
         if (this.broken) throw this.broken;
         await this.flush();
         const st = await this.fh.stat();
@@ -300,6 +411,8 @@ class FileWriter implements ObjectWriter {
       this.state = 'committed';
       try {
         await unlink(this.tmpPath);
+        // A continued object's checksums come from reading it back (capture-continuation.ts readBack).
+        const meta = typeof metaOf === 'function' ? await metaOf(this.uri) : metaOf;
         // Its record for clean-up jobs (the S3 store's tags); synced with the object's entry.
         await writeSidecar(this.finalPath, meta, this.accepted);
         // The new directory entries are durable only once the directory is synced.
@@ -312,7 +425,7 @@ class FileWriter implements ObjectWriter {
   }
 
   abort(): Promise<void> {
-    if (this.state === 'committed' || this.state === 'aborted') return this.chain.then(() => undefined);
+    if (this.state === 'committed' || this.state === 'aborted' || this.state === 'released') return this.chain.then(() => undefined);
     if (this.state === 'open') this.state = 'aborted';
     // A commit in flight decides for itself; wait for it.
     return this.serial(async () => {
@@ -324,6 +437,7 @@ class FileWriter implements ObjectWriter {
   }
 
   private async discard(): Promise<void> {
+    await this.syncing;
     if (!this.fhClosed) {
       this.fhClosed = true;
       await this.fh.close().catch(() => undefined);

@@ -10,6 +10,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
   S3Client,
@@ -28,7 +29,7 @@ import { CaptureError, captureError, describeError, isNetworkError } from '../er
 import { retry, type RetryPolicy } from '../retry.ts';
 import { objectTags } from '../../core/object-labels.ts';
 import { parseS3Url } from './s3-url.ts';
-import { assertSafeKey, type CommitMeta, type CommitResult, type CreateOptions, type ObjectStore, type ObjectWriter } from './types.ts';
+import { assertSafeKey, type Checkpointing, type CommitMeta, type CommitResult, type CreateOptions, type DurableUpload, type ObjectStore, type ObjectWriter, type UploadFacts } from './types.ts';
 
 export interface S3Options {
   /** e.g. `http://127.0.0.1:7070` for a local gateway; default: AWS. */
@@ -120,6 +121,11 @@ export function classifyS3Error(err: unknown, what: string): CaptureError {
 
 export { parseS3Url } from './s3-url.ts';
 
+function isNoSuchUpload(err: unknown): boolean {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
+  return e.name === 'NoSuchUpload' || e.Code === 'NoSuchUpload';
+}
+
 export class S3Store implements ObjectStore {
   readonly url: string;
   readonly bucket: string;
@@ -182,6 +188,56 @@ export class S3Store implements ObjectStore {
   async create(key: string, opts: CreateOptions): Promise<ObjectWriter> {
     const objectKey = this.objectKey(key);
     return new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), opts, this.partSize, this.queueSize, this.sse, this.spoolDir);
+  }
+
+  /** Every part of an upload (ListParts, 1000 a page); undefined when the upload does not exist. */
+  private async listParts(Key: string, UploadId: string): Promise<{ number: number; size: number; etag: string | undefined }[] | undefined> {
+    const out: { number: number; size: number; etag: string | undefined }[] = [];
+    let marker: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      let res;
+      try {
+        res = await retry(() => this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key, UploadId, MaxParts: 1000, ...(marker ? { PartNumberMarker: marker } : {}) })), METADATA_RETRY, {
+          classify: (e) => (isNoSuchUpload(e) ? 'permanent' : classifyS3Error(e, '').kind),
+        });
+      } catch (err) {
+        const cause = err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err;
+        if (isNoSuchUpload(cause)) return undefined;
+        throw classifyS3Error(cause, `list the parts of upload ${UploadId} of ${this.uriFor(Key)}`);
+      }
+      for (const p of res.Parts ?? []) out.push({ number: p.PartNumber ?? 0, size: p.Size ?? 0, etag: p.ETag });
+      if (!res.IsTruncated || !res.NextPartNumberMarker) return out;
+      marker = String(res.NextPartNumberMarker);
+    }
+    return out;
+  }
+
+  async inspectUpload(key: string, u: DurableUpload): Promise<UploadFacts> {
+    const parts = await this.listParts(this.objectKey(key), u.id);
+    return parts ? { kind: 'parts', parts: parts.map((p) => ({ number: p.number, size: p.size })) } : { kind: 'gone' };
+  }
+
+  /** Continues upload `u.id` after its parts 1..u.parts (their ETags from ListParts); later part numbers are uploaded again. */
+  async continueUpload(key: string, opts: CreateOptions, u: DurableUpload): Promise<ObjectWriter> {
+    const objectKey = this.objectKey(key);
+    const n = u.parts ?? 0;
+    const parts = (await this.listParts(objectKey, u.id)) ?? [];
+    const kept = parts.filter((p) => p.number >= 1 && p.number <= n).sort((a, b) => a.number - b.number);
+    const bytes = kept.reduce((sum, p) => sum + p.size, 0);
+    if (kept.length !== n || bytes !== u.objectBytes) {
+      throw captureError('StoreUnavailable', `upload ${u.id} of ${this.uriFor(objectKey)} changed while it was being continued`, { kind: 'permanent' });
+    }
+    const w = new S3Writer(this.client, this.bucket, objectKey, this.uriFor(objectKey), { ...opts, checkpoints: true }, this.partSize, this.queueSize, this.sse, this.spoolDir);
+    w.continueFrom(u.id, kept.map((p) => ({ PartNumber: p.number, ETag: p.etag })), bytes);
+    return w;
+  }
+
+  async discardUpload(key: string, u: DurableUpload): Promise<void> {
+    const Key = this.objectKey(key);
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: u.id })).catch((err: unknown) => {
+      if (isNoSuchUpload(err) || (err as SdkErrorShape).$metadata?.httpStatusCode === 404) return;
+      throw classifyS3Error(err, `abort multipart upload ${u.id} of ${this.uriFor(Key)}`);
+    });
   }
 
   async read(uri: string): Promise<Readable> {
@@ -294,7 +350,7 @@ async function putTags(client: S3Client, Bucket: string, Key: string, uri: strin
   });
 }
 
-type State = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+type State = 'open' | 'committing' | 'committed' | 'aborted' | 'failed' | 'released';
 
 /** One multipart part waiting in (or being written to) the spool. */
 interface SpoolPart {
@@ -332,6 +388,7 @@ class S3Writer implements ObjectWriter {
   private state: State = 'open';
   private bytes = 0;
   private failure: CaptureError | undefined;
+  readonly checkpoints: Checkpointing | undefined;
 
   constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number, sse: ReturnType<typeof sseParams>, spoolRoot: string) {
     this.client = client;
@@ -343,6 +400,43 @@ class S3Writer implements ObjectWriter {
     this.queueSize = queueSize;
     this.sse = sse;
     this.spoolRoot = spoolRoot;
+    this.checkpoints = opts.checkpoints
+      ? { mode: 'parts', syncHint: () => (this.part && this.part.bytes >= this.partSize ? 'now' : 'none'), sync: () => this.sync(), release: () => this.release() }
+      : undefined;
+  }
+
+  /** A continued upload: parts 1..parts.length are in the store, `bytes` long in all. */
+  continueFrom(uploadId: string, parts: CompletedPart[], bytes: number): void {
+    this.uploadId = uploadId;
+    this.parts.push(...parts);
+    this.partNumber = parts.length;
+    this.bytes = bytes;
+  }
+
+  /**
+   * Under checkpoints a part is cut only here, once it holds at least the
+   * part size: every part boundary is a point the caller knows the log
+   * position of. `durable` resolves when every part up to this one is uploaded.
+   */
+  private async sync(): Promise<{ durable: Promise<DurableUpload | undefined> }> {
+    if (this.failure) throw this.failure;
+    if (this.state !== 'open') throw captureError('BadRequest', `sync on a ${this.state} writer for ${this.uri}`);
+    if (!this.part || this.part.bytes < this.partSize) return { durable: Promise.resolve(undefined) };
+    const parts = this.part.number;
+    const objectBytes = this.bytes;
+    const uploads = [...this.inflight];
+    await this.sealPart();
+    const pending = [...uploads, ...this.inflight];
+    const durable = Promise.all(pending).then(() => (this.failure || !this.uploadId ? undefined : { id: this.uploadId, parts, objectBytes }));
+    return { durable };
+  }
+
+  /** Leaves the multipart upload in the store for the next owner; removes only the local spool. */
+  private async release(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'released';
+    await Promise.all(this.inflight).catch(() => undefined);
+    await this.removeSpool();
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -352,11 +446,12 @@ class S3Writer implements ObjectWriter {
     let off = 0;
     while (off < chunk.length) {
       const part = this.part ?? (await this.openPart());
-      const n = Math.min(chunk.length - off, this.partSize - part.bytes);
+      // Under checkpoints a part grows past the part size until sync() cuts it.
+      const n = this.checkpoints ? chunk.length - off : Math.min(chunk.length - off, this.partSize - part.bytes);
       await this.spoolWrite(chunk, off, n);
       part.bytes += n;
       off += n;
-      if (part.bytes >= this.partSize) await this.sealPart();
+      if (part.bytes >= this.partSize && !this.checkpoints) await this.sealPart();
       if (this.failure) throw this.failure;
     }
   }
@@ -452,7 +547,7 @@ class S3Writer implements ObjectWriter {
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
-  async commit(meta: CommitMeta): Promise<CommitResult> {
+  async commit(metaOf: CommitMeta | ((uri: string) => Promise<CommitMeta>)): Promise<CommitResult> {
     if (this.failure) throw this.failure;
     if (this.state !== 'open') throw captureError('BadRequest', `commit on a ${this.state} writer for ${this.uri}`);
     this.state = 'committing';
@@ -477,6 +572,7 @@ class S3Writer implements ObjectWriter {
     if (head.ContentLength !== this.bytes) {
       throw captureError('SizeMismatch', `${this.uri} holds ${head.ContentLength} bytes after upload, ${this.bytes} were written`);
     }
+    const meta = typeof metaOf === 'function' ? await metaOf(this.uri) : metaOf;
     // Checksums go on as tags, not as user metadata: metadata can only be
     // changed by copying the object onto itself, which rewrites it after the
     // IfNoneMatch guard has been passed, so a concurrent writer's object could
@@ -489,7 +585,7 @@ class S3Writer implements ObjectWriter {
   }
 
   async abort(): Promise<void> {
-    if (this.state === 'committed' || this.state === 'aborted' || this.state === 'committing') return;
+    if (this.state === 'committed' || this.state === 'aborted' || this.state === 'committing' || this.state === 'released') return;
     this.state = 'aborted';
     await Promise.all(this.inflight).catch(() => undefined);
     await this.removeSpool();

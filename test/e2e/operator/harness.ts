@@ -181,12 +181,12 @@ process.on('exit', () => {
  * free --http-addr, and returns once /readyz answers (informers synced, or a
  * healthy standby).
  */
-export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv; readyTimeoutMs?: number; stopTimeoutMs?: number; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean> }): Promise<LaunchedOperator> {
+export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv; readyTimeoutMs?: number; stopTimeoutMs?: number; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean>; main?: string }): Promise<LaunchedOperator> {
   const dir = mkdtempSync(join(tmpdir(), 'logtail-op-'));
   const logFile = join(dir, 'operator.log');
   const fd = openSync(logFile, 'a');
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--http-addr', `127.0.0.1:${httpPort}`, ...o.args], { stdio: ['ignore', fd, fd], env: o.env });
+  const child = spawn(process.execPath, [o.main ?? join(REPO_ROOT, 'src', 'cmd', 'main.ts'), '--http-addr', `127.0.0.1:${httpPort}`, ...o.args], { stdio: ['ignore', fd, fd], env: o.env });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const op: LaunchedOperator = {
@@ -225,7 +225,8 @@ export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv
 }
 
 /** The operator with the fixture's admin kubeconfig and environment, on a filesystem store. */
-export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean> } = {}): Promise<OperatorProcess> {
+/** `main`: another build's src/cmd/main.ts (e.g. an older commit's, for an upgrade). */
+export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean>; main?: string } = {}): Promise<OperatorProcess> {
   const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'logtail-store-'));
   mkdirSync(storeDir, { recursive: true });
   const op = await launchOperator({
@@ -233,6 +234,7 @@ export async function startOperator(c: TestCluster, o: { store?: string; args?: 
     env: { ...process.env, ...c.env, KUBECONFIG: o.kubeconfig ?? c.kubeconfigPath, LOG_LEVEL: 'debug', ...o.env },
     ...(o.waitFor ? { waitFor: o.waitFor } : {}),
     ...(o.isUp ? { isUp: o.isUp } : {}),
+    ...(o.main ? { main: o.main } : {}),
   });
   return Object.assign(op, { storeDir });
 }

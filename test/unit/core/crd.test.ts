@@ -29,6 +29,7 @@ import {
 } from '../../../src/core/spec.ts';
 import {
   CHECKPOINT_FIELDS,
+  UPLOAD_CHECKPOINT_FIELDS,
   CONDITION_FIELDS,
   CONDITION_TYPES,
   CONTAINER_CAPTURE_FIELDS,
@@ -215,6 +216,8 @@ describe('core/crd (crds/logtail.dev_logtails.yaml)', () => {
     expect(keys(containerItem)).to.deep.equal([...CONTAINER_CAPTURE_FIELDS].sort());
     expect(keys(containerItem?.properties?.object)).to.deep.equal([...STORED_OBJECT_FIELDS].sort());
     expect(keys(containerItem?.properties?.checkpoint)).to.deep.equal([...CHECKPOINT_FIELDS].sort());
+    expect(keys(containerItem?.properties?.upload)).to.deep.equal([...UPLOAD_CHECKPOINT_FIELDS].sort());
+    expect(keys(containerItem?.properties?.upload?.properties?.checkpoint)).to.deep.equal([...CHECKPOINT_FIELDS].sort());
     expect(keys(status.properties?.conditions?.items)).to.deep.equal([...CONDITION_FIELDS].sort());
     expect(keys(status.properties?.uncapturedRuns?.items)).to.deep.equal([...UNCAPTURED_RUNS_FIELDS].sort());
   });

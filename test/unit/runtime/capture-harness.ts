@@ -6,10 +6,10 @@ import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { captureError } from '../../../src/adapters/errors.ts';
 import type { KubeEvent } from '../../../src/adapters/kube-api.ts';
-import type { CommitMeta, CreateOptions, ObjectStore, ObjectWriter } from '../../../src/adapters/store/types.ts';
+import type { Checkpointing, CommitMeta, CreateOptions, DurableUpload, ObjectStore, ObjectWriter, UploadFacts } from '../../../src/adapters/store/types.ts';
 import { resolveSpec, type LogTail, type LogTailSpec } from '../../../src/core/spec.ts';
 import type { LogTailStatus } from '../../../src/core/status.ts';
-import { CaptureDaemon } from '../../../src/runtime/capture-daemon.ts';
+import { CaptureDaemon, type StopReason } from '../../../src/runtime/capture-daemon.ts';
 import type { CaptureClock, DaemonDeps } from '../../../src/runtime/capture-ports.ts';
 import { createLogger, silentLogger } from '../../../src/runtime/logger.ts';
 import { FairSlots } from '../../../src/runtime/semaphore.ts';
@@ -86,42 +86,187 @@ export class VirtualClock implements CaptureClock {
   }
 }
 
+/** How the memory store makes bytes durable: not at all before commit, S3-like parts, or fsync of a temp file. */
+export type StoreMode = 'none' | 'parts' | 'fsync';
+
+/** One unfinished object as the store holds it: only what was made durable survives a crash. */
+interface MemUpload {
+  key: string;
+  /** parts: durable parts by number (1-based; index 0 unused). */
+  parts: Buffer[];
+  /** fsync: the temp file's bytes (a crash keeps a random part of what was not synced). */
+  file: Buffer;
+}
+
+/** A process of the operator: once dead (SIGKILL), nothing it does reaches the store or the apiserver. */
+export interface Generation {
+  dead: boolean;
+}
+
 export class MemoryStore implements ObjectStore {
   readonly url = 'mem://bucket';
   readonly objects = new Map<string, Buffer>();
   /** What each commit was given (checksums, lifecycle labels). */
   readonly metas = new Map<string, CommitMeta>();
-  /** Writers neither committed nor aborted. */
+  /** Unfinished objects (multipart uploads / temp files) in the store. */
+  readonly uploads = new Map<string, MemUpload>();
+  /** Writers neither committed, aborted nor released, of live processes. */
   open = 0;
-  create(key: string, _opts: CreateOptions): Promise<ObjectWriter> {
-    const parts: Buffer[] = [];
+  /** Unfinished objects continued by a later process. */
+  continued = 0;
+  private seq = 0;
+  readonly mode: StoreMode;
+  readonly partSize: number;
+  private readonly rng: () => number;
+
+  constructor(mode: StoreMode = 'none', partSize = 1500, rng: () => number = Math.random) {
+    this.mode = mode;
+    this.partSize = partSize;
+    this.rng = rng;
+  }
+
+  /** SIGKILL: what was written and not made durable is lost (a temp file may keep some of it). */
+  crash(gen: Generation): void {
+    gen.dead = true;
+    for (const w of this.live) if (w.gen === gen) w.lose();
+  }
+
+  private live = new Set<{ gen: Generation; lose: () => void }>();
+
+  /** The store as one process sees it: once that process is dead, nothing it asks for happens. */
+  view(gen: Generation): ObjectStore {
+    const dead = () => Promise.reject(captureError('StoreUnavailable', 'the process is dead'));
+    return {
+      url: this.url,
+      create: (key, opts) => (gen.dead ? dead() : this.create(key, opts, gen)),
+      inspectUpload: (key, u) => (gen.dead ? dead() : this.inspectUpload(key, u)),
+      continueUpload: (key, opts, u) => (gen.dead ? dead() : this.continueUpload(key, opts, u, gen)),
+      discardUpload: (key, u) => (gen.dead ? dead() : this.discardUpload(key, u)),
+      read: (uri) => this.read(uri),
+      head: (uri) => this.head(uri),
+      delete: (uri) => (gen.dead ? dead() : this.delete(uri)),
+    };
+  }
+
+  create(key: string, opts: CreateOptions, gen: Generation = { dead: false }): Promise<ObjectWriter> {
+    const id = `u${++this.seq}`;
+    if (this.mode !== 'none' && opts.checkpoints) this.uploads.set(id, { key, parts: [], file: Buffer.alloc(0) });
+    return Promise.resolve(this.writer(key, id, opts, 0, 0, gen));
+  }
+
+  private writer(key: string, id: string, opts: CreateOptions, startParts: number, startBytes: number, gen: Generation): ObjectWriter {
+    const uri = `mem://bucket/${key}`;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let parts = startParts;
+    let total = startBytes;
+    let durableBytes = startBytes;
     let state: 'open' | 'done' = 'open';
+    const checkpointed = this.mode !== 'none' && opts.checkpoints === true;
+    const entry = { gen, lose: () => undefined as void };
     this.open++;
+    this.live.add(entry);
     const finish = () => {
       if (state === 'open') this.open--;
       state = 'done';
+      this.live.delete(entry);
     };
+    const up = () => this.uploads.get(id);
+    entry.lose = () => {
+      // A dead process's writer is not open any more; its upload stays in the store.
+      finish();
+      const u = up();
+      if (u && this.mode === 'fsync') {
+        // Unsynced bytes may or may not have reached the disk: keep a random prefix of them.
+        const rest = Buffer.concat(pending);
+        u.file = Buffer.concat([u.file, rest.subarray(0, Math.floor(this.rng() * (rest.length + 1)))]);
+      }
+      pending = [];
+    };
+    const alive = () => {
+      if (gen.dead) throw captureError('StoreUnavailable', 'the process is dead');
+    };
+    const cps: Checkpointing | undefined = checkpointed
+      ? {
+          mode: this.mode === 'parts' ? 'parts' : 'fsync',
+          syncHint: () => (this.mode === 'parts' ? (pendingBytes >= this.partSize ? 'now' : 'none') : pendingBytes > 0 ? 'due' : 'none'),
+          sync: () => {
+            alive();
+            const u = up();
+            if (!u) return Promise.reject(captureError('StoreUnavailable', `upload ${id} is gone`));
+            if (this.mode === 'parts') {
+              if (pendingBytes < this.partSize) return Promise.resolve({ durable: Promise.resolve(undefined) });
+              parts++;
+              u.parts[parts] = Buffer.concat(pending);
+            } else {
+              u.file = Buffer.concat([u.file, ...pending]);
+            }
+            pending = [];
+            pendingBytes = 0;
+            durableBytes = total;
+            const d: DurableUpload = { id, objectBytes: durableBytes, ...(this.mode === 'parts' ? { parts } : {}) };
+            return Promise.resolve({ durable: Promise.resolve(d) });
+          },
+          release: () => {
+            finish();
+            return Promise.resolve();
+          },
+        }
+      : undefined;
     const w: ObjectWriter = {
-      uri: `mem://bucket/${key}`,
+      uri,
+      checkpoints: cps,
       write: (b) => {
-        parts.push(Buffer.from(b));
+        if (gen.dead) return Promise.resolve();
+        pending.push(Buffer.from(b));
+        pendingBytes += b.length;
+        total += b.length;
         return Promise.resolve();
       },
-      commit: (m: CommitMeta) => {
-        if (this.objects.has(w.uri)) return Promise.reject(captureError('KeyExists', `${key} exists`));
-        const body = Buffer.concat(parts);
-        this.objects.set(w.uri, body);
-        this.metas.set(w.uri, m);
+      commit: async (m) => {
+        alive();
+        if (this.objects.has(uri)) throw captureError('KeyExists', `${key} exists`);
+        const u = up();
+        let body: Buffer;
+        if (!u) body = Buffer.concat(pending);
+        else if (this.mode === 'parts') body = Buffer.concat([...u.parts.slice(1, parts + 1), ...pending]);
+        else body = Buffer.concat([u.file.subarray(0, durableBytes), ...pending]);
+        this.objects.set(uri, body);
+        this.uploads.delete(id);
         finish();
-        return Promise.resolve({ uri: w.uri, size: body.length });
+        this.metas.set(uri, typeof m === 'function' ? await m(uri) : m);
+        return { uri, size: body.length };
       },
       abort: () => {
+        if (!gen.dead && state === 'open') this.uploads.delete(id);
         finish();
         return Promise.resolve();
       },
     };
-    return Promise.resolve(w);
+    return w;
   }
+
+  inspectUpload(_key: string, u: DurableUpload): Promise<UploadFacts> {
+    const x = this.uploads.get(u.id);
+    if (!x) return Promise.resolve({ kind: 'gone' });
+    if (this.mode === 'parts') return Promise.resolve({ kind: 'parts', parts: x.parts.flatMap((b, n) => (b ? [{ number: n, size: b.length }] : [])) });
+    return Promise.resolve({ kind: 'file', size: x.file.length });
+  }
+
+  continueUpload(key: string, opts: CreateOptions, u: DurableUpload, gen: Generation = { dead: false }): Promise<ObjectWriter> {
+    const x = this.uploads.get(u.id);
+    if (!x || x.key !== key) return Promise.reject(captureError('StoreUnavailable', `upload ${u.id} is gone`));
+    this.continued++;
+    if (this.mode === 'fsync') x.file = x.file.subarray(0, u.objectBytes);
+    else x.parts.length = Math.min(x.parts.length, (u.parts ?? 0) + 1);
+    return Promise.resolve(this.writer(key, u.id, { ...opts, checkpoints: true }, u.parts ?? 0, u.objectBytes, gen));
+  }
+
+  discardUpload(_key: string, u: DurableUpload): Promise<void> {
+    this.uploads.delete(u.id);
+    return Promise.resolve();
+  }
+
   read(uri: string): Promise<Readable> {
     const b = this.objects.get(uri);
     if (!b) return Promise.reject(captureError('ObjectNotFound', uri));
@@ -187,16 +332,26 @@ export interface Capture {
    * new one starts from the last status written, as after a crash.
    */
   restart(): void;
+  /**
+   * SIGKILL: the daemon's process dies at once (nothing it does afterwards
+   * reaches the store or the status; what the store had not made durable is
+   * lost) and a new one starts from the last status written.
+   */
+  crash(): void;
+  /** Stops the daemon for good (no new one): run() returns once it has stopped. */
+  stop(reason: StopReason): void;
   /** Daemons started so far. */
   launches: number;
+  crashes: number;
   /** The stored object of `container` run `restart`. */
   object(container: string, restart: number): Buffer | undefined;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold'] } = {}): Capture {
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
-  const store = new MemoryStore();
+  let rs = (opts.seed ?? 1) * 2654435761;
+  const store = new MemoryStore(opts.storeMode ?? 'none', opts.partSize, () => ((rs = (rs * 1103515245 + 12345) % 2147483648) / 2147483648));
   const spools = new MemorySpools();
   const podName = opts.podName ?? 'p';
   const resolved = resolveSpec({ podName, keyTemplate: '{namespace}/{pod}/{container}-{restart}.log', ...opts.spec });
@@ -210,13 +365,25 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
   const lastStatus = () => (cap.statuses.length > 0 ? structuredClone(cap.statuses[cap.statuses.length - 1]) : undefined);
+  let gen: Generation = { dead: false };
+  let stoppedForGood = false;
   const launch = (status?: LogTailStatus) => {
-    const d = new CaptureDaemon({ ...lt, ...(status ? { status } : {}) }, resolved.spec, deps);
+    gen = { dead: false };
+    const mine = gen;
+    const d = new CaptureDaemon({ ...lt, ...(status ? { status } : {}) }, resolved.spec, {
+      ...deps,
+      store: store.view(mine),
+      api: {
+        ...deps.api,
+        patchLogTailStatus: (ns, name, st) => (mine.dead ? Promise.resolve() : deps.api.patchLogTailStatus(ns, name, st)),
+        createEvent: (ev) => (mine.dead ? Promise.resolve(true) : deps.api.createEvent(ev)),
+      },
+    });
     cap.daemon = d;
     cap.launches++;
     d.start();
     void d.done.then(() => {
-      if (cap.daemon === d && !d.signal.aborted) finish();
+      if (cap.daemon === d && (!d.signal.aborted || stoppedForGood)) finish();
     });
   };
   const cap: Capture = {
@@ -226,6 +393,20 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
       if (!old || old.signal.aborted) return;
       old.requestStop('OperatorExiting');
       void old.done.then(() => launch(lastStatus()));
+    },
+    crash: () => {
+      const old = cap.daemon;
+      if (!old || old.signal.aborted) return;
+      store.crash(gen);
+      // The dead process's daemon is let run down; nothing it does has effect.
+      old.requestStop('Deleted');
+      cap.crashes++;
+      launch(lastStatus());
+    },
+    crashes: 0,
+    stop: (reason) => {
+      stoppedForGood = true;
+      cap.daemon.requestStop(reason);
     },
     clock,
     model,
