@@ -73,8 +73,10 @@ function objectKey(d: CaptureDaemon, t: RunTarget): string {
 }
 
 async function openWriter(d: CaptureDaemon, key: string): Promise<ObjectWriter> {
-  const opts = { contentType: 'text/plain; charset=utf-8', contentEncoding: d.spec.compression === 'gzip' ? 'gzip' : undefined };
-  return retry(() => d.deps.store.create(key, opts), { initialIntervalMs: 500, maxIntervalMs: 10_000, maxElapsedMs: d.spec.retry.maxElapsedMs }, {
+  // The same budget covers the writes of the object (S3 parts and the commit): a store outage is retried, not the end.
+  const policy = { initialIntervalMs: 500, maxIntervalMs: 10_000, maxElapsedMs: d.spec.retry.maxElapsedMs };
+  const opts = { contentType: 'text/plain; charset=utf-8', contentEncoding: d.spec.compression === 'gzip' ? 'gzip' : undefined, retry: policy };
+  return retry(() => d.deps.store.create(key, opts), policy, {
     signal: d.signal,
     now: () => d.clock.now(),
     sleep: (ms, s) => d.clock.sleep(ms, s),

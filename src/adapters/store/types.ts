@@ -1,9 +1,16 @@
 import type { Readable } from 'node:stream';
+import type { RetryPolicy } from '../../core/spec.ts';
 import { captureError } from '../errors.ts';
 
 export interface CreateOptions {
   contentType: string;
   contentEncoding?: string;
+  /**
+   * Budget for transient failures of this object's writes to a remote store
+   * (S3: each part, the final PutObject or CompleteMultipartUpload): a store
+   * outage at the commit must not lose what was read. Default: the store's own.
+   */
+  retry?: RetryPolicy;
 }
 
 export interface CommitMeta {
