@@ -180,6 +180,17 @@ describe('fault matrix: the control plane (real apiserver: admission 409s, APF 4
       return waitForLogTail(c, ns, 'f13', 120_000);
     });
 
+    // F13, longer than the 30 s an urgent (terminal) status write is retried: 409s until 40 s after the exit.
+    cases.start('F13 long', async () => {
+      refusing.add('f13-long');
+      await apply(c, podManifest(ns, 'f13-long', { script: { containers: { main: { lines: 300, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } } }));
+      await apply(c, logTailManifest(ns, 'f13-long', { podName: 'f13-long' }));
+      await waitPod(c, ns, 'f13-long', 'ended', (p) => p.status.phase === 'Succeeded');
+      await sleep(40_000);
+      refusing.delete('f13-long');
+      return waitForLogTail(c, ns, 'f13-long', 90_000);
+    });
+
     // F19: 429 for every request of the operator's user from ~2 s before the container exits until ~22 s after:
     // the FlowSchema is applied while the container pauses before its last line, then a request of the same user
     // takes the level's one place and the webhook holds it for 24 s.
@@ -233,11 +244,20 @@ describe('fault matrix: the control plane (real apiserver: admission 409s, APF 4
     expect(terminal.map((e) => e.reason)).to.deep.equal(['Complete']);
   });
 
-  it('F19 429 (APF Reject) for 20 s right after the container exits: nothing discarded, byte-exact', async () => {
+  it('F13 409s on status writes for 40 s after the exit (longer than a terminal write is retried): the terminal status still arrives, Complete, byte-exact', async () => {
+    const lt = await cases.get('F13 long');
+    expect([lt.status?.phase, lt.status?.reason, lt.status?.exitCode], JSON.stringify(lt.status)).to.deep.equal(['Complete', 'Captured', 0]);
+    await expectExact(capsOf(lt)[0], rec('f13-long'), 'F13 long');
+  });
+
+  // The pod reads that prove the run's end get 429 for longer than spec.terminatedRetry.maxElapsed (15 s by
+  // default): the capture ends Incomplete/ApiUnavailable (docs/status.md), with every byte read stored.
+  it('F19 429 (APF Reject) for 20 s right after the container exits: nothing discarded (byte-exact), Incomplete/ApiUnavailable naming the 429', async () => {
     const lt = await cases.get('F19');
     expect(f19Rejected, 'requests of the operator rejected by APF (429)').to.be.at.least(3);
     await expectExact(capsOf(lt)[0], rec('f19'), 'F19');
-    expect([lt.status?.phase, lt.status?.reason, lt.status?.exitCode], JSON.stringify(lt.status)).to.deep.equal(['Complete', 'Captured', 0]);
+    expect([lt.status?.phase, lt.status?.reason, lt.status?.result], JSON.stringify(lt.status)).to.deep.equal(['Incomplete', 'ApiUnavailable', 'Succeeded']);
+    expect(lt.status?.message).to.match(/429 Too many requests/);
   });
 
   it('F19 a finished pod read over connections cut at record boundaries: never Complete unless every byte is there', async () => {
