@@ -21,6 +21,7 @@ import { apply, createNamespace, events, installCrd, logTailManifest, podManifes
 import { Cases, capsOf, expectExact, expectPrefix, recordedPath, waitPod } from './helpers.ts';
 
 describe('fault matrix: the control plane (real apiserver: admission 409s, APF 429s, restart)', function () {
+  let wallStart = 0;
   this.timeout(300_000);
   let c: TestCluster;
   let ns: string;
@@ -158,6 +159,7 @@ describe('fault matrix: the control plane (real apiserver: admission 409s, APF 4
 
   before(async function () {
     this.timeout(300_000);
+    wallStart = Date.now();
     c = await cluster();
     await installCrd(c);
     ns = uniqueName('mx-cp');
@@ -226,6 +228,7 @@ describe('fault matrix: the control plane (real apiserver: admission 409s, APF 4
   });
 
   after(async () => {
+    console.log(`      [wall] control-plane.test.ts: ${((Date.now() - wallStart) / 1000).toFixed(1)} s`);
     await op?.stop('SIGTERM');
     webhook?.close();
     for (const args of cleanup.reverse()) await c?.kubectl(args).catch(() => undefined);
@@ -247,6 +250,9 @@ describe('fault matrix: the control plane (real apiserver: admission 409s, APF 4
   it('F13 409s on status writes for 40 s after the exit (longer than a terminal write is retried): the terminal status still arrives, Complete, byte-exact', async () => {
     const lt = await cases.get('F13 long');
     expect([lt.status?.phase, lt.status?.reason, lt.status?.exitCode], JSON.stringify(lt.status)).to.deep.equal(['Complete', 'Captured', 0]);
+    expect(refused.get('f13-long') ?? 0, 'status updates refused with 409').to.be.at.least(3);
+    const terminal = (await events(c, ns, 'f13-long')).filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason));
+    expect(terminal.map((e) => e.reason)).to.deep.equal(['Complete']);
     await expectExact(capsOf(lt)[0], rec('f13-long'), 'F13 long');
   });
 

@@ -40,6 +40,7 @@ function logRequests(c: TestCluster, reset = false): Promise<LogRequests> {
 }
 
 describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams ${STREAMS}`, function () {
+  let wallStart = 0;
   this.timeout(Math.max(300_000, CAPTURES * 1_500));
   let c: TestCluster;
   let ns: string;
@@ -47,6 +48,7 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
 
   before(async function () {
     this.timeout(120_000);
+    wallStart = Date.now();
     c = await cluster();
     await installCrd(c);
     ns = uniqueName('mx-f17');
@@ -55,6 +57,7 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
   });
 
   after(async () => {
+    console.log(`      [wall] scale.test.ts: ${((Date.now() - wallStart) / 1000).toFixed(1)} s`);
     await op?.stop('SIGTERM');
   });
 

@@ -14,6 +14,7 @@ import { Cases, capsOf, recordedPath, sha256, waitPod } from './helpers.ts';
 import { readFileSync } from 'node:fs';
 
 describe('fault matrix: the object store (S3, versitygw)', function () {
+  let wallStart = 0;
   this.timeout(300_000);
   let c: TestCluster;
   let s3: S3Client;
@@ -48,6 +49,7 @@ describe('fault matrix: the object store (S3, versitygw)', function () {
 
   before(async function () {
     this.timeout(300_000);
+    wallStart = Date.now();
     c = await cluster();
     await installCrd(c);
     ns = uniqueName('mx-s3');
@@ -95,6 +97,7 @@ describe('fault matrix: the object store (S3, versitygw)', function () {
   });
 
   after(async () => {
+    console.log(`      [wall] store.test.ts: ${((Date.now() - wallStart) / 1000).toFixed(1)} s`);
     await c?.startS3().catch(() => undefined);
     for (const op of ops) await op.stop('SIGTERM');
     s3?.destroy();
