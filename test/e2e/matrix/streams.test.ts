@@ -67,7 +67,8 @@ describe('fault matrix: stream faults (simulator and kubelet-1)', function () {
     // F5: `terminated` 5 s late (the phase already Succeeded), and the pod deleted (grace 0) in that window.
     cases.start('F5', async () => {
       await apply(c, logTailManifest(ns, 'f5', { podName: 'f5' }));
-      await apply(c, pod('sim', 'f5', { script: { containers: { main: { lines: 200, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } }, faults: { terminatedDelaySeconds: 5 } }));
+      await apply(c, pod('sim', 'f5', { script: { containers: { main: { lines: 600, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } }, faults: { terminatedDelaySeconds: 5 } }));
+      await waitForLogTail(c, ns, 'f5', 60_000, (lt) => (lt.status?.bytes ?? 0) > 0);
       const p = await waitPod(c, ns, 'f5', 'Succeeded', (x) => x.status.phase === 'Succeeded', 60_000);
       if (p.status.containerStatuses?.[0]?.state.terminated) throw new Error('precondition: state.terminated already shown');
       const d = await c.kubectl(['delete', 'pod', 'f5', '-n', ns, '--grace-period=0', '--force', '--wait=false']);
@@ -75,10 +76,15 @@ describe('fault matrix: stream faults (simulator and kubelet-1)', function () {
       return waitForLogTail(c, ns, 'f5', 120_000);
     });
 
-    // F6 on the simulator (kubelet-1's: on-kubelet.test.ts "deleted-0..2"): deleted after 8 s with 2 s grace, killed (137) mid-run.
-    cases.start('F6 sim', () =>
-      capture('sim', 'f6-sim', { script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } }, faults: { deleteAfterSeconds: 8, deleteGraceSeconds: 2 } }),
-    );
+    // F6 on the simulator (kubelet-1's: on-kubelet.test.ts "deleted-0..2"): deleted with 2 s grace once 10 kB are stored, killed (137) mid-run.
+    cases.start('F6 sim', async () => {
+      await apply(c, logTailManifest(ns, 'f6-sim', { podName: 'f6-sim' }));
+      await apply(c, pod('sim', 'f6-sim', { script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } } }));
+      await waitForLogTail(c, ns, 'f6-sim', 60_000, (lt) => (lt.status?.bytes ?? 0) > 10_000);
+      const d = await c.kubectl(['delete', 'pod', 'f6-sim', '-n', ns, '--grace-period=2', '--wait=false']);
+      if (d.code !== 0) throw new Error(d.stderr);
+      return waitForLogTail(c, ns, 'f6-sim', 120_000);
+    });
 
     // F10: 10 000 identical lines a second in bursts of 100 sharing one timestamp, for 10 s (scaled from open-ended),
     // cut every 600 001 B (not a multiple of the 46-byte line: cuts fall mid-line and mid-burst; above one second
@@ -102,7 +108,7 @@ describe('fault matrix: stream faults (simulator and kubelet-1)', function () {
       cases.start(`F12 ${where}`, async () => {
         const name = `f12-${where}`;
         await apply(c, logTailManifest(ns, name, { podName: name }));
-        await apply(c, pod(where, name, { script: { containers: { main: { segments: [{ lines: 5, lineBytes: 100 }, { pauseSeconds: 10, lines: 3000, lineBytes: 100, linesPerSecond: 300 }], exitCode: 0 } } }, faults: { containerLogMaxSize: '8Ki', cutEveryBytes: 60_000 } }));
+        await apply(c, pod(where, name, { script: { containers: { main: { segments: [{ lines: 5, lineBytes: 100 }, { pauseSeconds: 12, lines: 3000, lineBytes: 100, linesPerSecond: 300 }], exitCode: 0 } } }, faults: { containerLogMaxSize: '8Ki', cutEveryBytes: 60_000 } }));
         await waitForLogTail(c, ns, name, 60_000, (lt) => (lt.status?.bytes ?? 0) >= 500);
         const size = readFileSync(rec(name)).length;
         if (size !== 500) throw new Error(`precondition: the capture was not streaming before the first rotation (recorded ${size} B when it had stored 500)`);
@@ -131,14 +137,14 @@ describe('fault matrix: stream faults (simulator and kubelet-1)', function () {
       await replacePod('f15a');
       return waitForLogTail(c, ns, 'f15a', 120_000);
     });
-    // F15 mid-drain: the container ended (20 MB at 20 000 lines/s) before the LogTail existed; the capture reads it
-    // over connections cut every 4 MB (above one second of output, 2.6 MB); replaced while that read is under way.
+    // F15 mid-drain: the container ended (5 MB at 5 000 lines/s) before the LogTail existed; the capture reads it
+    // over connections cut every 1 MB (above one second of output, 655 kB); replaced while that read is under way.
     cases.start('F15 mid-drain', async () => {
-      await apply(c, pod('sim', 'f15b', { script: { containers: { main: { lines: 200_000, lineBytes: 100, linesPerSecond: 20_000, exitCode: 0 } } }, faults: { cutEveryBytes: 4_000_000 } }));
+      await apply(c, pod('sim', 'f15b', { script: { containers: { main: { lines: 50_000, lineBytes: 100, linesPerSecond: 5_000, exitCode: 0 } } }, faults: { cutEveryBytes: 1_000_000 } }));
       await waitPod(c, ns, 'f15b', 'Succeeded', (x) => x.status.phase === 'Succeeded', 90_000);
       await apply(c, logTailManifest(ns, 'f15b', { podName: 'f15b' }));
       const mid = await waitForLogTail(c, ns, 'f15b', 60_000, (lt) => (lt.status?.bytes ?? 0) > 0 || ['Complete', 'Incomplete', 'Failed'].includes(lt.status?.phase ?? ''));
-      if ((mid.status?.bytes ?? 0) >= 20_000_000 || mid.status?.phase !== 'Streaming') throw new Error(`precondition: not mid-drain when replaced: ${JSON.stringify(mid.status)}`);
+      if ((mid.status?.bytes ?? 0) >= 5_000_000 || mid.status?.phase !== 'Streaming') throw new Error(`precondition: not mid-drain when replaced: ${JSON.stringify(mid.status)}`);
       await replacePod('f15b');
       return waitForLogTail(c, ns, 'f15b', 120_000);
     });
