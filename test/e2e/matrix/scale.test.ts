@@ -63,7 +63,8 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
 
   it(`F17 ${CAPTURES} LogTails, --max-concurrent-streams ${STREAMS}: all Complete and byte-exact, never more than ${STREAMS} streams open at the kubelet`, async () => {
     const name = (i: number) => `p${String(i).padStart(4, '0')}`;
-    // Each container writes 30 lines over 3 s; the pods spread over the simulator's nodes.
+    // Each container writes 15 lines over 3 s; the containers start over 12.5 s (16 a second at 200), so about
+    // 48 want a stream at once: the limit is reached and the rest queue. The pods spread over the simulator's nodes.
     const create = async (make: (i: number) => unknown) => {
       for (let i = 0; i < CAPTURES; i += 100) {
         const items = Array.from({ length: Math.min(100, CAPTURES - i) }, (_, k) => make(i + k));
@@ -74,8 +75,8 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
     const base = await logRequests(c, true);
     expect(base.open, 'no log request in flight before the run').to.equal(0);
     const t0 = Date.now();
-    await create((i) => podManifest(ns, name(i), { script: { containers: { main: { lines: 30, lineBytes: 90, linesPerSecond: 10, exitCode: 0 } } } }));
     await create((i) => logTailManifest(ns, name(i), { podName: name(i) }));
+    await create((i) => podManifest(ns, name(i), { script: { containers: { main: { lines: 15, lineBytes: 90, linesPerSecond: 5, exitCode: 0, startDelaySeconds: (i / CAPTURES) * 12.5 } } } }));
     let maxSeen = 0;
     let done: LogTailObject[] = [];
     const deadline = Date.now() + Math.max(240_000, CAPTURES * 1_200);
