@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { makePki, nodeServingCert } from './pki.ts';
 import { freePort, freePorts, isAlive, run, sleep } from './proc.ts';
 
@@ -578,6 +578,32 @@ export async function restartApiserver(dir: string, readyTimeoutMs = 120_000): P
   const p = state.procs.find((x) => x.name === 'kube-apiserver');
   if (p) await stopProc(p, 1000);
   await startApiserver(state, readyTimeoutMs);
+}
+
+/** Stops the cluster's S3 server (versitygw); its data stays. For outages in tests: startS3 brings it back. */
+export async function stopS3(dir: string): Promise<void> {
+  const state = loadState(dir);
+  const p = state.procs.find((x) => x.name === 'versitygw');
+  if (!p) throw new Error(`the cluster in ${dir} runs no S3 server`);
+  await stopProc(p, 1000);
+}
+
+/** Starts the S3 server again after stopS3, on the same port, data and keys; returns once it answers. */
+export async function startS3(dir: string, readyTimeoutMs = 30_000): Promise<void> {
+  const state = loadState(dir);
+  const p = state.procs.find((x) => x.name === 'versitygw');
+  if (!p) throw new Error(`the cluster in ${dir} runs no S3 server`);
+  if (isAlive(p.pid)) return;
+  const s3 = spawnDetached(state, 'versitygw', p.cmd, p.args);
+  const client = new S3Client({ endpoint: state.s3.endpoint, region: state.s3.region, forcePathStyle: true, credentials: { accessKeyId: state.s3.accessKey, secretAccessKey: state.s3.secretKey } });
+  try {
+    await waitFor('versitygw', s3.log, s3.pid, readyTimeoutMs, async () => {
+      await client.send(new HeadBucketCommand({ Bucket: state.s3.bucket }));
+      return true;
+    });
+  } finally {
+    client.destroy();
+  }
 }
 
 /** Runs the cluster's own kubectl with the cluster's kubeconfig. */

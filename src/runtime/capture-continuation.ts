@@ -39,7 +39,9 @@ export function durableOf(u: UploadCheckpoint): DurableUpload {
 }
 
 function createOptions(d: CaptureDaemon): CreateOptions {
-  return { contentType: 'text/plain; charset=utf-8', contentEncoding: d.spec.compression === 'gzip' ? 'gzip' : undefined, checkpoints: true };
+  // The same budget covers the writes of the object (S3 parts and the commit): a store outage is retried, not the end.
+  const retry = { initialIntervalMs: 500, maxIntervalMs: 10_000, maxElapsedMs: d.spec.retry.maxElapsedMs };
+  return { contentType: 'text/plain; charset=utf-8', contentEncoding: d.spec.compression === 'gzip' ? 'gzip' : undefined, checkpoints: true, retry };
 }
 
 function storeRetry<T>(d: CaptureDaemon, op: () => Promise<T>): Promise<T> {

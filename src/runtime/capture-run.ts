@@ -389,6 +389,11 @@ class RunCapture {
     }
     const verdict = await this.proofWindow(plan.tailLines + this.windowExtra);
     if (this.stopped) return true;
+    if (verdict.kind === 'failed') {
+      // A failed request (kubelet unreachable, 5xx, ...), not an inconclusive proof: its own reason and budget.
+      await this.onFailure(verdict.error, false, true);
+      return this.stopped;
+    }
     if (verdict.kind === 'drained') {
       // An empty log that an earlier process of this capture saw lines in: rotated away.
       if (this.filter.bytes === 0 && this.firstTimestampBefore) {
@@ -418,7 +423,7 @@ class RunCapture {
   }
 
   /** Asks for the last `n` records of the ended run; the run must be where it was before and after. */
-  private async proofWindow(n: number): Promise<ReturnType<typeof judgeWindow>> {
+  private async proofWindow(n: number): Promise<ReturnType<typeof judgeWindow> | { kind: 'failed'; error: unknown }> {
     const before = this.run;
     const chunks: Buffer[] = [];
     let size = 0;
@@ -434,7 +439,7 @@ class RunCapture {
       }
     } catch (err) {
       this.d.signal.throwIfAborted();
-      return { kind: 'inconclusive', why: `the window request failed: ${String((err as Error)?.message ?? err)}` };
+      return { kind: 'failed', error: err };
     }
     const where = await this.locate();
     if (where.kind !== 'run') {

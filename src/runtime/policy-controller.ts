@@ -5,10 +5,10 @@
 // event: the policy in its label), and reconcile re-reads everything from the
 // caches. The LogTails it creates are ordinary ones, captured by the LogTail
 // controller like any other.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { KubeApi } from '../adapters/kube-api.ts';
-import { LOGTAIL_RESOURCE, logTailsPath, type LogTail } from '../core/spec.ts';
-import { POLICY_LABEL, POLICY_RESOURCE, decideCreate, logTailFor, policiesPath, policyStatus, statusEqual, type LogTailPolicy } from '../core/policy.ts';
+import { logTailsPath, type LogTail } from '../core/spec.ts';
+import { POLICY_LABEL, decideCreate, logTailFor, policiesPath, policyStatus, statusEqual, type LogTailPolicy } from '../core/policy.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
@@ -78,8 +78,9 @@ export class PolicyController {
 
   private makeInformers(): Informers {
     const { kc, watchNamespaces: namespaces } = this.o;
-    const core = kc.makeApiClient(CoreV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
+    // Lists go through the same client as every other request (KubeApi).
+    const list = <T extends KubernetesObject>(path: string, labelSelector?: string) =>
+      this.o.api.request<KubernetesListObject<T>>('GET', labelSelector ? `${path}?labelSelector=${encodeURIComponent(labelSelector)}` : path);
     const common = { kc, namespaces, logger: this.log };
     const restarted = (informer: string) => () => this.o.metrics?.informerRestarts.inc({ informer });
     return {
@@ -87,14 +88,14 @@ export class PolicyController {
         ...common,
         name: 'logtailpolicies',
         path: (ns) => policiesPath(ns),
-        listFn: (ns) => (ns ? custom.listNamespacedCustomObject({ ...POLICY_RESOURCE, namespace: ns }) : custom.listClusterCustomObject(POLICY_RESOURCE)) as never,
+        listFn: (ns) => list<LogTailPolicy>(policiesPath(ns)),
         onRestart: restarted('logtailpolicies'),
       }),
       pods: informerFor<V1Pod>({
         ...common,
         name: 'policy-pods',
         path: (ns) => resourcePath({ version: 'v1', plural: 'pods', namespace: ns }),
-        listFn: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()) as never,
+        listFn: (ns) => list<V1Pod>(resourcePath({ version: 'v1', plural: 'pods', namespace: ns })),
         onRestart: restarted('policy-pods'),
       }),
       logTails: informerFor<LogTail>({
@@ -102,10 +103,7 @@ export class PolicyController {
         name: 'policy-logtails',
         labelSelector: POLICY_LABEL,
         path: (ns) => logTailsPath(ns),
-        listFn: (ns) =>
-          (ns
-            ? custom.listNamespacedCustomObject({ ...LOGTAIL_RESOURCE, namespace: ns, labelSelector: POLICY_LABEL })
-            : custom.listClusterCustomObject({ ...LOGTAIL_RESOURCE, labelSelector: POLICY_LABEL })) as never,
+        listFn: (ns) => list<LogTail>(logTailsPath(ns), POLICY_LABEL),
         onRestart: restarted('policy-logtails'),
       }),
     };

@@ -1,7 +1,8 @@
 // An informer that keeps itself alive.
 //
-// What client-node 2.0.1's informer (ListWatch in cache.js, Watch in watch.js)
-// does by itself, and what this wrapper adds:
+// What client-node 2.0.1's informer (ListWatch in cache.js, Watch in watch.js;
+// reached through src/adapters/list-watch.ts) does by itself, and what this
+// wrapper adds:
 // - A watch that ends cleanly is re-opened from the last resourceVersion, with
 //   a 1 s..30 s backoff reset by every event. watch.js aborts a connection that
 //   carried nothing for 30 s (TimeoutError) and ListWatch re-opens it at once,
@@ -26,8 +27,8 @@
 //   add/update/delete callbacks live here: a restart relists and this class
 //   diffs the list against what it holds, delivering what was missed while the
 //   informer was down (deletes included) and nothing twice.
-import { ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { kubeWatch, newListWatch, type ListWatchRun, type WatchCallback, type WatchDone, type WatchLike } from '../adapters/list-watch.ts';
 import { Backoff } from '../adapters/retry.ts';
 import type { Logger } from './logger.ts';
 import { systemClock } from './work-queue.ts';
@@ -36,13 +37,7 @@ import type { Clock, TimerHandle } from './work-queue.ts';
 export type InformerVerb = 'add' | 'update' | 'delete';
 export type ObjectHandler<T> = (obj: T) => void;
 
-export type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
-export type WatchDone = (err: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/** The part of client-node's Watch that ListWatch uses. */
-export interface WatchLike {
-  watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: WatchDone): Promise<AbortController>;
-}
+export type { WatchCallback, WatchDone, WatchLike } from '../adapters/list-watch.ts';
 
 export interface RestartInfo {
   informer: string;
@@ -93,21 +88,20 @@ export interface ObjectInformer<T extends KubernetesObject> {
 // connecting, and swallows their callbacks so the old ListWatch goes quiet.
 // (The generation checks in SupervisedInformer would also drop anything a
 // retired run delivers; this keeps it from even trying to reconnect.)
-class GuardedWatch extends Watch {
+class GuardedWatch implements WatchLike {
   readonly #inner: WatchLike;
   readonly #onActivity: () => void;
   readonly #onConnected: () => void;
   readonly #open = new Set<AbortController>();
   #retired = false;
 
-  constructor(kc: KubeConfig, inner: WatchLike, onActivity: () => void, onConnected: () => void) {
-    super(kc);
+  constructor(inner: WatchLike, onActivity: () => void, onConnected: () => void) {
     this.#inner = inner;
     this.#onActivity = onActivity;
     this.#onConnected = onConnected;
   }
 
-  override async watch(
+  async watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: WatchCallback,
@@ -161,7 +155,7 @@ class GuardedWatch extends Watch {
 
 interface Run<T extends KubernetesObject> {
   gen: number;
-  lw: ListWatch<T>;
+  lw: ListWatchRun<T>;
   guard: GuardedWatch;
   listed: boolean;
 }
@@ -217,7 +211,7 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
     this.#watchdogMs = opts.watchdogMs ?? 5 * 60_000;
     this.#onRestart = opts.onRestart;
     this.#clock = opts.clock ?? systemClock;
-    this.#transport = opts.watch ?? new Watch(opts.kc);
+    this.#transport = opts.watch ?? kubeWatch(opts.kc);
   }
 
   get restarts(): number {
@@ -297,7 +291,6 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
     const gen = ++this.#gen;
     this.#lastActivity = this.#clock.now();
     const guard = new GuardedWatch(
-      this.#kc,
       this.#transport,
       () => this.#touch(gen),
       () => {
@@ -306,7 +299,7 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
         this.#touch(gen);
       },
     );
-    const lw = new ListWatch<T>(this.#path, guard, () => this.#list(gen), false, this.#labelSelector);
+    const lw = newListWatch<T>({ kc: this.#kc, path: this.#path, watch: guard, listFn: () => this.#list(gen), labelSelector: this.#labelSelector });
     const run: Run<T> = { gen, lw, guard, listed: false };
     this.#run = run;
     lw.on('add', (o) => this.#upsert(gen, o));

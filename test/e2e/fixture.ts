@@ -4,7 +4,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addNode, down, killAllSync, kubectl as runKubectl, loadState, removeNode, restartApiserver, up, type AddNodeOptions, type ClusterState, type KubeletInfo } from '../../src/dev/cluster.ts';
+import { addNode, down, killAllSync, kubectl as runKubectl, loadState, removeNode, restartApiserver, startS3, stopS3, up, type AddNodeOptions, type ClusterState, type KubeletInfo } from '../../src/dev/cluster.ts';
 
 export interface TestCluster {
   dir: string;
@@ -19,6 +19,9 @@ export interface TestCluster {
   removeNode(name: string): Promise<void>;
   kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): ReturnType<typeof runKubectl>;
   restartApiserver(): Promise<void>;
+  /** Stops the S3 server (versitygw), keeping its data; startS3 brings it back on the same endpoint. */
+  stopS3(): Promise<void>;
+  startS3(): Promise<void>;
 }
 
 let started: Promise<TestCluster> | undefined;
@@ -39,6 +42,8 @@ function wrap(state: ClusterState): TestCluster {
     state,
     kubectl: (args, opts) => runKubectl(state, args, opts),
     restartApiserver: () => restartApiserver(state.dir),
+    stopS3: () => stopS3(state.dir),
+    startS3: () => startS3(state.dir),
   };
 }
 

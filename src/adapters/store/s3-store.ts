@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { CaptureError, captureError, describeError, isNetworkError } from '../errors.ts';
-import { retry, type RetryPolicy } from '../retry.ts';
+import { RetryExhaustedError, retry, type RetryPolicy } from '../retry.ts';
 import { objectTags } from '../../core/object-labels.ts';
 import { parseS3Url } from './s3-url.ts';
 import { assertSafeKey, type Checkpointing, type CommitMeta, type CommitResult, type CreateOptions, type DurableUpload, type ObjectStore, type ObjectWriter, type UploadFacts } from './types.ts';
@@ -389,6 +389,7 @@ class S3Writer implements ObjectWriter {
   private bytes = 0;
   private failure: CaptureError | undefined;
   readonly checkpoints: Checkpointing | undefined;
+  private readonly retryPolicy: RetryPolicy;
 
   constructor(client: S3Client, bucket: string, key: string, uri: string, opts: CreateOptions, partSize: number, queueSize: number, sse: ReturnType<typeof sseParams>, spoolRoot: string) {
     this.client = client;
@@ -400,6 +401,7 @@ class S3Writer implements ObjectWriter {
     this.queueSize = queueSize;
     this.sse = sse;
     this.spoolRoot = spoolRoot;
+    this.retryPolicy = opts.retry ?? METADATA_RETRY;
     this.checkpoints = opts.checkpoints
       ? { mode: 'parts', syncHint: () => (this.part && this.part.bytes >= this.partSize ? 'now' : 'none'), sync: () => this.sync(), release: () => this.release() }
       : undefined;
@@ -494,7 +496,7 @@ class S3Writer implements ObjectWriter {
     if (!this.uploadId) {
       const out = await retry(
         () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse })),
-        METADATA_RETRY,
+        this.retryPolicy,
         { classify: (e) => classifyS3Error(e, '').kind },
       ).catch((err: unknown) => {
         throw classifyS3Error(err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err, `start multipart upload of ${this.uri}`);
@@ -513,7 +515,7 @@ class S3Writer implements ObjectWriter {
   private async uploadPart(part: SpoolPart, PartNumber: number): Promise<void> {
     const out = await retry(
       () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber, ContentLength: part.bytes, Body: createReadStream(part.path) })),
-      METADATA_RETRY,
+      this.retryPolicy,
       { classify: (e) => classifyS3Error(e, '').kind },
     ).catch((err: unknown) => {
       throw err instanceof Error && err.name === 'RetryExhaustedError' ? err.cause : err;
@@ -530,15 +532,27 @@ class S3Writer implements ObjectWriter {
     this.part = undefined;
     const guard = { IfNoneMatch: '*' };
     if (!this.uploadId) {
-      const Body = last ? createReadStream(last.path) : Buffer.alloc(0);
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body, ContentLength: last?.bytes ?? 0, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse, ...guard }));
+      // A fresh body per attempt. A retry after a PUT that landed but whose
+      // answer was lost gets 412 (KeyExists): the caller adopts identical bytes.
+      await this.retried(() =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: last ? createReadStream(last.path) : Buffer.alloc(0), ContentLength: last?.bytes ?? 0, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse, ...guard })),
+      );
       return;
     }
     if (last && last.bytes > 0) await this.uploadPart(last, last.number);
     while (this.inflight.length > 0) await Promise.all(this.inflight);
     if (this.failure) throw this.failure;
     const Parts = [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
-    await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts }, ...guard }));
+    await this.retried(() => this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts }, ...guard })));
+  }
+
+  /** `send` retried on transient store errors within this writer's budget; the last error when it is spent. */
+  private async retried<T>(send: () => Promise<T>): Promise<T> {
+    return retry(send, this.retryPolicy, { classify: (e) => classifyS3Error(e, '').kind }).catch((err: unknown) => {
+      if (!(err instanceof RetryExhaustedError)) throw err;
+      const last = classifyS3Error(err.cause, `upload ${this.uri}`);
+      throw captureError(last.reason, `${last.message} (gave up after ${err.attempts} attempts in ${Math.round(err.elapsedMs / 1000)} s)`, { cause: err.cause, kind: 'permanent' });
+    });
   }
 
   private async removeSpool(): Promise<void> {

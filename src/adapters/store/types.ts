@@ -1,10 +1,17 @@
 import type { Readable } from 'node:stream';
 import type { UploadFacts } from '../../core/capture/continuation.ts';
+import type { RetryPolicy } from '../../core/spec.ts';
 import { captureError } from '../errors.ts';
 
 export interface CreateOptions {
   contentType: string;
   contentEncoding?: string;
+  /**
+   * Budget for transient failures of this object's writes to a remote store
+   * (S3: each part, the final PutObject or CompleteMultipartUpload): a store
+   * outage at the commit must not lose what was read. Default: the store's own.
+   */
+  retry?: RetryPolicy;
   /**
    * The caller makes bytes durable with sync() (ObjectWriter.checkpoints):
    * S3 then cuts parts only there, so every durable boundary is one the

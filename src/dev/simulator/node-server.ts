@@ -12,6 +12,30 @@ export const TLS_INTERNAL_ERROR_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x0
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/**
+ * Log requests (`/containerLogs/…`) in flight on all nodes of this process,
+ * and the most seen at once: what a test counts as the streams open at the
+ * kubelet. Read (and the maximum reset) with `GET /debug/log-requests` on any
+ * node's port; `?reset=1` sets the maximum to the current count.
+ */
+export const logRequests = { open: 0, max: 0, total: 0 };
+
+function countLogRequest(req: IncomingMessage, res: ServerResponse): void {
+  if (!req.url?.startsWith('/containerLogs/')) return;
+  logRequests.open++;
+  logRequests.total++;
+  if (logRequests.open > logRequests.max) logRequests.max = logRequests.open;
+  res.on('close', () => logRequests.open--);
+}
+
+function debugLogRequests(req: IncomingMessage, res: ServerResponse): boolean {
+  if (!req.url?.startsWith('/debug/log-requests')) return false;
+  if (new URL(req.url, 'https://node').searchParams.get('reset') === '1') logRequests.max = logRequests.open;
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(logRequests));
+  return true;
+}
+
 export class NodeServer {
   readonly name: string;
   port = 0;
@@ -33,6 +57,8 @@ export class NodeServer {
         // A connection reused after the window opened would skip the handshake.
         if (st && st.busy === 0 && this.refusing()) req.socket.destroy();
       });
+      if (debugLogRequests(req, res)) return;
+      countLogRequest(req, res);
       handler(req, res);
     });
     this.server.on('secureConnection', (s: TLSSocket) => {

@@ -80,4 +80,38 @@ describe('adapters/store/s3-store: parts spooled to disk (stand-in S3 server)', 
     await w.abort();
     expect(spoolBytes(spool).files).to.equal(0);
   });
+
+  // Issue 10, F9: a store outage at the commit must not lose what was read.
+  it('retries a single-PUT commit the store answers 503 to, within the retry budget given at create', async () => {
+    const w = await st.create('ns/lt/pod/main/3.log', { contentType: 'text/plain', retry: { initialIntervalMs: 10, maxIntervalMs: 20, maxElapsedMs: 20_000 } });
+    await w.write(Buffer.from('one line\n'));
+    s.failWrites = 8; // more than the SDK's own three attempts
+    await w.commit({ sha256: 'a'.repeat(64), objectSha256: 'a'.repeat(64) });
+    expect(s.failWrites).to.equal(0);
+    expect([...s.objects.entries()].find(([k]) => k.endsWith('ns/lt/pod/main/3.log'))?.[1]?.toString()).to.equal('one line\n');
+    expect(spoolBytes(spool).files).to.equal(0);
+  });
+
+  it('retries a CompleteMultipartUpload the store answers 503 to', async () => {
+    const w = await st.create('ns/lt/pod/main/4.log', { contentType: 'text/plain', retry: { initialIntervalMs: 10, maxIntervalMs: 20, maxElapsedMs: 20_000 } });
+    await w.write(Buffer.alloc(PART * 2 + 10, 120));
+    s.failWrites = 8;
+    const res = await w.commit({ sha256: 'b'.repeat(64), objectSha256: 'b'.repeat(64) });
+    expect(res.size).to.equal(PART * 2 + 10);
+    expect(s.failWrites).to.equal(0);
+  });
+
+  it('gives up when the budget is spent: StoreUnavailable with the store\'s message, the spool emptied', async () => {
+    const w = await st.create('ns/lt/pod/main/5.log', { contentType: 'text/plain', retry: { initialIntervalMs: 10, maxIntervalMs: 20, maxElapsedMs: 300 } });
+    await w.write(Buffer.from('one line\n'));
+    s.failWrites = 1_000;
+    const err = await w.commit({ sha256: 'c'.repeat(64), objectSha256: 'c'.repeat(64) }).then(
+      () => undefined,
+      (e: unknown) => e as { reason?: string; message?: string },
+    );
+    expect(err?.reason).to.equal('StoreUnavailable');
+    expect(err?.message).to.match(/unavailable \(failWrites\)|ServiceUnavailable/);
+    expect(err?.message).to.match(/gave up after \d+ attempts in \d+ s/);
+    expect(spoolBytes(spool).files).to.equal(0);
+  });
 });

@@ -25,6 +25,8 @@ export interface StandIn {
   endpoint: string;
   requests: RecordedRequest[];
   objects: Map<string, Buffer>;
+  /** The next this-many object writes (PutObject, CompleteMultipartUpload) are answered 503 ServiceUnavailable. */
+  failWrites: number;
   close(): Promise<void>;
 }
 
@@ -36,6 +38,7 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
   const objects = new Map<string, Buffer>();
   const uploads = new Map<string, Map<number, Buffer>>();
   const requests: RecordedRequest[] = [];
+  const state = { failWrites: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -47,6 +50,11 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
       const q = u.searchParams;
       const conditional = req.headers['if-none-match'] === '*';
       if (req.method === 'PUT' && q.has('tagging')) return res.writeHead(200).end();
+      const objectWrite = (req.method === 'PUT' && !q.has('partNumber')) || (req.method === 'POST' && q.has('uploadId'));
+      if (objectWrite && state.failWrites > 0) {
+        state.failWrites--;
+        return xmlError(res, 503, 'ServiceUnavailable', 'stand-in: unavailable (failWrites)');
+      }
       if (req.method === 'PUT' && q.has('partNumber')) {
         uploads.get(q.get('uploadId') ?? '')?.set(Number(q.get('partNumber')), body);
         return res.writeHead(200, { ETag: `"part-${q.get('partNumber')}"` }).end();
@@ -91,6 +99,12 @@ export async function startStandIn(o: StandInOptions): Promise<StandIn> {
     endpoint: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
     objects,
+    get failWrites() {
+      return state.failWrites;
+    },
+    set failWrites(n: number) {
+      state.failWrites = n;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections?.();

@@ -1,5 +1,6 @@
 // Whole captures against the kubelet model, on a virtual clock.
 import { expect } from 'chai';
+import { captureError } from '../../../src/adapters/errors.ts';
 import { KubeApiError } from '../../../src/adapters/kube-api.ts';
 import type { ModelPod } from '../core/kubelet-model.ts';
 import { type Capture, makeCapture } from './capture-harness.ts';
@@ -276,6 +277,37 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.model.fault = (req) => (req.tailLines !== undefined ? { cutAt: 5 } : {});
       const st = await cap.run();
       expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    });
+
+    // Issue 10, F1b, found by the fault matrix: a kubelet unreachable (TLS internal error) for longer than the
+    // budget while the run ends. A failed window request is a failed request, not an inconclusive proof.
+    it('a kubelet unreachable past the budget after the run ended, nothing ever read: Failed/KubeletUnreachable, no object', async () => {
+      const cap = makeCapture({ spec: { retry: { initialInterval: '100ms', maxInterval: '1s', maxElapsed: '8s' } } });
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 10; i++) cap.model.write(pod, 'main', `line ${i}\n`);
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+      cap.model.fault = () => ({ error: captureError('KubeletUnreachable', 'remote error: tls: internal error') });
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Failed', 'KubeletUnreachable']);
+      expect(st.message).to.match(/tls: internal error/);
+      expect(cap.object('main', 0)).to.equal(undefined);
+    });
+
+    it('window requests failing past the budget after part of the run was read: the part committed, Incomplete/KubeletUnreachable', async () => {
+      const cap = makeCapture({ spec: { retry: { initialInterval: '100ms', maxInterval: '1s', maxElapsed: '8s' } } });
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 20, 0, 10);
+      cap.clock.at(end + 1, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      cap.model.fault = (req) => (req.tailLines !== undefined ? { error: captureError('KubeletUnreachable', 'connect: connection refused') } : {});
+      const st = await cap.run();
+      expect([st.phase, st.reason], JSON.stringify(st)).to.deep.equal(['Incomplete', 'KubeletUnreachable']);
       expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
     });
 
