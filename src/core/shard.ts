@@ -12,12 +12,14 @@
 //   hand one over, so replicas that briefly disagree about the members never
 //   both capture.
 import { createHash } from 'node:crypto';
-import { isTerminalPhase } from './status.ts';
+import { type Phase, isTerminalPhase } from './status.ts';
 
 /** The replica that owns a LogTail (its shard id). */
 export const OWNER_ANNOTATION = 'logtail.dev/owner';
 /** When that claim was written (RFC 3339), for people reading the object. */
 export const OWNER_SINCE_ANNOTATION = 'logtail.dev/owner-since';
+/** Annotation on a member's Lease naming the member, kept when it releases the Lease (holder cleared). */
+export const SHARD_ID_ANNOTATION = 'logtail.dev/shard-id';
 /** Label on every shard member's Lease; the value is the shard group (the operator's lease id). */
 export const SHARD_GROUP_LABEL = 'logtail.dev/shard-group';
 
@@ -76,7 +78,7 @@ export function needsOwner(lt: { metadata?: { finalizers?: string[]; deletionTim
   const hasFinalizer = (lt.metadata?.finalizers ?? []).includes(finalizer);
   if (hasFinalizer) return true;
   if (lt.metadata?.deletionTimestamp) return false;
-  if (!isTerminalPhase(lt.status?.phase)) return true;
+  if (!isTerminalPhase(lt.status?.phase as Phase | undefined)) return true;
   const ttl = lt.spec?.ttlSecondsAfterFinished;
   return ttl !== undefined && ttl !== null;
 }

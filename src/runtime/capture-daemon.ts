@@ -19,7 +19,12 @@ import type { Logger } from './logger.ts';
 
 export type { DaemonDeps, PodSource } from './capture-ports.ts';
 
-export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership';
+/**
+ * Why a capture is stopped. `ShardMoved`: with sharding, the LogTail's owner
+ * hands it to another replica (the hash moved it); like OperatorExiting and
+ * LostLeadership the capture is not over, the next owner continues it.
+ */
+export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership' | 'ShardMoved';
 
 export class StopRequest extends Error {
   readonly reason: StopReason;
@@ -106,6 +111,9 @@ export class CaptureDaemon {
         }
         this.log.error('capture crashed', { error: String((err as Error)?.stack ?? err) });
       })
+      // A status write still in flight belongs to this daemon: `done` waits for it, so whoever
+      // captures this LogTail next (this process or, with sharding, another replica) writes after it.
+      .then(() => this.writing)
       .finally(() => this.deps.metrics?.activeCaptures.dec());
   }
 

@@ -12,6 +12,7 @@ import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { FairSlots } from './semaphore.ts';
+import type { Sharding } from './sharding.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
 import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 
@@ -34,6 +35,8 @@ export interface ControllerOptions {
   statusIntervalMs: number;
   workers?: number;
   finalizerDeadlineMs?: number;
+  /** Sharding (--shard): only the replica that owns a LogTail reconciles it. */
+  shard?: Sharding;
 }
 
 interface Finished {
@@ -116,7 +119,12 @@ export class Controller {
     await lt.start();
     this.running = true;
     this.queue.run((key) => this.reconcile(key), this.o.workers ?? 4);
-    for (const obj of lt.list()) enqueue(obj);
+    this.resync();
+  }
+
+  /** Every LogTail's key is looked at again (sharding: the members changed). */
+  resync(): void {
+    for (const obj of this.ltInformer?.list() ?? []) this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
   }
 
   /** Stops taking work, then stops every capture with `reason` (uploads aborted, status checkpointed). */
@@ -170,7 +178,13 @@ export class Controller {
       // Gone: nothing is held for it, so nothing waits for the daemon.
       this.requestStop(key, 'Deleted');
       this.finished.delete(key);
+      this.o.shard?.forget(key);
       return Result.done;
+    }
+    if (this.o.shard) {
+      // Not ours (or being claimed, released, handed over): the gate says what happens to the key.
+      const held = await this.o.shard.gate(key, lt, { stop: (k, reason) => this.requestStop(k, reason) });
+      if (held) return held;
     }
     if (lt.metadata.deletionTimestamp) {
       // The finalizer is held until the capture has aborted its upload (or the deadline passed),
