@@ -130,7 +130,6 @@ async function runAndCheck(state: ClusterState, ns: string, o: Options, lines: n
   let killedHeld: string[] = [];
   let maxShare = 0;
   let beforeKill = new Map<string, number>();
-  let takeoverS = Number.NaN;
   try {
     const tl = performance.now();
     await createAll(state, names.length, (i) => logTail(ns, names[i]!, { podName: names[i]!, podNotFoundTimeout: '30m' }));
@@ -163,9 +162,6 @@ async function runAndCheck(state: ClusterState, ns: string, o: Options, lines: n
             killedAt = Date.now();
             process.stderr.write(`killed ${killed} (owned ${by.get(killed) ?? 0}, ${killedHeld.length} unfinished)\n`);
           }
-        } else if (Number.isNaN(takeoverS)) {
-          const stillHeld = items.filter((lt) => killedHeld.includes(lt.metadata.name) && lt.metadata.annotations?.[OWNER] === killed && (lt.metadata.finalizers ?? []).length > 0);
-          if (stillHeld.length === 0) takeoverS = (Date.now() - killedAt) / 1000;
         }
         const done = items.filter((lt) => TERMINAL.has(lt.status?.phase ?? '') && !(lt.metadata.finalizers ?? []).includes('logtail.dev/finalizer'));
         if (killed && done.length >= names.length) break;
@@ -181,7 +177,7 @@ async function runAndCheck(state: ClusterState, ns: string, o: Options, lines: n
   const secs = (performance.now() - t0) / 1000;
   const survivors = [...ops.keys()].filter((id) => id !== killed);
   for (const id of survivors) if (ops.get(id)!.proc.exitCode !== null) throw new Error(`replica ${id} exited (${ops.get(id)!.proc.exitCode})`);
-  await report(state, ns, o, names, { secs, killed, killedHeld, maxShare, beforeKill, takeoverS, terminal, ownerLog, killedAt });
+  await report(state, ns, o, names, { secs, killed, killedHeld, maxShare, beforeKill, terminal, ownerLog, killedAt });
 }
 
 async function report(
@@ -189,7 +185,7 @@ async function report(
   ns: string,
   o: Options,
   names: string[],
-  r: { secs: number; killed: string; killedHeld: string[]; maxShare: number; beforeKill: Map<string, number>; takeoverS: number; terminal: Map<string, Set<string>>; ownerLog: Array<{ at: number; name: string; owner: string }>; killedAt: number },
+  r: { secs: number; killed: string; killedHeld: string[]; maxShare: number; beforeKill: Map<string, number>; terminal: Map<string, Set<string>>; ownerLog: Array<{ at: number; name: string; owner: string }>; killedAt: number },
 ): Promise<void> {
   const items = await listLogTails(state, ns);
   const byName = new Map(items.map((lt) => [lt.metadata.name, lt]));
@@ -227,19 +223,25 @@ async function report(
   const after = owners(items);
   // handovers: a claim cleared by a live owner (ShardMoved), seen on the watch
   const released = r.ownerLog.filter((e, i) => e.owner === '' && r.ownerLog.slice(0, i).some((p) => p.name === e.name && p.owner !== '')).length;
-  const moved = r.ownerLog.filter((e) => e.at >= r.killedAt && r.killedHeld.includes(e.name) && e.owner && e.owner !== r.killed).length;
+  // takeover, from the watch: when each LogTail the killed replica held got a surviving owner
+  const takenAt = new Map<string, number>();
+  for (const e of r.ownerLog) if (e.at >= r.killedAt && r.killedHeld.includes(e.name) && e.owner && e.owner !== r.killed && !takenAt.has(e.name)) takenAt.set(e.name, e.at);
+  const moved = takenAt.size;
+  const takeover = [...takenAt.values()].map((t) => (t - r.killedAt) / 1000);
+  const firstTakeoverS = takeover.length ? Math.min(...takeover) : Number.NaN;
+  const takeoverS = takeover.length === r.killedHeld.length && takeover.length ? Math.max(...takeover) : Number.NaN;
   console.log('');
   table(['replica', 'LogTails owned while all were live', 'owned at the end'], [...new Set([...r.beforeKill.keys(), ...after.keys()])].sort().map((id) => [id || '(unowned)', r.beforeKill.get(id) ?? 0, after.get(id) ?? 0]));
   table(
-    ['replicas', 'captures', 'KiB each', 'exact', 'finalizations', 'max_share', 'handovers', 'killed', 'unfinished it held', 'claims moved', 'takeover s', 'seconds'],
-    [[o.replicas, o.captures, o.kib, `${o.captures - notExact.length}/${o.captures}`, finalizations, r.maxShare, released, r.killed, r.killedHeld.length, moved, r.takeoverS, r.secs]],
+    ['replicas', 'captures', 'KiB each', 'exact', 'finalizations', 'max_share', 'handovers', 'killed', 'unfinished it held', 'claims moved', 'first taken s', 'all taken s', 'seconds'],
+    [[o.replicas, o.captures, o.kib, `${o.captures - notExact.length}/${o.captures}`, finalizations, r.maxShare, released, r.killed, r.killedHeld.length, moved, firstTakeoverS, takeoverS, r.secs]],
   );
   if (notExact.length) console.log(`not byte-exact: ${notExact.slice(0, 20).join(' ')}`);
   if (notOnce.length) console.log(`not finalized exactly once: ${notOnce.slice(0, 20).join(' ')}`);
   if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).join(' ')}`);
   const exact = notExact.length === 0;
   console.log(`goals: every object byte-exact ${exact ? 'met' : 'NOT met'}; one finalization each ${notOnce.length === 0 ? 'met' : 'NOT met'}; max_share <= 0.5 ${r.maxShare <= 0.5 ? 'met' : 'NOT met'} (this run)`);
-  finish('sharding', { options: o, secs: r.secs, handovers: released, killed: r.killed, killedHeld: r.killedHeld.length, takeoverS: r.takeoverS, ownedBeforeKill: Object.fromEntries(r.beforeKill), ownedAtEnd: Object.fromEntries(after), notExact, notOnce, notComplete }, {
+  finish('sharding', { options: o, secs: r.secs, handovers: released, killed: r.killed, killedHeld: r.killedHeld.length, firstTakeoverS, takeoverS, ownedBeforeKill: Object.fromEntries(r.beforeKill), ownedAtEnd: Object.fromEntries(after), notExact, notOnce, notComplete }, {
     replicas: o.replicas,
     captures: o.captures,
     exact,

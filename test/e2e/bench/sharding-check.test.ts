@@ -37,6 +37,7 @@ describe('bench sharding (small, correctness only)', function () {
       killed: string;
       killedHeld: number;
       handovers: number;
+      takeoverS: number | null;
       ownedAtEnd: Record<string, number>;
     };
     expect(r.notExact).to.deep.equal([]);
@@ -49,6 +50,7 @@ describe('bench sharding (small, correctness only)', function () {
     expect(r.killed).to.match(/^op-\d$/);
     expect(r.killedHeld).to.be.greaterThan(0);
     expect(r.ownedAtEnd[r.killed] ?? 0).to.equal(0);
+    expect(r.takeoverS, 'every LogTail the killed replica held got a surviving owner').to.be.a('number');
     // the joining replica took its share through handovers
     expect(r.handovers).to.be.greaterThan(0);
   });
