@@ -177,7 +177,7 @@ async function shutdown(why: string): Promise<void> {
   }, config.shutdownTimeoutMs + 5000);
   hard.unref();
   try {
-    await controller.stop(why === 'lost-shard-lease' ? 'LostLeadership' : 'OperatorExiting', config.shutdownTimeoutMs);
+    await controller.stop('OperatorExiting', config.shutdownTimeoutMs);
   } catch (err) {
     logger.error('error while stopping captures', { error: String(err) });
   }
@@ -267,11 +267,9 @@ if (stopping) {
     controller.resync();
   };
   membership.onLost = () => {
-    if (stopping) return;
-    // Another replica may take our LogTails once our Lease looks expired to it: stop at once.
-    logger.error('shard lease lost; exiting');
-    process.exitCode = 1;
-    void shutdown('lost-shard-lease');
+    // Another replica may take our LogTails once our Lease looks expired to it: stop every capture now.
+    // We keep renewing; a new term starts when that succeeds, and our earlier claims are then claimed afresh.
+    controller.stopCaptures('LostLeadership');
   };
   // Our Lease first, and one look at the members, so the first reconciles already hash over them.
   membership

@@ -16,6 +16,14 @@ import { type Phase, isTerminalPhase } from './status.ts';
 
 /** The replica that owns a LogTail (its shard id). */
 export const OWNER_ANNOTATION = 'logtail.dev/owner';
+/**
+ * The owner's term when it claimed: a replica starts a new term (its Lease's
+ * leaseTransitions + 1) each time it (re)acquires its Lease, at start-up and
+ * after it fenced itself. A claim is alive only in the term it was made in, so
+ * a replica that lost its Lease never resumes old claims: it claims again like
+ * anyone else, guarded by resourceVersion.
+ */
+export const OWNER_TERM_ANNOTATION = 'logtail.dev/owner-term';
 /** When that claim was written (RFC 3339), for people reading the object. */
 export const OWNER_SINCE_ANNOTATION = 'logtail.dev/owner-since';
 /** Annotation on a member's Lease naming the member, kept when it releases the Lease (holder cleared). */
@@ -58,11 +66,19 @@ export interface ObservedLease {
   holder: string;
   durationMs: number;
   observedAt: number;
+  /** The member's current term (its Lease's leaseTransitions). */
+  term: number;
 }
 
-export function memberState(lease: ObservedLease | undefined, missingSince: number | undefined, leaseDurationMs: number, now: number): MemberState {
+/**
+ * `term`: the term a claim names (undefined: any). A live Lease in another
+ * term means the claim's holder has since lost and re-acquired its Lease: the
+ * claim is dead.
+ */
+export function memberState(lease: ObservedLease | undefined, missingSince: number | undefined, leaseDurationMs: number, now: number, term?: number): MemberState {
   if (lease) {
     if (lease.holder === '') return 'dead';
+    if (term !== undefined && lease.term !== term) return 'dead';
     return now < lease.observedAt + lease.durationMs ? 'live' : 'dead';
   }
   if (missingSince === undefined) return 'unknown';
@@ -92,7 +108,11 @@ export interface ClaimInput {
   uid: string;
   /** The recorded owner; undefined or '' when unowned (never claimed, or released). */
   owner: string | undefined;
-  /** How this replica sees the recorded owner's Lease (ignored when the owner is me or unset). */
+  /** The term the claim was made in (OWNER_TERM_ANNOTATION); undefined when absent. */
+  ownerTerm: number | undefined;
+  /** This replica's current term. */
+  myTerm: number;
+  /** How this replica sees the recorded owner in the claim's term (ignored when the owner is me or unset). */
   ownerState: MemberState;
   /** Members whose Lease is live in this replica's view (me included when meLive). */
   live: readonly string[];
@@ -114,14 +134,16 @@ export type ClaimDecision =
 
 export function decideClaim(i: ClaimInput): ClaimDecision {
   const owner = i.owner ?? '';
-  if (!i.meLive) return owner === i.me ? { kind: 'wait' } : { kind: 'leave', why: 'not-live' };
+  // My claim counts only in my current term; one from an earlier term of mine is as dead as any other.
+  const mine = owner === i.me && i.ownerTerm === i.myTerm;
+  if (!i.meLive) return mine ? { kind: 'wait' } : { kind: 'leave', why: 'not-live' };
   const members = i.live.includes(i.me) ? i.live : [...i.live, i.me];
   const desired = rendezvousOwner(i.uid, members)!;
-  if (owner === i.me) {
+  if (mine) {
     if (!i.needsOwner || desired === i.me) return { kind: 'work' };
     return { kind: 'release', to: desired };
   }
-  if (owner !== '' && i.ownerState !== 'dead') return { kind: 'leave', why: 'owned-elsewhere' };
+  if (owner !== '' && owner !== i.me && i.ownerState !== 'dead') return { kind: 'leave', why: 'owned-elsewhere' };
   if (!i.needsOwner) return { kind: 'leave', why: 'no-owner-needed' };
   if (desired !== i.me) return { kind: 'leave', why: 'assigned-elsewhere' };
   return owner === '' ? { kind: 'claim' } : { kind: 'claim', from: owner };

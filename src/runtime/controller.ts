@@ -122,6 +122,11 @@ export class Controller {
     this.resync();
   }
 
+  /** Asks every running capture to stop (sharding: this replica's Lease lapsed); the keys are looked at again as they stop. */
+  stopCaptures(reason: StopReason): void {
+    for (const key of [...this.daemons.keys()]) this.requestStop(key, reason);
+  }
+
   /** Every LogTail's key is looked at again (sharding: the members changed). */
   resync(): void {
     for (const obj of this.ltInformer?.list() ?? []) this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);

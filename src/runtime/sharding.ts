@@ -16,7 +16,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import { type KubeApi, KubeApiError } from '../adapters/kube-api.ts';
 import { FINALIZER, logTailPath, type LogTail } from '../core/spec.ts';
-import { type MemberState, type ObservedLease, OWNER_ANNOTATION, OWNER_SINCE_ANNOTATION, SHARD_GROUP_LABEL, SHARD_ID_ANNOTATION, decideClaim, memberLeaseName, memberState, needsOwner } from '../core/shard.ts';
+import { type MemberState, type ObservedLease, OWNER_ANNOTATION, OWNER_SINCE_ANNOTATION, OWNER_TERM_ANNOTATION, SHARD_GROUP_LABEL, SHARD_ID_ANNOTATION, decideClaim, memberLeaseName, memberState, needsOwner } from '../core/shard.ts';
 import type { StopReason } from './capture-daemon.ts';
 import type { Logger } from './logger.ts';
 import { type Clock, type ReconcileResult, Result, systemClock } from './work-queue.ts';
@@ -28,7 +28,7 @@ export interface ShardApi {
   replaceLease(namespace: string, name: string, body: V1Lease): Promise<V1Lease>;
   getLease(namespace: string, name: string): Promise<V1Lease | undefined>;
   /** Sets (owner) or clears (null) the claim; conditional on `resourceVersion` (409 when the LogTail changed). */
-  patchOwner(namespace: string, name: string, resourceVersion: string, owner: string | null, since: string | null): Promise<void>;
+  patchOwner(namespace: string, name: string, resourceVersion: string, claim: { owner: string; term: number; since: string } | null): Promise<void>;
 }
 
 function leasesPath(namespace: string, name?: string): string {
@@ -52,8 +52,9 @@ export function kubeShardApi(api: KubeApi, timeoutMs = 10_000): ShardApi {
     // A merge patch that carries metadata.resourceVersion is an optimistic update: the apiserver
     // answers 409 Conflict when the object's resourceVersion differs (k8s.io/apiserver v0.37.2
     // pkg/registry/generic/registry/store.go Update: newResourceVersion != existingResourceVersion).
-    patchOwner: async (ns, name, resourceVersion, owner, since) => {
-      const body = { metadata: { resourceVersion, annotations: { [OWNER_ANNOTATION]: owner, [OWNER_SINCE_ANNOTATION]: since } } };
+    patchOwner: async (ns, name, resourceVersion, claim) => {
+      const annotations = { [OWNER_ANNOTATION]: claim?.owner ?? null, [OWNER_TERM_ANNOTATION]: claim ? String(claim.term) : null, [OWNER_SINCE_ANNOTATION]: claim?.since ?? null };
+      const body = { metadata: { resourceVersion, annotations } };
       await api.request('PATCH', logTailPath(ns, name), body, 'application/merge-patch+json', timeoutMs);
     },
   };
@@ -95,23 +96,31 @@ export class ShardMembership {
   readonly leaseDurationMs: number;
   readonly renewDeadlineMs: number;
   readonly retryPeriodMs: number;
-  /** Called when the set of members or a member's state changed (the controller looks at every key again). */
+  /** Called when the set of members, a member's state, or our own term changed (the controller looks at every key again). */
   onChange: () => void = () => {};
-  /** Called once when this replica could not renew its Lease within the renew deadline. */
+  /**
+   * Called when this replica could not renew its Lease within the renew
+   * deadline: every capture must stop now. The replica keeps trying; once it
+   * renews again it starts a new term, in which its earlier claims are dead.
+   */
   onLost: () => void = () => {};
   readonly #o: ShardMembershipOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
   #lease: V1Lease | undefined;
   #lastRenew = -Infinity;
-  /** Per holder id: the Lease content last seen and since when (our clock). */
+  /** Our current term (our Lease's leaseTransitions); -1 before the first renewal. */
+  #term = -1;
+  /** The next renewal starts a new term (at start-up, and after we fenced ourselves). */
+  #newTerm = true;
+  /** Per member id: the Lease content last seen and since when (our clock). */
   readonly #seen = new Map<string, ObservedLease & { record: string }>();
-  /** Holder ids asked about that have no Lease: since when they are missing (our clock). */
+  /** Member ids asked about that have no Lease: since when they are missing (our clock). */
   readonly #missing = new Map<string, number>();
   #signature = '';
   #running = false;
-  #lost = false;
   #timer: unknown;
+  #fenceTimer: unknown;
   #loop: Promise<void> = Promise.resolve();
 
   constructor(o: ShardMembershipOptions) {
@@ -130,9 +139,14 @@ export class ShardMembership {
     return `${SHARD_GROUP_LABEL}=${this.#o.group.slice(0, 63)}`;
   }
 
-  /** Renewed within the renew deadline: may start and keep work. */
+  /** This replica's current term; claims carry it. */
+  get term(): number {
+    return this.#term;
+  }
+
+  /** Renewed within the renew deadline, in the current term: may start and keep work. */
   isLive(): boolean {
-    return this.#running && !this.#lost && this.#clock.now() - this.#lastRenew < this.renewDeadlineMs;
+    return this.#running && !this.#newTerm && this.#clock.now() - this.#lastRenew < this.renewDeadlineMs;
   }
 
   healthy(): boolean {
@@ -147,12 +161,12 @@ export class ShardMembership {
     return out.sort();
   }
 
-  /** How this replica sees member `id` (see core/shard.ts memberState). */
-  state(id: string): MemberState {
-    if (id === this.id) return this.isLive() ? 'live' : 'dead';
+  /** How this replica sees member `id`, for a claim made in `term` (undefined: any term; see core/shard.ts memberState). */
+  state(id: string, term?: number): MemberState {
+    if (id === this.id) return this.isLive() && (term === undefined || term === this.#term) ? 'live' : 'dead';
     const lease = this.#seen.get(id);
     if (!lease && !this.#missing.has(id)) this.#missing.set(id, this.#clock.now());
-    return memberState(lease, this.#missing.get(id), this.leaseDurationMs, this.#clock.now());
+    return memberState(lease, this.#missing.get(id), this.leaseDurationMs, this.#clock.now(), term);
   }
 
   /** Creates or renews our Lease and reads the members once; then keeps doing so every retry period. */
@@ -174,8 +188,9 @@ export class ShardMembership {
     if (!this.#running) return;
     this.#running = false;
     this.#clock.clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#fenceTimer);
     await this.#loop.catch(() => undefined);
-    if (this.#lost || !this.#lease) return;
+    if (this.#newTerm || !this.#lease) return;
     try {
       const released = { ...this.#lease, spec: { ...this.#lease.spec, holderIdentity: undefined, renewTime: microTime(this.#clock.now()) } };
       await this.#o.api.replaceLease(this.namespace, this.leaseName, released);
@@ -188,16 +203,10 @@ export class ShardMembership {
   async #tick(): Promise<void> {
     await this.#renew();
     await this.#list();
-    if (this.#running && !this.#lost && this.#lastRenew > -Infinity && this.#clock.now() - this.#lastRenew >= this.renewDeadlineMs) {
-      this.#lost = true;
-      this.#log.error('shard lease not renewed within the renew deadline; this replica must stop', { renewDeadlineMs: this.renewDeadlineMs });
-      this.onLost();
-      return;
-    }
-    const sig = this.#stateSignature();
+    const sig = `${this.#term}:${this.isLive()};${this.#stateSignature()}`;
     if (sig !== this.#signature) {
       this.#signature = sig;
-      this.#log.info('shard members', { live: this.live() });
+      this.#log.info('shard members', { live: this.live(), term: this.#term });
       this.onChange();
     }
   }
@@ -207,37 +216,65 @@ export class ShardMembership {
     return [...ids].sort().map((id) => `${id}=${this.state(id)}`).join(',');
   }
 
-  /** One renewal: a replace guarded by the resourceVersion we hold; create when missing. Bounded by the renew deadline. */
+  /**
+   * Fires at the renew deadline after the last successful renewal (a timer of
+   * its own, so a slow tick cannot delay it): from then on this replica is not
+   * live and starts a new term when it renews again.
+   */
+  #armFence(renewedAt: number): void {
+    this.#clock.clearTimeout(this.#fenceTimer);
+    this.#fenceTimer = this.#clock.setTimeout(() => {
+      if (!this.#running || this.#newTerm) return;
+      this.#newTerm = true;
+      this.#log.error('shard lease not renewed within the renew deadline: stopping every capture of this replica', { renewDeadlineMs: this.renewDeadlineMs, term: this.#term });
+      this.onLost();
+    }, renewedAt + this.renewDeadlineMs - this.#clock.now());
+  }
+
+  /** Our Lease renewed from `base`; in a new term, leaseTransitions counts it. */
+  #renewed(base: V1Lease, started: number): V1Lease {
+    const spec = { holderIdentity: this.id, leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000), renewTime: microTime(started) };
+    if (!this.#newTerm) return { ...base, spec: { ...base.spec, ...spec } };
+    return { ...base, spec: { ...base.spec, ...spec, acquireTime: microTime(started), leaseTransitions: (base.spec?.leaseTransitions ?? -1) + 1 } };
+  }
+
+  /** One renewal: a replace guarded by the resourceVersion we hold (re-read on 409); create when missing. Bounded by the renew deadline. */
   async #renew(): Promise<void> {
     const started = this.#clock.now();
-    const attempt = async () => {
-      const spec = { holderIdentity: this.id, leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000), renewTime: microTime(started) };
-      if (this.#lease) {
-        try {
-          this.#lease = await this.#o.api.replaceLease(this.namespace, this.leaseName, { ...this.#lease, spec: { ...this.#lease.spec, ...spec } });
-          return true;
-        } catch (err) {
-          if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;
-          // Changed under us (or deleted): replace the current one with a fresh resourceVersion.
-          const fresh = await this.#o.api.getLease(this.namespace, this.leaseName);
-          if (fresh) {
-            this.#lease = await this.#o.api.replaceLease(this.namespace, this.leaseName, { ...fresh, spec: { ...fresh.spec, ...spec } });
-            return true;
-          }
-        }
+    const api = this.#o.api;
+    const attempt = async (): Promise<V1Lease> => {
+      const base = this.#lease ?? (await api.getLease(this.namespace, this.leaseName));
+      if (!base) return this.#create(started);
+      try {
+        return await api.replaceLease(this.namespace, this.leaseName, this.#renewed(base, started));
+      } catch (err) {
+        if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;
+        const fresh = await api.getLease(this.namespace, this.leaseName);
+        return fresh ? api.replaceLease(this.namespace, this.leaseName, this.#renewed(fresh, started)) : this.#create(started);
       }
-      this.#lease = await this.#create(spec, started);
-      return true;
     };
     try {
-      const ok = await this.#within(attempt(), this.renewDeadlineMs);
-      if (ok === true) this.#lastRenew = started;
+      const lease = await this.#within(attempt(), this.renewDeadlineMs);
+      if (lease === TIMED_OUT) {
+        this.#log.warn('shard lease renewal timed out', { timeoutMs: this.renewDeadlineMs });
+        return;
+      }
+      this.#lease = lease;
+      if (!this.#running) return;
+      this.#lastRenew = started;
+      if (this.#newTerm) {
+        this.#term = lease.spec?.leaseTransitions ?? 0;
+        this.#newTerm = false;
+        this.#log.info('shard term started', { term: this.#term });
+      }
+      this.#armFence(started);
     } catch (err) {
+      this.#lease = undefined;
       this.#log.warn('shard lease renewal failed', { error: String(err) });
     }
   }
 
-  async #create(spec: object, started: number): Promise<V1Lease> {
+  async #create(started: number): Promise<V1Lease> {
     const pod = this.#o.pod;
     const body: V1Lease = {
       metadata: {
@@ -247,17 +284,9 @@ export class ShardMembership {
         annotations: { [SHARD_ID_ANNOTATION]: this.id },
         ...(pod ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid }] } : {}),
       },
-      spec: { ...spec, acquireTime: microTime(started) },
+      spec: { holderIdentity: this.id, leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000), renewTime: microTime(started), acquireTime: microTime(started), leaseTransitions: 0 },
     };
-    try {
-      return await this.#o.api.createLease(this.namespace, body);
-    } catch (err) {
-      if (statusOf(err) !== 409) throw err;
-      // Ours from an earlier process of this replica (same id): take it over.
-      const existing = await this.#o.api.getLease(this.namespace, this.leaseName);
-      if (!existing) throw err;
-      return this.#o.api.replaceLease(this.namespace, this.leaseName, { ...existing, spec: { ...existing.spec, ...spec } });
-    }
+    return this.#o.api.createLease(this.namespace, body);
   }
 
   async #list(): Promise<void> {
@@ -277,10 +306,11 @@ export class ShardMembership {
       // The id annotation names the member also after it released its Lease (holder cleared).
       const id = l.metadata?.annotations?.[SHARD_ID_ANNOTATION] ?? holder;
       if (!id) continue;
-      const record = JSON.stringify([holder, timeString(l.spec?.renewTime), l.spec?.leaseDurationSeconds ?? 0]);
+      const term = l.spec?.leaseTransitions ?? 0;
+      const record = JSON.stringify([holder, timeString(l.spec?.renewTime), l.spec?.leaseDurationSeconds ?? 0, term]);
       const prev = this.#seen.get(id);
       present.add(id);
-      if (!prev || prev.record !== record) this.#seen.set(id, { holder, durationMs: (l.spec?.leaseDurationSeconds ?? 15) * 1000, observedAt: now, record });
+      if (!prev || prev.record !== record) this.#seen.set(id, { holder, durationMs: (l.spec?.leaseDurationSeconds ?? 15) * 1000, observedAt: now, term, record });
       this.#missing.delete(id);
     }
     for (const id of [...this.#seen.keys()]) {
@@ -370,28 +400,34 @@ export class Sharding {
    */
   async gate(key: string, lt: LogTail, local: LocalCaptures): Promise<ReconcileResult | undefined> {
     const owner = lt.metadata.annotations?.[OWNER_ANNOTATION] ?? '';
+    const termText = lt.metadata.annotations?.[OWNER_TERM_ANNOTATION];
+    const ownerTerm = termText !== undefined && /^\d+$/.test(termText) ? Number(termText) : undefined;
+    const myTerm = this.#m.term;
     const d = decideClaim({
       me: this.#m.id,
       meLive: this.#m.isLive(),
       uid: lt.metadata.uid ?? key,
       owner,
-      ownerState: owner && owner !== this.#m.id ? this.#m.state(owner) : 'unknown',
+      ownerTerm,
+      myTerm,
+      ownerState: owner && owner !== this.#m.id ? this.#m.state(owner, ownerTerm) : 'unknown',
       live: this.#m.live(),
       needsOwner: needsOwner(lt, FINALIZER),
     });
-    this.#mark(key, owner === this.#m.id);
+    this.#mark(key, owner === this.#m.id && ownerTerm === myTerm);
     switch (d.kind) {
       case 'work':
         return undefined;
       case 'wait':
-        return Result.after(1000);
+        // Our Lease is not fresh: start nothing (our captures were stopped when it lapsed); a new term looks at every key again.
+        return Result.done;
       case 'leave':
         // A capture of a LogTail that is not (or no longer) ours must not run here.
         local.stop(key, 'ShardMoved');
         return Result.done;
       case 'claim':
         if (!local.stop(key, 'ShardMoved')) return Result.after(250);
-        return this.#writeOwner(key, lt, this.#m.id, d.from ? `from ${d.from} (lease expired)` : 'unowned');
+        return this.#writeOwner(key, lt, { owner: this.#m.id, term: myTerm, since: new Date(this.#clock.now()).toISOString() }, d.from ? `from ${d.from} (term ${ownerTerm ?? '?'} over)` : 'unowned');
       case 'release':
         // The capture stops (ShardMoved: uploads aborted, status checkpointed) before the claim is let go.
         if (!local.stop(key, 'ShardMoved')) return Result.after(250);
@@ -399,11 +435,12 @@ export class Sharding {
     }
   }
 
-  async #writeOwner(key: string, lt: LogTail, owner: string | null, why: string): Promise<ReconcileResult> {
+  async #writeOwner(key: string, lt: LogTail, claim: { owner: string; term: number; since: string } | null, why: string): Promise<ReconcileResult> {
     const rv = lt.metadata.resourceVersion;
     if (!rv) return Result.after(500);
+    const owner = claim?.owner ?? null;
     try {
-      await this.#api.patchOwner(lt.metadata.namespace!, lt.metadata.name!, rv, owner, owner ? new Date(this.#clock.now()).toISOString() : null);
+      await this.#api.patchOwner(lt.metadata.namespace!, lt.metadata.name!, rv, claim);
     } catch (err) {
       const s = statusOf(err);
       if (s === 404) return Result.done;

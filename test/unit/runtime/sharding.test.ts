@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { V1Lease } from '@kubernetes/client-node';
-import { OWNER_ANNOTATION, SHARD_GROUP_LABEL, SHARD_ID_ANNOTATION, rendezvousOwner } from '../../../src/core/shard.ts';
+import { OWNER_ANNOTATION, OWNER_TERM_ANNOTATION, SHARD_GROUP_LABEL, SHARD_ID_ANNOTATION, rendezvousOwner } from '../../../src/core/shard.ts';
 import type { LogTail } from '../../../src/core/spec.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { type LocalCaptures, type ShardApi, ShardMembership, Sharding } from '../../../src/runtime/sharding.ts';
@@ -71,7 +71,7 @@ class FakeServer {
         this.leases.set(name, l);
         return this.#wire(l);
       },
-      patchOwner: async (_ns: string, name: string, resourceVersion: string, owner: string | null, since: string | null) => {
+      patchOwner: async (_ns: string, name: string, resourceVersion: string, claim: { owner: string; term: number; since: string } | null) => {
         c.gate();
         const cur = this.logTails.get(name);
         if (!cur) throw httpError(404);
@@ -80,9 +80,13 @@ class FakeServer {
           throw httpError(409);
         }
         const annotations = { ...(cur.metadata.annotations ?? {}) };
-        if (owner === null) delete annotations[OWNER_ANNOTATION];
-        else annotations[OWNER_ANNOTATION] = owner;
-        void since;
+        if (claim === null) {
+          delete annotations[OWNER_ANNOTATION];
+          delete annotations[OWNER_TERM_ANNOTATION];
+        } else {
+          annotations[OWNER_ANNOTATION] = claim.owner;
+          annotations[OWNER_TERM_ANNOTATION] = String(claim.term);
+        }
         cur.metadata = { ...cur.metadata, annotations, resourceVersion: String(++this.rv) };
       },
     };
@@ -159,6 +163,7 @@ describe('runtime/sharding: membership on Leases', () => {
     }
     expect(b.events.lost).to.equal(1);
     expect(b.m.isLive()).to.equal(false);
+    expect(b.m.term).to.equal(0);
     expect(lostAt - cut).to.be.at.most(10_000 + 2_000);
     expect(deadAt).to.be.greaterThan(lostAt);
     expect(deadAt - cut).to.be.at.least(15_000 - 2_000);
@@ -201,6 +206,65 @@ describe('runtime/sharding: membership on Leases', () => {
     await clock.advance(2_000);
     expect(a.m.state('ghost')).to.equal('dead');
     await a.m.stop();
+  });
+});
+
+describe('runtime/sharding: terms', () => {
+  it('a replica back after losing its Lease starts a new term; its old claims are dead for everybody and are claimed afresh (RV-guarded)', async () => {
+    const server = new FakeServer();
+    const clock = new FakeClock();
+    const a = member(server, clock, 'op-a');
+    const b = member(server, clock, 'op-b');
+    await a.m.start();
+    await b.m.start();
+    await clock.advance(2_000);
+    const uid = uidFor('op-b', ['op-a', 'op-b']);
+    server.addLogTail('x', uid);
+    await b.gate.gate('app/x', server.lt('x'), new Local());
+    expect(server.lt('x').metadata.annotations).to.include({ [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: '0' });
+    expect(await b.gate.gate('app/x', server.lt('x'), new Local())).to.equal(undefined);
+    // b is cut off past its renew deadline: it fences itself and, while cut off, works on nothing
+    b.api.down = true;
+    await clock.advance(12_000);
+    expect(b.events.lost).to.equal(1);
+    expect(await b.gate.gate('app/x', server.lt('x'), new Local())).to.deep.equal({ kind: 'done' });
+    // back before a's view expired it: a new term (leaseTransitions 1)
+    b.api.down = false;
+    await clock.advance(2_000);
+    expect(b.m.isLive()).to.equal(true);
+    expect(b.m.term).to.equal(1);
+    expect(server.leases.get('logtail-operator-shard-op-b')?.spec?.leaseTransitions).to.equal(1);
+    // a (at its next list) sees b live, but in term 1: b's term-0 claim is dead for a too
+    await clock.advance(2_000);
+    expect(a.m.state('op-b')).to.equal('live');
+    expect(a.m.state('op-b', 0)).to.equal('dead');
+    expect(a.m.state('op-b', 1)).to.equal('live');
+    // b does not just resume: it claims again, guarded by resourceVersion
+    const seen = server.lt('x');
+    expect(await b.gate.gate('app/x', seen, new Local())).to.deep.equal({ kind: 'done' });
+    expect(server.lt('x').metadata.annotations).to.include({ [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: '1' });
+    expect(await b.gate.gate('app/x', server.lt('x'), new Local())).to.equal(undefined);
+    // a, deciding from the same (now stale) version, is refused
+    await a.gate.gate('app/x', seen, new Local());
+    expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal('op-b');
+    await a.m.stop();
+    await b.m.stop();
+  });
+
+  it('a restarted process of the same replica (same id, Lease still there) starts a new term', async () => {
+    const server = new FakeServer();
+    const clock = new FakeClock();
+    const first = member(server, clock, 'op-a');
+    await first.m.start();
+    expect(first.m.term).to.equal(0);
+    // killed: no release
+    first.api.down = true;
+    const second = member(server, clock, 'op-a');
+    await second.m.start();
+    expect(second.m.term).to.equal(1);
+    expect(second.m.isLive()).to.equal(true);
+    await second.m.stop();
+    first.api.down = false;
   });
 });
 
@@ -287,7 +351,7 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     const clock = new FakeClock();
     const a = member(server, clock, 'op-a');
     await a.m.start();
-    server.addLogTail('x', uidFor('op-d', ['op-a', 'op-d']), { annotations: { [OWNER_ANNOTATION]: 'op-a' } });
+    server.addLogTail('x', uidFor('op-d', ['op-a', 'op-d']), { annotations: { [OWNER_ANNOTATION]: 'op-a', [OWNER_TERM_ANNOTATION]: '0' } });
     const stale = server.lt('x');
     server.logTails.get('x')!.metadata.resourceVersion = String(++server.rv); // a status write the cache has not delivered
     const d = member(server, clock, 'op-d');
@@ -308,7 +372,7 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     for (const x of ms) await x.m.start();
     await clock.advance(2_000);
     const uid = uidFor('op-c', ['op-a', 'op-b', 'op-c']);
-    server.addLogTail('x', uid, { annotations: { [OWNER_ANNOTATION]: 'op-c' } });
+    server.addLogTail('x', uid, { annotations: { [OWNER_ANNOTATION]: 'op-c', [OWNER_TERM_ANNOTATION]: '0' } });
     const heir = rendezvousOwner(uid, ['op-a', 'op-b'])!;
     const other = heir === 'op-a' ? 'op-b' : 'op-a';
     const byId = new Map(ms.map((x) => [x.m.id, x]));
@@ -333,7 +397,7 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     await a.m.start();
     await b.m.start();
     await clock.advance(2_000);
-    server.addLogTail('x', 'u', { annotations: { [OWNER_ANNOTATION]: 'op-b' } });
+    server.addLogTail('x', 'u', { annotations: { [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: '0' } });
     const local = new Local();
     local.running.set('app/x', 1);
     expect(await a.gate.gate('app/x', server.lt('x'), local)).to.deep.equal({ kind: 'done' });
