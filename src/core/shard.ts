@@ -18,8 +18,8 @@ import { type Phase, isTerminalPhase } from './status.ts';
 export const OWNER_ANNOTATION = 'logtail.dev/owner';
 /**
  * The owner's term when it claimed: a replica starts a new term (its Lease's
- * leaseTransitions + 1) each time it (re)acquires its Lease, at start-up and
- * after it fenced itself. A claim is alive only in the term it was made in, so
+ * leaseTransitions + 1, or a new Lease with a new UID) each time it
+ * (re)acquires its Lease, at start-up and after it fenced itself. A claim is alive only in the term it was made in, so
  * a replica that lost its Lease never resumes old claims: it claims again like
  * anyone else, guarded by resourceVersion.
  */
@@ -66,8 +66,8 @@ export interface ObservedLease {
   holder: string;
   durationMs: number;
   observedAt: number;
-  /** The member's current term (its Lease's leaseTransitions). */
-  term: number;
+  /** The member's current term (its Lease's UID and leaseTransitions, see runtime/sharding.ts leaseTermOf). */
+  term: string;
 }
 
 /**
@@ -75,7 +75,7 @@ export interface ObservedLease {
  * term means the claim's holder has since lost and re-acquired its Lease: the
  * claim is dead.
  */
-export function memberState(lease: ObservedLease | undefined, missingSince: number | undefined, leaseDurationMs: number, now: number, term?: number): MemberState {
+export function memberState(lease: ObservedLease | undefined, missingSince: number | undefined, leaseDurationMs: number, now: number, term?: string): MemberState {
   if (lease) {
     if (lease.holder === '') return 'dead';
     if (term !== undefined && lease.term !== term) return 'dead';
@@ -109,9 +109,9 @@ export interface ClaimInput {
   /** The recorded owner; undefined or '' when unowned (never claimed, or released). */
   owner: string | undefined;
   /** The term the claim was made in (OWNER_TERM_ANNOTATION); undefined when absent. */
-  ownerTerm: number | undefined;
+  ownerTerm: string | undefined;
   /** This replica's current term. */
-  myTerm: number;
+  myTerm: string;
   /** How this replica sees the recorded owner in the claim's term (ignored when the owner is me or unset). */
   ownerState: MemberState;
   /** Members whose Lease is live in this replica's view (me included when meLive). */

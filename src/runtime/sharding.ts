@@ -28,7 +28,7 @@ export interface ShardApi {
   replaceLease(namespace: string, name: string, body: V1Lease): Promise<V1Lease>;
   getLease(namespace: string, name: string): Promise<V1Lease | undefined>;
   /** Sets (owner) or clears (null) the claim; conditional on `resourceVersion` (409 when the LogTail changed). */
-  patchOwner(namespace: string, name: string, resourceVersion: string, claim: { owner: string; term: number; since: string } | null): Promise<void>;
+  patchOwner(namespace: string, name: string, resourceVersion: string, claim: { owner: string; term: string; since: string } | null): Promise<void>;
 }
 
 function leasesPath(namespace: string, name?: string): string {
@@ -53,7 +53,7 @@ export function kubeShardApi(api: KubeApi, timeoutMs = 10_000): ShardApi {
     // answers 409 Conflict when the object's resourceVersion differs (k8s.io/apiserver v0.37.2
     // pkg/registry/generic/registry/store.go Update: newResourceVersion != existingResourceVersion).
     patchOwner: async (ns, name, resourceVersion, claim) => {
-      const annotations = { [OWNER_ANNOTATION]: claim?.owner ?? null, [OWNER_TERM_ANNOTATION]: claim ? String(claim.term) : null, [OWNER_SINCE_ANNOTATION]: claim?.since ?? null };
+      const annotations = { [OWNER_ANNOTATION]: claim?.owner ?? null, [OWNER_TERM_ANNOTATION]: claim?.term ?? null, [OWNER_SINCE_ANNOTATION]: claim?.since ?? null };
       const body = { metadata: { resourceVersion, annotations } };
       await api.request('PATCH', logTailPath(ns, name), body, 'application/merge-patch+json', timeoutMs);
     },
@@ -109,8 +109,8 @@ export class ShardMembership {
   readonly #clock: Clock;
   #lease: V1Lease | undefined;
   #lastRenew = -Infinity;
-  /** Our current term (our Lease's leaseTransitions); -1 before the first renewal. */
-  #term = -1;
+  /** Our current term (leaseTermOf our Lease); '' before the first renewal. */
+  #term = '';
   /** The next renewal starts a new term (at start-up, and after we fenced ourselves). */
   #newTerm = true;
   /** Per member id: the Lease content last seen and since when (our clock). */
@@ -140,7 +140,7 @@ export class ShardMembership {
   }
 
   /** This replica's current term; claims carry it. */
-  get term(): number {
+  get term(): string {
     return this.#term;
   }
 
@@ -162,7 +162,7 @@ export class ShardMembership {
   }
 
   /** How this replica sees member `id`, for a claim made in `term` (undefined: any term; see core/shard.ts memberState). */
-  state(id: string, term?: number): MemberState {
+  state(id: string, term?: string): MemberState {
     if (id === this.id) return this.isLive() && (term === undefined || term === this.#term) ? 'live' : 'dead';
     const lease = this.#seen.get(id);
     if (!lease && !this.#missing.has(id)) this.#missing.set(id, this.#clock.now());
@@ -201,8 +201,8 @@ export class ShardMembership {
   }
 
   async #tick(): Promise<void> {
-    await this.#renew();
-    await this.#list();
+    // Side by side: a slow list must not hold the next renewal back.
+    await Promise.all([this.#renew(), this.#list()]);
     const sig = `${this.#term}:${this.isLive()};${this.#stateSignature()}`;
     if (sig !== this.#signature) {
       this.#signature = sig;
@@ -223,34 +223,41 @@ export class ShardMembership {
    */
   #armFence(renewedAt: number): void {
     this.#clock.clearTimeout(this.#fenceTimer);
-    this.#fenceTimer = this.#clock.setTimeout(() => {
-      if (!this.#running || this.#newTerm) return;
-      this.#newTerm = true;
-      this.#log.error('shard lease not renewed within the renew deadline: stopping every capture of this replica', { renewDeadlineMs: this.renewDeadlineMs, term: this.#term });
-      this.onLost();
-    }, renewedAt + this.renewDeadlineMs - this.#clock.now());
+    this.#fenceTimer = this.#clock.setTimeout(() => this.#fence(`not renewed within the renew deadline (${this.renewDeadlineMs} ms)`), renewedAt + this.renewDeadlineMs - this.#clock.now());
+  }
+
+  #fence(why: string): void {
+    if (!this.#running || this.#newTerm) return;
+    this.#clock.clearTimeout(this.#fenceTimer);
+    this.#newTerm = true;
+    this.#log.error('shard term over: stopping every capture of this replica', { why, term: this.#term });
+    this.onLost();
   }
 
   /** Our Lease renewed from `base`; in a new term, leaseTransitions counts it. */
-  #renewed(base: V1Lease, started: number): V1Lease {
+  #renewed(base: V1Lease, started: number, newTerm: boolean): V1Lease {
     const spec = { holderIdentity: this.id, leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000), renewTime: microTime(started) };
-    if (!this.#newTerm) return { ...base, spec: { ...base.spec, ...spec } };
+    if (!newTerm) return { ...base, spec: { ...base.spec, ...spec } };
     return { ...base, spec: { ...base.spec, ...spec, acquireTime: microTime(started), leaseTransitions: (base.spec?.leaseTransitions ?? -1) + 1 } };
   }
 
   /** One renewal: a replace guarded by the resourceVersion we hold (re-read on 409); create when missing. Bounded by the renew deadline. */
   async #renew(): Promise<void> {
     const started = this.#clock.now();
+    // Decided when the request is made: a renewal of the old term that is answered after the fence fired must not revive that term.
+    const newTerm = this.#newTerm;
     const api = this.#o.api;
+    // A Lease that vanished (deleted) is created again only as a new term: its UID changes, and so does the term.
+    const create = () => (newTerm ? this.#create(started) : Promise.reject(new LeaseGone()));
     const attempt = async (): Promise<V1Lease> => {
       const base = this.#lease ?? (await api.getLease(this.namespace, this.leaseName));
-      if (!base) return this.#create(started);
+      if (!base) return create();
       try {
-        return await api.replaceLease(this.namespace, this.leaseName, this.#renewed(base, started));
+        return await api.replaceLease(this.namespace, this.leaseName, this.#renewed(base, started, newTerm));
       } catch (err) {
         if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;
         const fresh = await api.getLease(this.namespace, this.leaseName);
-        return fresh ? api.replaceLease(this.namespace, this.leaseName, this.#renewed(fresh, started)) : this.#create(started);
+        return fresh ? api.replaceLease(this.namespace, this.leaseName, this.#renewed(fresh, started, newTerm)) : create();
       }
     };
     try {
@@ -261,15 +268,20 @@ export class ShardMembership {
       }
       this.#lease = lease;
       if (!this.#running) return;
+      if (this.#newTerm && !newTerm) return; // the old term ended while this renewal was in flight: the next one starts a new term
       this.#lastRenew = started;
-      if (this.#newTerm) {
-        this.#term = lease.spec?.leaseTransitions ?? 0;
+      if (newTerm) {
+        this.#term = leaseTermOf(lease);
         this.#newTerm = false;
         this.#log.info('shard term started', { term: this.#term });
       }
       this.#armFence(started);
     } catch (err) {
       this.#lease = undefined;
+      if (err instanceof LeaseGone) {
+        this.#fence('our shard Lease was deleted');
+        return;
+      }
       this.#log.warn('shard lease renewal failed', { error: String(err) });
     }
   }
@@ -306,7 +318,7 @@ export class ShardMembership {
       // The id annotation names the member also after it released its Lease (holder cleared).
       const id = l.metadata?.annotations?.[SHARD_ID_ANNOTATION] ?? holder;
       if (!id) continue;
-      const term = l.spec?.leaseTransitions ?? 0;
+      const term = leaseTermOf(l);
       const record = JSON.stringify([holder, timeString(l.spec?.renewTime), l.spec?.leaseDurationSeconds ?? 0, term]);
       const prev = this.#seen.get(id);
       present.add(id);
@@ -339,6 +351,16 @@ export class ShardMembership {
 }
 
 const TIMED_OUT = Symbol('timed out');
+
+class LeaseGone extends Error {}
+
+/**
+ * A member's term: its Lease's UID (a deleted and re-created Lease is a new
+ * one) and leaseTransitions (counted up at each new term).
+ */
+export function leaseTermOf(l: V1Lease): string {
+  return `${(l.metadata?.uid ?? '').slice(0, 8)}.${l.spec?.leaseTransitions ?? 0}`;
+}
 
 /** What the gate needs from the controller about this replica's own captures. */
 export interface LocalCaptures {
@@ -401,7 +423,7 @@ export class Sharding {
   async gate(key: string, lt: LogTail, local: LocalCaptures): Promise<ReconcileResult | undefined> {
     const owner = lt.metadata.annotations?.[OWNER_ANNOTATION] ?? '';
     const termText = lt.metadata.annotations?.[OWNER_TERM_ANNOTATION];
-    const ownerTerm = termText !== undefined && /^\d+$/.test(termText) ? Number(termText) : undefined;
+    const ownerTerm = termText || undefined;
     const myTerm = this.#m.term;
     const d = decideClaim({
       me: this.#m.id,
@@ -435,7 +457,7 @@ export class Sharding {
     }
   }
 
-  async #writeOwner(key: string, lt: LogTail, claim: { owner: string; term: number; since: string } | null, why: string): Promise<ReconcileResult> {
+  async #writeOwner(key: string, lt: LogTail, claim: { owner: string; term: string; since: string } | null, why: string): Promise<ReconcileResult> {
     const rv = lt.metadata.resourceVersion;
     if (!rv) return Result.after(500);
     const owner = claim?.owner ?? null;

@@ -85,18 +85,19 @@ describe('core/shard: rendezvous hashing', () => {
 describe('core/shard: member state from observed Leases', () => {
   const D = 15_000;
   it('a claim is alive only in the term it was made in', () => {
-    const lease = { holder: 'a', durationMs: D, observedAt: 1000, term: 3 };
-    expect(memberState(lease, undefined, D, 2000, 3)).to.equal('live');
+    const lease = { holder: 'a', durationMs: D, observedAt: 1000, term: 'u.3' };
+    expect(memberState(lease, undefined, D, 2000, 'u.3')).to.equal('live');
     expect(memberState(lease, undefined, D, 2000)).to.equal('live');
-    expect(memberState(lease, undefined, D, 2000, 2), 'the holder lost its Lease and came back: its old claims are dead').to.equal('dead');
-    expect(memberState(lease, undefined, D, 1000 + D, 3)).to.equal('dead');
+    expect(memberState(lease, undefined, D, 2000, 'u.2'), 'the holder lost its Lease and came back: its old claims are dead').to.equal('dead');
+    expect(memberState(lease, undefined, D, 2000, 'v.3'), 'a re-created Lease (other UID) is another term').to.equal('dead');
+    expect(memberState(lease, undefined, D, 1000 + D, 'u.3')).to.equal('dead');
   });
   const cases: Array<[string, Parameters<typeof memberState>[0], number | undefined, number, string]> = [
-    ['a Lease seen changing just now is live', { holder: 'a', durationMs: D, observedAt: 1000, term: 0 }, undefined, 1000, 'live'],
-    ['live until its duration has passed on our clock', { holder: 'a', durationMs: D, observedAt: 1000, term: 0 }, undefined, 1000 + D - 1, 'live'],
-    ['dead once it has not changed for its duration', { holder: 'a', durationMs: D, observedAt: 1000, term: 0 }, undefined, 1000 + D, 'dead'],
-    ['the Lease\'s own duration counts, not ours', { holder: 'a', durationMs: 5000, observedAt: 1000, term: 0 }, undefined, 6000, 'dead'],
-    ['a released Lease (no holder) is dead at once', { holder: '', durationMs: D, observedAt: 1000, term: 0 }, undefined, 1000, 'dead'],
+    ['a Lease seen changing just now is live', { holder: 'a', durationMs: D, observedAt: 1000, term: 'u.0' }, undefined, 1000, 'live'],
+    ['live until its duration has passed on our clock', { holder: 'a', durationMs: D, observedAt: 1000, term: 'u.0' }, undefined, 1000 + D - 1, 'live'],
+    ['dead once it has not changed for its duration', { holder: 'a', durationMs: D, observedAt: 1000, term: 'u.0' }, undefined, 1000 + D, 'dead'],
+    ['the Lease\'s own duration counts, not ours', { holder: 'a', durationMs: 5000, observedAt: 1000, term: 'u.0' }, undefined, 6000, 'dead'],
+    ['a released Lease (no holder) is dead at once', { holder: '', durationMs: D, observedAt: 1000, term: 'u.0' }, undefined, 1000, 'dead'],
     ['no Lease, never missed before: unknown (it may be newer than our list)', undefined, undefined, 50_000, 'unknown'],
     ['no Lease, missing for less than a duration: unknown', undefined, 40_000, 40_000 + D - 1, 'unknown'],
     ['no Lease, missing for a whole duration: dead', undefined, 40_000, 40_000 + D, 'dead'],
@@ -126,25 +127,25 @@ describe('core/shard: the claim decision', () => {
     for (let i = 0; ; i++) if (rendezvousOwner(`u${i}`, members) === winner) return `u${i}`;
   };
   const all = ['op-a', 'op-b', 'op-c'];
-  const base = (o: Partial<ClaimInput>): ClaimInput => ({ me: 'op-a', meLive: true, myTerm: 4, uid: uidFor('op-a', all), owner: undefined, ownerTerm: undefined, ownerState: 'unknown', live: all, needsOwner: true, ...o });
+  const base = (o: Partial<ClaimInput>): ClaimInput => ({ me: 'op-a', meLive: true, myTerm: 'u.4', uid: uidFor('op-a', all), owner: undefined, ownerTerm: undefined, ownerState: 'unknown', live: all, needsOwner: true, ...o });
   const cases: Array<[string, Partial<ClaimInput>, ClaimDecision]> = [
     ['unowned, the hash picks me: claim', {}, { kind: 'claim' }],
     ['unowned (owner ""), the hash picks me: claim', { owner: '' }, { kind: 'claim' }],
     ['unowned, the hash picks another: leave it to them', { uid: uidFor('op-b', all) }, { kind: 'leave', why: 'assigned-elsewhere' }],
     ['unowned, nothing left to do for it: leave', { needsOwner: false }, { kind: 'leave', why: 'no-owner-needed' }],
-    ['mine, the hash agrees: work', { owner: 'op-a', ownerTerm: 4 }, { kind: 'work' }],
-    ['mine, a new member wins it: release to it', { owner: 'op-a', ownerTerm: 4, uid: uidFor('op-d', [...all, 'op-d']), live: [...all, 'op-d'] }, { kind: 'release', to: 'op-d' }],
-    ['mine, the hash moved but nothing left to do: keep (no churn)', { owner: 'op-a', ownerTerm: 4, uid: uidFor('op-b', all), needsOwner: false }, { kind: 'work' }],
+    ['mine, the hash agrees: work', { owner: 'op-a', ownerTerm: 'u.4' }, { kind: 'work' }],
+    ['mine, a new member wins it: release to it', { owner: 'op-a', ownerTerm: 'u.4', uid: uidFor('op-d', [...all, 'op-d']), live: [...all, 'op-d'] }, { kind: 'release', to: 'op-d' }],
+    ['mine, the hash moved but nothing left to do: keep (no churn)', { owner: 'op-a', ownerTerm: 'u.4', uid: uidFor('op-b', all), needsOwner: false }, { kind: 'work' }],
     ['owned by a live member: leave, even when the hash picks me', { owner: 'op-b', ownerState: 'live' }, { kind: 'leave', why: 'owned-elsewhere' }],
     ['owner unknown (Lease not seen yet): leave', { owner: 'op-x', ownerState: 'unknown' }, { kind: 'leave', why: 'owned-elsewhere' }],
     ['owner dead, the hash picks me: take it over', { owner: 'op-c', ownerState: 'dead', live: ['op-a', 'op-b'], uid: uidFor('op-a', ['op-a', 'op-b']) }, { kind: 'claim', from: 'op-c' }],
     ['owner dead, the hash picks another survivor: leave', { owner: 'op-c', ownerState: 'dead', live: ['op-a', 'op-b'], uid: uidFor('op-b', ['op-a', 'op-b']) }, { kind: 'leave', why: 'assigned-elsewhere' }],
     ['owner dead, nothing left to do: leave', { owner: 'op-c', ownerState: 'dead', needsOwner: false }, { kind: 'leave', why: 'no-owner-needed' }],
-    ['my own Lease is stale, mine: wait (start nothing)', { owner: 'op-a', ownerTerm: 4, meLive: false }, { kind: 'wait' }],
-    ['my claim from an earlier term (I lost my Lease since), the hash picks me: claim it afresh', { owner: 'op-a', ownerTerm: 3 }, { kind: 'claim', from: 'op-a' }],
+    ['my own Lease is stale, mine: wait (start nothing)', { owner: 'op-a', ownerTerm: 'u.4', meLive: false }, { kind: 'wait' }],
+    ['my claim from an earlier term (I lost my Lease since), the hash picks me: claim it afresh', { owner: 'op-a', ownerTerm: 'u.3' }, { kind: 'claim', from: 'op-a' }],
     ['my claim without a term: claim it afresh', { owner: 'op-a' }, { kind: 'claim', from: 'op-a' }],
-    ['my claim from an earlier term, the hash picks another: leave it (it is dead for everybody)', { owner: 'op-a', ownerTerm: 3, uid: uidFor('op-b', all) }, { kind: 'leave', why: 'assigned-elsewhere' }],
-    ['my claim from an earlier term while my Lease is stale: never work on it', { owner: 'op-a', ownerTerm: 3, meLive: false }, { kind: 'leave', why: 'not-live' }],
+    ['my claim from an earlier term, the hash picks another: leave it (it is dead for everybody)', { owner: 'op-a', ownerTerm: 'u.3', uid: uidFor('op-b', all) }, { kind: 'leave', why: 'assigned-elsewhere' }],
+    ['my claim from an earlier term while my Lease is stale: never work on it', { owner: 'op-a', ownerTerm: 'u.3', meLive: false }, { kind: 'leave', why: 'not-live' }],
     ['my own Lease is stale, unowned: never claim', { meLive: false }, { kind: 'leave', why: 'not-live' }],
     ['my own Lease is stale, owner dead: never claim', { meLive: false, owner: 'op-c', ownerState: 'dead' }, { kind: 'leave', why: 'not-live' }],
     ['I am missing from my own view of the members: still counted', { live: ['op-b', 'op-c'], uid: uidFor('op-a', all) }, { kind: 'claim' }],
@@ -155,8 +156,8 @@ describe('core/shard: the claim decision', () => {
   it('two replicas with different views never both decide to claim a live owner\'s LogTail', () => {
     // op-a sees op-d, op-b does not; the LogTail is owned by live op-c.
     for (let i = 0; i < 200; i++) {
-      const a = decideClaim({ me: 'op-a', meLive: true, myTerm: 0, uid: `k${i}`, owner: 'op-c', ownerTerm: 2, ownerState: 'live', live: [...all, 'op-d'], needsOwner: true });
-      const b = decideClaim({ me: 'op-b', meLive: true, myTerm: 5, uid: `k${i}`, owner: 'op-c', ownerTerm: 2, ownerState: 'live', live: all, needsOwner: true });
+      const a = decideClaim({ me: 'op-a', meLive: true, myTerm: 'a.0', uid: `k${i}`, owner: 'op-c', ownerTerm: 'c.2', ownerState: 'live', live: [...all, 'op-d'], needsOwner: true });
+      const b = decideClaim({ me: 'op-b', meLive: true, myTerm: 'b.5', uid: `k${i}`, owner: 'op-c', ownerTerm: 'c.2', ownerState: 'live', live: all, needsOwner: true });
       expect(a.kind).to.equal('leave');
       expect(b.kind).to.equal('leave');
     }

@@ -18,6 +18,7 @@ function httpError(status: number): Error {
 /** The apiserver as far as sharding uses it: Leases and LogTail annotations, resourceVersion-checked. */
 class FakeServer {
   rv = 100;
+  uids = 0;
   readonly leases = new Map<string, V1Lease>();
   readonly logTails = new Map<string, LogTail>();
   conflicts = 0;
@@ -35,9 +36,10 @@ class FakeServer {
   }
 
   /** One replica's connection; `down` cuts it off. */
-  client(): ShardApi & { down: boolean } {
+  client(): ShardApi & { down: boolean; hold: Promise<void> | undefined } {
     const c = {
       down: false,
+      hold: undefined as Promise<void> | undefined,
       gate: () => {
         if (c.down) throw new TypeError('fetch failed');
       },
@@ -55,12 +57,13 @@ class FakeServer {
         c.gate();
         const name = body.metadata!.name!;
         if (this.leases.has(name)) throw httpError(409);
-        const l = this.#wire({ ...body, metadata: { ...body.metadata, resourceVersion: String(++this.rv) } });
+        const l = this.#wire({ ...body, metadata: { ...body.metadata, uid: `uid${++this.uids}-lease`, resourceVersion: String(++this.rv) } });
         this.leases.set(name, l);
         return this.#wire(l);
       },
       replaceLease: async (_ns: string, name: string, body: V1Lease) => {
         c.gate();
+        if (c.hold) await c.hold;
         const cur = this.leases.get(name);
         if (!cur) throw httpError(404);
         if (body.metadata?.resourceVersion !== cur.metadata?.resourceVersion) {
@@ -71,7 +74,7 @@ class FakeServer {
         this.leases.set(name, l);
         return this.#wire(l);
       },
-      patchOwner: async (_ns: string, name: string, resourceVersion: string, claim: { owner: string; term: number; since: string } | null) => {
+      patchOwner: async (_ns: string, name: string, resourceVersion: string, claim: { owner: string; term: string; since: string } | null) => {
         c.gate();
         const cur = this.logTails.get(name);
         if (!cur) throw httpError(404);
@@ -85,7 +88,7 @@ class FakeServer {
           delete annotations[OWNER_TERM_ANNOTATION];
         } else {
           annotations[OWNER_ANNOTATION] = claim.owner;
-          annotations[OWNER_TERM_ANNOTATION] = String(claim.term);
+          annotations[OWNER_TERM_ANNOTATION] = claim.term;
         }
         cur.metadata = { ...cur.metadata, annotations, resourceVersion: String(++this.rv) };
       },
@@ -163,7 +166,7 @@ describe('runtime/sharding: membership on Leases', () => {
     }
     expect(b.events.lost).to.equal(1);
     expect(b.m.isLive()).to.equal(false);
-    expect(b.m.term).to.equal(0);
+    expect(b.m.term).to.match(/\.0$/);
     expect(lostAt - cut).to.be.at.most(10_000 + 2_000);
     expect(deadAt).to.be.greaterThan(lostAt);
     expect(deadAt - cut).to.be.at.least(15_000 - 2_000);
@@ -221,7 +224,9 @@ describe('runtime/sharding: terms', () => {
     const uid = uidFor('op-b', ['op-a', 'op-b']);
     server.addLogTail('x', uid);
     await b.gate.gate('app/x', server.lt('x'), new Local());
-    expect(server.lt('x').metadata.annotations).to.include({ [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: '0' });
+    const term0 = b.m.term;
+    expect(term0).to.match(/^uid\d-lea\.0$/);
+    expect(server.lt('x').metadata.annotations).to.include({ [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: term0 });
     expect(await b.gate.gate('app/x', server.lt('x'), new Local())).to.equal(undefined);
     // b is cut off past its renew deadline: it fences itself and, while cut off, works on nothing
     b.api.down = true;
@@ -232,17 +237,18 @@ describe('runtime/sharding: terms', () => {
     b.api.down = false;
     await clock.advance(2_000);
     expect(b.m.isLive()).to.equal(true);
-    expect(b.m.term).to.equal(1);
+    const term1 = b.m.term;
+    expect(term1).to.equal(term0.replace(/\.0$/, '.1'));
     expect(server.leases.get('logtail-operator-shard-op-b')?.spec?.leaseTransitions).to.equal(1);
     // a (at its next list) sees b live, but in term 1: b's term-0 claim is dead for a too
     await clock.advance(2_000);
     expect(a.m.state('op-b')).to.equal('live');
-    expect(a.m.state('op-b', 0)).to.equal('dead');
-    expect(a.m.state('op-b', 1)).to.equal('live');
+    expect(a.m.state('op-b', term0)).to.equal('dead');
+    expect(a.m.state('op-b', term1)).to.equal('live');
     // b does not just resume: it claims again, guarded by resourceVersion
     const seen = server.lt('x');
     expect(await b.gate.gate('app/x', seen, new Local())).to.deep.equal({ kind: 'done' });
-    expect(server.lt('x').metadata.annotations).to.include({ [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: '1' });
+    expect(server.lt('x').metadata.annotations).to.include({ [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: term1 });
     expect(await b.gate.gate('app/x', server.lt('x'), new Local())).to.equal(undefined);
     // a, deciding from the same (now stale) version, is refused
     await a.gate.gate('app/x', seen, new Local());
@@ -256,15 +262,58 @@ describe('runtime/sharding: terms', () => {
     const clock = new FakeClock();
     const first = member(server, clock, 'op-a');
     await first.m.start();
-    expect(first.m.term).to.equal(0);
+    expect(first.m.term).to.match(/\.0$/);
     // killed: no release
     first.api.down = true;
     const second = member(server, clock, 'op-a');
     await second.m.start();
-    expect(second.m.term).to.equal(1);
+    expect(second.m.term).to.equal(first.m.term.replace(/\.0$/, '.1'));
     expect(second.m.isLive()).to.equal(true);
     await second.m.stop();
     first.api.down = false;
+  });
+});
+
+describe('runtime/sharding: term edge cases', () => {
+  it('a renewal of the old term answered after the fence fired does not revive that term', async () => {
+    const server = new FakeServer();
+    const clock = new FakeClock();
+    const b = member(server, clock, 'op-b');
+    await b.m.start();
+    const term0 = b.m.term;
+    // the next renewals hang at the server until released
+    let release!: () => void;
+    b.api.hold = new Promise<void>((r) => (release = r));
+    await clock.advance(10_500);
+    expect(b.events.lost).to.equal(1);
+    expect(b.m.isLive()).to.equal(false);
+    // the held renewal (made in term 0) is answered now
+    release();
+    b.api.hold = undefined;
+    await clock.advance(100);
+    expect(b.m.isLive(), 'revived by a renewal of the old term').to.equal(false);
+    expect(b.m.term).to.equal(term0);
+    // the next renewal starts term 1
+    await clock.advance(2_000);
+    expect(b.m.isLive()).to.equal(true);
+    expect(b.m.term).to.equal(term0.replace(/\.0$/, '.1'));
+    await b.m.stop();
+  });
+
+  it('our Lease deleted under us: fence first, then a new Lease (new UID) is a new term', async () => {
+    const server = new FakeServer();
+    const clock = new FakeClock();
+    const b = member(server, clock, 'op-b');
+    await b.m.start();
+    const term0 = b.m.term;
+    server.leases.delete('logtail-operator-shard-op-b');
+    await clock.advance(2_000);
+    expect(b.events.lost).to.equal(1);
+    await clock.advance(2_000);
+    expect(b.m.isLive()).to.equal(true);
+    expect(b.m.term).to.not.equal(term0);
+    expect(b.m.term).to.match(/\.0$/);
+    await b.m.stop();
   });
 });
 
@@ -351,7 +400,7 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     const clock = new FakeClock();
     const a = member(server, clock, 'op-a');
     await a.m.start();
-    server.addLogTail('x', uidFor('op-d', ['op-a', 'op-d']), { annotations: { [OWNER_ANNOTATION]: 'op-a', [OWNER_TERM_ANNOTATION]: '0' } });
+    server.addLogTail('x', uidFor('op-d', ['op-a', 'op-d']), { annotations: { [OWNER_ANNOTATION]: 'op-a', [OWNER_TERM_ANNOTATION]: a.m.term } });
     const stale = server.lt('x');
     server.logTails.get('x')!.metadata.resourceVersion = String(++server.rv); // a status write the cache has not delivered
     const d = member(server, clock, 'op-d');
@@ -372,7 +421,7 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     for (const x of ms) await x.m.start();
     await clock.advance(2_000);
     const uid = uidFor('op-c', ['op-a', 'op-b', 'op-c']);
-    server.addLogTail('x', uid, { annotations: { [OWNER_ANNOTATION]: 'op-c', [OWNER_TERM_ANNOTATION]: '0' } });
+    server.addLogTail('x', uid, { annotations: { [OWNER_ANNOTATION]: 'op-c', [OWNER_TERM_ANNOTATION]: ms[2]!.m.term } });
     const heir = rendezvousOwner(uid, ['op-a', 'op-b'])!;
     const other = heir === 'op-a' ? 'op-b' : 'op-a';
     const byId = new Map(ms.map((x) => [x.m.id, x]));
@@ -397,7 +446,7 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     await a.m.start();
     await b.m.start();
     await clock.advance(2_000);
-    server.addLogTail('x', 'u', { annotations: { [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: '0' } });
+    server.addLogTail('x', 'u', { annotations: { [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: b.m.term } });
     const local = new Local();
     local.running.set('app/x', 1);
     expect(await a.gate.gate('app/x', server.lt('x'), local)).to.deep.equal({ kind: 'done' });
