@@ -157,7 +157,8 @@ async function runAndCheck(state: ClusterState, ns: string, o: Options, lines: n
           beforeKill = by;
           if (Date.now() >= killAt && (!joined || (await joined.then(() => true)))) {
             killed = [...ops.keys()].sort((a, b) => (by.get(b) ?? 0) - (by.get(a) ?? 0))[0]!;
-            killedHeld = items.filter((lt) => lt.metadata.annotations?.[OWNER] === killed && !TERMINAL.has(lt.status?.phase ?? '')).map((lt) => lt.metadata.name);
+            // what it held at the kill, by the watch (fresher than this list): owned by it, not finished
+            killedHeld = names.filter((n) => lastOwner.get(n) === killed && !terminal.has(n));
             ops.get(killed)!.proc.kill('SIGKILL');
             killedAt = Date.now();
             process.stderr.write(`killed ${killed} (owned ${by.get(killed) ?? 0}, ${killedHeld.length} unfinished)\n`);
