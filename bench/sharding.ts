@@ -224,9 +224,14 @@ async function report(
   const after = owners(items);
   // handovers: a claim cleared by a live owner (ShardMoved), seen on the watch
   const released = r.ownerLog.filter((e, i) => e.owner === '' && r.ownerLog.slice(0, i).some((p) => p.name === e.name && p.owner !== '')).length;
-  // takeover, from the watch: when each LogTail the killed replica held got a surviving owner
+  // takeover: when each LogTail the killed replica held was claimed by a survivor, from the claim's own
+  // logtail.dev/owner-since (the claimant's clock, the same host as ours); a watch under this load can lag by minutes
   const takenAt = new Map<string, number>();
-  for (const e of r.ownerLog) if (e.at >= r.killedAt && r.killedHeld.includes(e.name) && e.owner && e.owner !== r.killed && !takenAt.has(e.name)) takenAt.set(e.name, e.at);
+  for (const name of r.killedHeld) {
+    const a = byName.get(name)?.metadata.annotations;
+    const since = Date.parse(a?.['logtail.dev/owner-since'] ?? '');
+    if (a?.[OWNER] && a[OWNER] !== r.killed && Number.isFinite(since)) takenAt.set(name, since);
+  }
   const moved = takenAt.size;
   const takeover = [...takenAt.values()].map((t) => (t - r.killedAt) / 1000);
   const firstTakeoverS = takeover.length ? Math.min(...takeover) : Number.NaN;
