@@ -90,6 +90,20 @@ describe('chart: sharding.enabled — replicas run on the chart ServiceAccount t
     }
   });
 
+  it('the apiserver refuses a claim written against an older resourceVersion (409), which is what makes claims exclusive', async () => {
+    const lt = JSON.parse(await mustKubectl(c, ['get', 'logtail', 'app-0', '-n', targetNs, '-o', 'json'])) as { metadata: { resourceVersion: string; annotations?: Record<string, string> } };
+    const patch = (rv: string, owner: string) => c.kubectl(['patch', 'logtail', 'app-0', '-n', targetNs, '--type', 'merge', '-p', JSON.stringify({ metadata: { resourceVersion: rv, annotations: { 'logtail.dev/owner': owner, 'logtail.dev/owner-since': new Date().toISOString() } } })]);
+    // a change (a patch that changes nothing keeps the resourceVersion; every claim changes the claim)
+    const fresh = await patch(lt.metadata.resourceVersion, lt.metadata.annotations?.['logtail.dev/owner'] ?? 'op-a');
+    expect(fresh.code, fresh.stderr).to.equal(0);
+    // the same resourceVersion again is now stale
+    const stale = await patch(lt.metadata.resourceVersion, 'somebody-else');
+    expect(stale.code).to.not.equal(0);
+    expect(stale.stderr).to.match(/Conflict|the object has been modified/);
+    const after = JSON.parse(await mustKubectl(c, ['get', 'logtail', 'app-0', '-n', targetNs, '-o', 'json'])) as { metadata: { annotations?: Record<string, string> } };
+    expect(after.metadata.annotations?.['logtail.dev/owner']).to.not.equal('somebody-else');
+  });
+
   it('was never refused by the apiserver, stops cleanly and releases its Lease', async () => {
     for (const [id, op] of ops) {
       const code = await op.stop();
