@@ -6,6 +6,7 @@ import { concurrencyBench } from './concurrency.ts';
 import { fairnessBench } from './fairness.ts';
 import { idleBench } from './idle.ts';
 import { latencyBench } from './latency.ts';
+import { shardingBench } from './sharding.ts';
 import { streamBench } from './stream.ts';
 
 const BENCHES: Record<string, ((argv: string[]) => Promise<void>) | undefined> = {
@@ -15,8 +16,7 @@ const BENCHES: Record<string, ((argv: string[]) => Promise<void>) | undefined> =
   buffers: buffersBench,
   concurrency: concurrencyBench,
   fairness: fairnessBench,
-  // issue 11: not implemented yet (see docs/benchmarks.md, "Not done")
-  sharding: undefined,
+  sharding: shardingBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

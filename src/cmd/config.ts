@@ -1,5 +1,6 @@
 // Operator settings: every flag has an environment variable, flags win.
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.ts';
 import { parseByteSize } from '../core/quantity.ts';
 
@@ -19,6 +20,9 @@ export interface OperatorConfig {
   leaderElect: boolean;
   leaderElectionNamespace: string;
   leaderElectionId: string;
+  shard: boolean;
+  shardId: string;
+  shardLeaseDurationMs: number;
   httpAddr: string;
   idleTimeoutMs: number;
   statusIntervalMs: number;
@@ -61,6 +65,9 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
   leaderElectionNamespace: { flag: '--leader-election-namespace', env: 'LOGTAIL_LEADER_ELECTION_NAMESPACE', kind: 'string', help: "namespace of the Lease (default: the pod's namespace in-cluster, else default)" },
   leaderElectionId: { flag: '--leader-election-id', env: 'LOGTAIL_LEADER_ELECTION_ID', kind: 'string', help: 'name of the Lease (default logtail-operator)' },
+  shard: { flag: '--shard', env: 'LOGTAIL_SHARD', kind: 'bool', help: 'sharding: every replica captures, each LogTail owned by one live replica (membership: one Lease per replica in --leader-election-namespace, labelled logtail.dev/shard-group=<--leader-election-id>; assignment: rendezvous hash of the LogTail UID; the owner is recorded in the annotation logtail.dev/owner). Replaces --leader-elect (default false)' },
+  shardId: { flag: '--shard-id', env: 'LOGTAIL_SHARD_ID', kind: 'string', help: 'this replica\'s id with --shard, unique among the replicas (default: $POD_NAME, else hostname-pid)' },
+  shardLeaseDurationMs: { flag: '--shard-lease-duration', env: 'LOGTAIL_SHARD_LEASE_DURATION', kind: 'duration', help: 'with --shard: a replica whose Lease has not changed for this long is gone and its LogTails move; it renews every 2/15 of it and stops every capture when it could not renew for 2/3 of it, claiming afresh once it renews again (default 15s)' },
   httpAddr: { flag: '--http-addr', env: 'LOGTAIL_HTTP_ADDR', kind: 'string', help: 'listen address for /metrics, /healthz, /readyz (default :8080; "off" disables)' },
   idleTimeoutMs: { flag: '--idle-timeout', env: 'LOGTAIL_IDLE_TIMEOUT', kind: 'duration', help: 'a log stream with no byte for this long is treated as stalled and resumed (default 60s)' },
   statusIntervalMs: { flag: '--status-interval', env: 'LOGTAIL_STATUS_INTERVAL', kind: 'duration', help: 'how often bytes/checkpoint are written to status while streaming (default 2s)' },
@@ -154,6 +161,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (sse !== undefined && sse !== 'AES256' && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3Sse.flag}: expected AES256 or aws:kms, got "${sse}"`);
   if (get('s3SseKmsKeyId') !== undefined && sse !== 'aws:kms') throw new ConfigError(`${FLAGS.s3SseKmsKeyId.flag} needs ${FLAGS.s3Sse.flag} aws:kms`);
   if (!!get('httpTlsCertFile') !== !!get('httpTlsKeyFile')) throw new ConfigError(`${FLAGS.httpTlsCertFile.flag} and ${FLAGS.httpTlsKeyFile.flag} go together`);
+  const shard = get('shard') !== undefined ? parseBool(get('shard')!, FLAGS.shard.flag) : false;
+  if (shard && get('leaderElect') !== undefined && parseBool(get('leaderElect')!, FLAGS.leaderElect.flag)) {
+    throw new ConfigError(`${FLAGS.shard.flag} and ${FLAGS.leaderElect.flag} exclude each other: with sharding every replica captures`);
+  }
+  const shardLease = dur('shardLeaseDurationMs', '15s');
+  if (shardLease < 3000) throw new ConfigError(`${FLAGS.shardLeaseDurationMs.flag}: at least 3s`);
   return {
     store: get('store') ?? 'file://./logtail-data',
     s3Endpoint,
@@ -167,7 +180,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     ...(get('maxStreamsPerNamespace') !== undefined ? { maxStreamsPerNamespace: num('maxStreamsPerNamespace', 1) } : {}),
     bufferMemory: bytes('bufferMemory', '64Mi'),
     spoolDir: get('spoolDir'),
-    leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER,
+    leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER && !shard,
+    shard,
+    shardId: get('shardId') ?? (env.POD_NAME || `${hostname()}-${process.pid}`),
+    shardLeaseDurationMs: shardLease,
     leaderElectionNamespace: get('leaderElectionNamespace') ?? podNamespace(),
     leaderElectionId: get('leaderElectionId') ?? 'logtail-operator',
     httpAddr: get('httpAddr') ?? ':8080',

@@ -14,6 +14,7 @@ import { Controller } from '../runtime/controller.ts';
 import { AdmissionGate } from '../runtime/admission-gate.ts';
 import { PolicyController } from '../runtime/policy-controller.ts';
 import { LeaderElector, kubeLeaseApi } from '../runtime/leader-election.ts';
+import { ShardMembership, Sharding, kubeShardApi } from '../runtime/sharding.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createMetrics } from '../runtime/metrics.ts';
 import { MetricsAuthorizer } from '../runtime/metrics-auth.ts';
@@ -53,6 +54,19 @@ const store = await storeFromUrl(storeUrl, {
 readAheadBudget.limit = config.bufferMemory;
 const metrics = createMetrics();
 const api = new KubeApi(kc);
+// --shard: one Lease per replica; only the owner of a LogTail reconciles it (runtime/sharding.ts).
+const membership = config.shard
+  ? new ShardMembership({
+      api: kubeShardApi(api),
+      namespace: config.leaderElectionNamespace,
+      group: config.leaderElectionId,
+      id: config.shardId,
+      leaseDurationMs: config.shardLeaseDurationMs,
+      ...(process.env.POD_NAME && process.env.POD_UID ? { pod: { name: process.env.POD_NAME, uid: process.env.POD_UID } } : {}),
+      logger,
+    })
+  : undefined;
+const sharding = membership ? new Sharding({ membership, api: kubeShardApi(api), logger, onOwned: (n) => metrics.shardOwned.set(n) }) : undefined;
 const controller = new Controller({
   kc,
   api,
@@ -67,6 +81,7 @@ const controller = new Controller({
   finalizerDeadlineMs: config.shutdownTimeoutMs,
   ...(config.spoolDir ? { spoolDir: config.spoolDir } : {}),
   holdPodEnabled: config.enableHoldPod,
+  ...(sharding ? { shard: sharding } : {}),
 });
 
 // LogTailPolicy: creates LogTails, which the controller above captures.
@@ -131,8 +146,8 @@ function listen(addr: string): Server | undefined {
     if (url === '/healthz') {
       res.writeHead(stopping ? 503 : 200).end(stopping ? 'stopping\n' : 'ok\n');
     } else if (url === '/readyz') {
-      // Ready: caches synced while leading, or a healthy standby.
-      const ok = !stopping && (leading ? controller.ready() : (elector?.healthy() ?? false));
+      // Ready: caches synced while leading (with --shard: and our Lease renewed), or a healthy standby.
+      const ok = !stopping && (leading ? controller.ready() && (membership?.healthy() ?? true) : (elector?.healthy() ?? false));
       const blocked = leading ? gate?.blockedBecause() : undefined;
       res.writeHead(ok ? 200 : 503).end(ok ? 'ok\n' : blocked ? `not ready: ${blocked}\n` : 'not ready\n');
     } else if (url === '/metrics') {
@@ -168,6 +183,8 @@ async function shutdown(why: string): Promise<void> {
   } catch (err) {
     logger.error('error while stopping captures', { error: String(err) });
   }
+  // Only after every capture stopped: releasing the Lease lets the other replicas take our LogTails at once.
+  await membership?.stop();
   await policyController?.stop().catch((err: unknown) => logger.error('error while stopping the policy controller', { error: String(err) }));
   lifetime.abort();
   await electorRun?.catch(() => undefined);
@@ -190,6 +207,7 @@ logger.info('starting', {
   bufferMemory: config.bufferMemory,
   ...(storeUrl.startsWith('s3://') ? { spoolDir: config.spoolDir ?? 'default (TMPDIR/logtail-spool)' } : {}),
   leaderElect: config.leaderElect,
+  ...(config.shard ? { shard: config.shardId } : {}),
   requireAdmissionPolicy: config.requireAdmissionPolicy,
   metricsAuth: config.metricsAuth,
   httpTls: !!config.httpTlsCertFile,
@@ -245,6 +263,25 @@ if (stopping) {
     },
   });
   electorRun = elector.run(lifetime.signal);
+} else if (membership) {
+  membership.onChange = () => {
+    metrics.shardMembers.set(membership.live().length);
+    controller.resync();
+  };
+  membership.onLost = () => {
+    // Another replica may take our LogTails once our Lease looks expired to it: stop every capture now.
+    // We keep renewing; a new term starts when that succeeds, and our earlier claims are then claimed afresh.
+    controller.stopCaptures('LostLeadership');
+  };
+  // Our Lease first, and one look at the members, so the first reconciles already hash over them.
+  membership
+    .start()
+    .then(() => startCapturing(lifetime.signal))
+    .catch((err: unknown) => {
+      logger.error('controller failed to start', { error: String((err as Error)?.stack ?? err) });
+      process.exitCode = 1;
+      void shutdown('start-failed');
+    });
 } else {
   startCapturing(lifetime.signal).catch((err: unknown) => {
     logger.error('controller failed to start', { error: String((err as Error)?.stack ?? err) });

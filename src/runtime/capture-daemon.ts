@@ -23,8 +23,9 @@ export type { DaemonDeps, PodSource } from './capture-ports.ts';
 
 /**
  * Why a daemon stops. `OperatorExiting`, `LostLeadership` and `ShardMoved`
- * hand the capture to another process: unfinished objects stay in the store
- * with a final checkpoint (capture-continuation.ts); the others abort them.
+ * (sharding: the LogTail's owner hands it to another replica, the hash moved
+ * it) hand the capture to another process: unfinished objects stay in the
+ * store with a final checkpoint (capture-continuation.ts); the others abort them.
  */
 export type StopReason = 'Deleted' | 'SpecChanged' | 'OperatorExiting' | 'PodGone' | 'LostLeadership' | 'ShardMoved';
 
@@ -122,6 +123,9 @@ export class CaptureDaemon {
         }
         this.log.error('capture crashed', { error: String((err as Error)?.stack ?? err) });
       })
+      // A status write still in flight belongs to this daemon: `done` waits for it, so whoever
+      // captures this LogTail next (this process or, with sharding, another replica) writes after it.
+      .then(() => this.writing)
       .finally(() => this.deps.metrics?.activeCaptures.dec());
   }
 

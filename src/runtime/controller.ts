@@ -16,6 +16,7 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { FairSlots } from './semaphore.ts';
 import { fileSpool } from './truncating-sink.ts';
+import type { Sharding } from './sharding.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
 import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 
@@ -43,6 +44,8 @@ export interface ControllerOptions {
   holdPodEnabled?: boolean;
   /** How often stale holds are looked for (default 60 s; also once at start). */
   holdSweepMs?: number;
+  /** Sharding (--shard): only the replica that owns a LogTail reconciles it. */
+  shard?: Sharding;
 }
 
 interface Finished {
@@ -126,12 +129,22 @@ export class Controller {
     await lt.start();
     this.running = true;
     this.queue.run((key) => this.reconcile(key), this.o.workers ?? 4);
-    for (const obj of lt.list()) enqueue(obj);
+    this.resync();
     // Holds whose LogTail is gone (deleted while no operator ran) or finished: at start, then every minute.
     const sweep = () => void this.sweepHolds().catch((err: unknown) => this.log.warn('stale hold sweep failed', { error: String(err) }));
     sweep();
     this.sweepTimer = setInterval(sweep, this.o.holdSweepMs ?? 60_000);
     this.sweepTimer.unref();
+  }
+
+  /** Asks every running capture to stop (sharding: this replica's Lease lapsed); the keys are looked at again as they stop. */
+  stopCaptures(reason: StopReason): void {
+    for (const key of [...this.daemons.keys()]) this.requestStop(key, reason);
+  }
+
+  /** Every LogTail's key is looked at again (sharding: the members changed). */
+  resync(): void {
+    for (const obj of this.ltInformer?.list() ?? []) this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
   }
 
   /** Stops taking work, then stops every capture with `reason` (uploads aborted, status checkpointed). */
@@ -186,7 +199,13 @@ export class Controller {
       // Gone: nothing is held for it, so nothing waits for the daemon.
       this.requestStop(key, 'Deleted');
       this.finished.delete(key);
+      this.o.shard?.forget(key);
       return Result.done;
+    }
+    if (this.o.shard) {
+      // Not ours (or being claimed, released, handed over): the gate says what happens to the key.
+      const held = await this.o.shard.gate(key, lt, { stop: (k, reason) => this.requestStop(k, reason) });
+      if (held) return held;
     }
     if (lt.metadata.deletionTimestamp) {
       // The finalizer is held until the capture has aborted its upload (or the deadline passed),

@@ -15,6 +15,9 @@ export interface Metrics {
   storeErrors: Counter<'reason'>;
   informerRestarts: Counter<'informer'>;
   workqueueDepth: Gauge;
+  /** --shard: live members in this replica's view, and the LogTails this replica owns. */
+  shardMembers: Gauge;
+  shardOwned: Gauge;
   /** The text exposition for GET /metrics. */
   text(): Promise<string>;
   contentType: string;
@@ -86,6 +89,16 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     workqueueDepth: new Gauge({
       name: 'logtail_workqueue_depth',
       help: 'Keys waiting in the reconcile queue.',
+      registers,
+    }),
+    shardMembers: new Gauge({
+      name: 'logtail_shard_members',
+      help: 'With --shard: replicas whose Lease is live in this replica\'s view (itself included).',
+      registers,
+    }),
+    shardOwned: new Gauge({
+      name: 'logtail_shard_owned_logtails',
+      help: 'With --shard: LogTails whose owner annotation names this replica, as last seen.',
       registers,
     }),
     text: () => registry.metrics(),

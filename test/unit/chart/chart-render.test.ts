@@ -71,6 +71,7 @@ describe('chart: rendered objects (helm template)', function () {
         'ClusterRoleBinding/lt-logtail-operator',
         'Deployment/lt-logtail-operator',
         'NetworkPolicy/lt-logtail-operator',
+        'PodDisruptionBudget/lt-logtail-operator',
         'Role/lt-logtail-operator-leader-election',
         'RoleBinding/lt-logtail-operator-leader-election',
         'Service/lt-logtail-operator-metrics',
@@ -306,14 +307,50 @@ describe('chart: values', function () {
     expect(await renderFails({ watchNamespaces: ['Not_A_Namespace'] })).to.match(/watchNamespaces/);
   });
 
-  it('refuses several replicas without leader election, and a grace period shorter than the shutdown', async () => {
-    expect(await renderFails({ replicaCount: 2, leaderElection: { enabled: false } })).to.match(/needs leaderElection\.enabled/);
+  it('refuses several replicas without leader election or sharding, and a grace period shorter than the shutdown', async () => {
+    expect(await renderFails({ replicaCount: 2, leaderElection: { enabled: false } })).to.match(/needs leaderElection\.enabled or sharding\.enabled/);
+    expect(await renderFails({ sharding: { enabled: true, leaseDuration: '15 seconds' } })).to.match(/leaseDuration/);
+    expect(await renderFails({ podDisruptionBudget: { maxUnavailable: 0 } })).to.match(/maxUnavailable/);
     expect(await renderFails({ terminationGracePeriodSeconds: 20 })).to.match(/terminationGracePeriodSeconds/);
+  });
+
+  it('sharding: N replicas that all capture, one Lease each (named by the pod, which owns it), a Role for exactly that, and a PodDisruptionBudget', async () => {
+    const objs = await render({ release: 'lt', namespace: 'logtail-system', values: { replicaCount: 3, sharding: { enabled: true, leaseDuration: '20s' } } });
+    const dep = find<Deployment>(objs, 'Deployment', 'lt-logtail-operator', 'logtail-system');
+    expect(dep.spec.replicas).to.equal(3);
+    const c = operatorContainer(dep);
+    const env = envOf(c);
+    expect(env).to.include({ LOGTAIL_SHARD: 'true', LOGTAIL_SHARD_LEASE_DURATION: '20s', LOGTAIL_LEADER_ELECT: 'false', LOGTAIL_LEADER_ELECTION_ID: 'lt-logtail-operator' });
+    expect(c.env!.find((e) => e.name === 'POD_NAME')?.valueFrom).to.deep.equal({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(c.env!.find((e) => e.name === 'POD_UID')?.valueFrom).to.deep.equal({ fieldRef: { fieldPath: 'metadata.uid' } });
+    // every variable is one the operator reads (the pod's name and UID: the shard id and the Lease's owner)
+    const known = new Set<string>([...Object.values(FLAGS).map((f) => f.env), 'POD_NAMESPACE', 'POD_NAME', 'POD_UID', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
+    for (const e of c.env ?? []) expect(known.has(e.name), `${e.name} is not read by the operator`).to.equal(true);
+    // the single-Lease leader election Role is replaced by the sharding one, in the release namespace only
+    expect(objs.some((o) => o.metadata.name.endsWith('-leader-election'))).to.equal(false);
+    const role = find(objs, 'Role', 'lt-logtail-operator-sharding', 'logtail-system');
+    expect(flattenRules(rulesOf(role))).to.deep.equal(['coordination.k8s.io|leases|create|*', 'coordination.k8s.io|leases|get|*', 'coordination.k8s.io|leases|list|*', 'coordination.k8s.io|leases|update|*']);
+    const rb = find(objs, 'RoleBinding', 'lt-logtail-operator-sharding', 'logtail-system') as unknown as { roleRef: { name: string }; subjects: unknown[] };
+    expect(rb.roleRef.name).to.equal('lt-logtail-operator-sharding');
+    expect(rb.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'lt-logtail-operator', namespace: 'logtail-system' }]);
+    // claims are annotation patches: covered by the operator's existing patch on logtails, nothing added cluster-wide
+    expect(flattenRules(rulesOf(find(objs, 'ClusterRole', 'lt-logtail-operator')))).to.deep.equal(OPERATOR_ROWS);
+    const pdb = find(objs, 'PodDisruptionBudget', 'lt-logtail-operator', 'logtail-system') as unknown as { spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } } };
+    expect(pdb.spec.maxUnavailable).to.equal(1);
+    expect(dep.spec.template.metadata.labels).to.include(pdb.spec.selector.matchLabels);
+  });
+
+  it('renders no PodDisruptionBudget for one replica or when turned off', async () => {
+    const one = await render({ values: { replicaCount: 1 } });
+    expect(one.some((o) => o.kind === 'PodDisruptionBudget')).to.equal(false);
+    const off = await render({ values: { podDisruptionBudget: { enabled: false } } });
+    expect(off.some((o) => o.kind === 'PodDisruptionBudget')).to.equal(false);
   });
 
   it('without leader election: one replica, no Lease Role, the operator told not to elect', async () => {
     const objs = await render({ values: { replicaCount: 1, leaderElection: { enabled: false } } });
     expect(objs.some((o) => o.metadata.name.endsWith('-leader-election'))).to.equal(false);
+    expect(objs.some((o) => o.metadata.name.endsWith('-sharding'))).to.equal(false);
     const env = envOf(operatorContainer(find<Deployment>(objs, 'Deployment')));
     expect(env.LOGTAIL_LEADER_ELECT).to.equal('false');
     expect(env).to.not.have.property('LOGTAIL_LEADER_ELECTION_ID');

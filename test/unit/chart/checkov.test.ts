@@ -71,6 +71,8 @@ describe('chart: checkov is clean on the rendered chart and the Dockerfile', fun
           values: { image: { repository: 'registry.example.com/logtail-operator', digest: FAKE_DIGEST }, metrics: { auth: { enabled: true }, tls: { existingSecret: 'logtail-http-tls' }, serviceMonitor: { enabled: true } }, holdPod: { enabled: true } },
         },
       ],
+      // sharding: 3 replicas, the per-replica Lease Role, a PodDisruptionBudget
+      ['chart-sharding.yaml', { release: 'lt', namespace: 'logtail-system', values: { image: { repository: 'registry.example.com/logtail-operator', digest: FAKE_DIGEST }, replicaCount: 3, sharding: { enabled: true } } }],
     ];
     const files: string[] = [];
     for (const [name, o] of renders) {

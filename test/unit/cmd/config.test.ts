@@ -52,6 +52,23 @@ describe('operator configuration', () => {
     expect(loadConfig(['--leader-elect=false'], {}).leaderElect).to.equal(false);
   });
 
+  it('--shard: off by default; the replica id from the flag, else $POD_NAME, else hostname-pid; lease duration at least 3s', () => {
+    const off = loadConfig([], {});
+    expect(off.shard).to.equal(false);
+    expect(off.shardLeaseDurationMs).to.equal(15_000);
+    const on = loadConfig(['--shard', '--shard-id', 'op-1', '--shard-lease-duration', '6s'], {});
+    expect(on).to.include({ shard: true, shardId: 'op-1', shardLeaseDurationMs: 6000, leaderElect: false });
+    expect(loadConfig([], { LOGTAIL_SHARD: 'true', POD_NAME: 'logtail-7d9f-x2k4p' })).to.include({ shard: true, shardId: 'logtail-7d9f-x2k4p' });
+    expect(loadConfig(['--shard'], {}).shardId).to.match(/^.+-\d+$/);
+    expect(() => loadConfig(['--shard-lease-duration', '2s'], {})).to.throw(ConfigError, /--shard-lease-duration/);
+  });
+
+  it('refuses --shard together with --leader-elect (sharding replaces it)', () => {
+    expect(() => loadConfig(['--shard', '--leader-elect'], {})).to.throw(ConfigError, /--shard and --leader-elect/);
+    expect(() => loadConfig([], { LOGTAIL_SHARD: 'true', LOGTAIL_LEADER_ELECT: 'true' })).to.throw(ConfigError, /--shard/);
+    expect(loadConfig(['--shard', '--leader-elect=false'], {})).to.include({ shard: true, leaderElect: false });
+  });
+
   it('refuses unknown flags and bad values with the flag name in the message', () => {
     expect(() => loadConfig(['--nope'], {})).to.throw(ConfigError, /unknown flag --nope/);
     expect(() => loadConfig(['--max-concurrent-streams', '0'], {})).to.throw(ConfigError, /--max-concurrent-streams/);

@@ -111,8 +111,8 @@ without a claim would lose every capture: refuse it at render time.
 {{- if and .Values.admissionPolicy.required (not .Values.admissionPolicy.enabled) }}
 {{- fail "admissionPolicy.required needs admissionPolicy.enabled: the operator would wait forever for a policy the chart does not install (set both to false only if you accept that anyone who may create a LogTail can capture any pod in their namespace)" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
-{{- fail "replicaCount > 1 needs leaderElection.enabled: without a leader every replica would capture the same logs" }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) (not .Values.sharding.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled or sharding.enabled: without either every replica would capture the same logs" }}
 {{- end }}
 {{- if and .Values.terminationGracePeriodSeconds (le (int .Values.terminationGracePeriodSeconds) (add (int .Values.shutdownTimeoutSeconds) 5)) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed shutdownTimeoutSeconds + 5 (%d): the operator needs that long to checkpoint its captures on SIGTERM" (int .Values.terminationGracePeriodSeconds) (add (int .Values.shutdownTimeoutSeconds) 5)) }}
