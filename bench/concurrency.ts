@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { apiRequest, finish, kubectl, load1, logTail, parseOptions, quantile, rssKiB, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState } from './lib.ts';
+import { apiRequest, cpuSeconds, finish, kubectl, load1, logTail, parseOptions, quantile, rssKiB, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState } from './lib.ts';
 
 type Counts = Map<string, number>;
 
@@ -43,6 +43,14 @@ async function openWatches(state: ClusterState): Promise<number> {
   return n;
 }
 
+/** The operator's logtail_status_writes_total by kind, from its /metrics. */
+async function operatorStatusWrites(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^logtail_status_writes_total\{kind="(\w+)"\} (\d+)/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 /** Creates the objects 100 per kubectl call; `make(i)` builds item i when its batch is sent. */
 async function createAll(state: ClusterState, n: number, make: (i: number) => unknown): Promise<void> {
   for (let i = 0; i < n; i += 100) {
@@ -65,13 +73,17 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     mib: { default: 1, help: 'MiB each container writes' },
     seconds: { default: 60, help: 'over how long each container writes it' },
     'max-streams': { default: 1000, help: 'the operator\'s --max-concurrent-streams' },
+    'status-writes': { default: '', help: 'the operator\'s --status-writes-per-second (empty: its default)' },
+    'heap-mib': { default: '', help: 'the operator\'s V8 old-space limit in MiB (NODE_OPTIONS=--max-old-space-size; empty: V8\'s default)' },
   });
   const ns = 'concurrency';
   const lines = Math.max(1, Math.floor((o.mib * 1048576) / 200));
   const nodes = Array.from({ length: o.nodes }, (_, i) => `sim-${i + 1}`);
   await withCluster(async (state, dir) => {
     await kubectl(state, ['create', 'namespace', ns]);
-    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams'])] });
+    const extra = o['status-writes'] ? ['--status-writes-per-second', o['status-writes']] : [];
+    const env = o['heap-mib'] ? { NODE_OPTIONS: `--max-old-space-size=${o['heap-mib']}` } : undefined;
+    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams']), ...extra], ...(env ? { env } : {}) });
     const idleRss = rssKiB(op.pid) / 1024;
     // before the bench opens its own two watches: the operator's informers are already open
     const before = await requestCounts(state);
@@ -100,6 +112,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     })();
     const names = Array.from({ length: o.captures }, (_, i) => `c-${i + 1}`);
     const l0 = load1();
+    const cpu0 = cpuSeconds(op.pid);
     const t0 = performance.now();
     try {
       const tl = performance.now();
@@ -139,6 +152,8 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     }
     const secs = (performance.now() - t0) / 1000;
     const after = await requestCounts(state);
+    const opCpu = cpuSeconds(op.pid) - cpu0;
+    const opWrites = await operatorStatusWrites(op.port).catch(() => ({}));
     await op.stop();
     const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
     // byte-exact: each object against the simulator's record of what the container wrote
@@ -162,17 +177,20 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     console.log('');
     table(['verb resource (all clients)', 'requests during the run'], delta.map(([k, d]) => [k, d]));
     console.log('the bench itself made: 2 WATCH (pods, logtails), the POSTs of pods and logtails (kubectl create, 100 per call); the simulator: pods/binding, pods/status, events');
+    const patches = after.get('PATCH logtails/status')! - (before.get('PATCH logtails/status') ?? 0);
+    console.log(`status PATCHes per capture: ${(patches / o.captures).toFixed(1)} (${patches} in all); the operator's own count by kind: ${JSON.stringify(opWrites)}; operator CPU ${opCpu.toFixed(1)} s over ${secs.toFixed(0)} s`);
     console.log(`open watches at the end of the run beyond those open before it, other than the bench's two: ${watches} (${openBefore} open before, ${openDuring} at the end; the operator's informers were open before)`);
     table(['captures', 'nodes', 'MiB each', 'exact', 'idle RSS MiB', 'peak RSS MiB', 'p50 s', 'p99 s', 'spread s', 'seconds', 'load1 at start'], [[o.captures, o.nodes, o.mib, `${exactCount}/${o.captures}`, idleRss, rssPeak, quantile(lat, 0.5), p99, spread(lat), secs, l0]]);
     const notComplete = [...ended].filter(([, p]) => p !== 'Complete');
     if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).map(([n, p]) => `${n}=${p}`).join(' ')}${notComplete.length > 20 ? ' …' : ''}`);
     console.log(`goals: exact ${exactCount === o.captures ? 'met' : 'NOT met'}; peak RSS < 256 MiB ${rssPeak < 256 ? 'met' : 'NOT met'}; p99 < 2 s ${p99 < 2 ? 'met' : 'NOT met'} (this run)`);
-    finish('concurrency', { options: o, idleRss, rssPeak, secs, latencies: lat, requests: Object.fromEntries(delta), notComplete }, {
+    finish('concurrency', { options: o, idleRss, rssPeak, secs, opCpuSeconds: opCpu, statusWritesByKind: opWrites, latencies: lat, requests: Object.fromEntries(delta), notComplete }, {
       captures: o.captures,
       exact: exactCount === o.captures,
       rss_peak_mib: rssPeak,
       p99_complete_s: p99,
       watches,
+      status_patches_per_capture: Math.round((patches / o.captures) * 10) / 10,
     });
   }, nodes);
 }

@@ -64,6 +64,7 @@ const controller = new Controller({
   ...(config.maxStreamsPerNamespace ? { maxStreamsPerNamespace: config.maxStreamsPerNamespace } : {}),
   idleTimeoutMs: config.idleTimeoutMs,
   statusIntervalMs: config.statusIntervalMs,
+  statusWritesPerSecond: config.statusWritesPerSecond,
   finalizerDeadlineMs: config.shutdownTimeoutMs,
 });
 

@@ -9,6 +9,7 @@ import type { ObjectStore } from '../adapters/store/types.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { FairSlots } from './semaphore.ts';
+import type { StatusWriter } from './status-writer.ts';
 
 /** The informer's view of pods (may lag). */
 export interface PodSource {
@@ -46,6 +47,8 @@ export interface DaemonDeps {
   metrics?: Metrics;
   idleTimeoutMs: number;
   statusIntervalMs: number;
+  /** The process-wide status writer; without one, the daemon writes through `api` with no budget. */
+  statusWriter?: StatusWriter;
   clock?: CaptureClock;
 }
 

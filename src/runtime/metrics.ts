@@ -15,6 +15,7 @@ export interface Metrics {
   storeErrors: Counter<'reason'>;
   informerRestarts: Counter<'informer'>;
   workqueueDepth: Gauge;
+  statusWrites: Counter<'kind'>;
   /** The text exposition for GET /metrics. */
   text(): Promise<string>;
   contentType: string;
@@ -86,6 +87,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     workqueueDepth: new Gauge({
       name: 'logtail_workqueue_depth',
       help: 'Keys waiting in the reconcile queue.',
+      registers,
+    }),
+    statusWrites: new Counter({
+      name: 'logtail_status_writes_total',
+      help: 'LogTail status writes started: urgent (phase, terminal, conditions) or progress (bytes, checkpoint, under --status-writes-per-second).',
+      labelNames: ['kind'] as const,
       registers,
     }),
     text: () => registry.metrics(),
