@@ -15,12 +15,12 @@ import { apiRequest, cpuSeconds, finish, kubectl, load1, logTail, parseOptions, 
 
 type Counts = Map<string, number>;
 
-/** apiserver_request_total summed by "VERB resource" (subresource appended). */
-async function requestCounts(state: ClusterState): Promise<Counts> {
+/** apiserver_request_total summed by "VERB resource" (subresource appended); `metric` another counter with those labels. */
+async function requestCounts(state: ClusterState, metric = 'apiserver_request_total'): Promise<Counts> {
   const text = await apiRequest<string>(state, 'GET', '/metrics');
   const out: Counts = new Map();
   for (const line of String(text).split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
+    if (!line.startsWith(`${metric}{`)) continue;
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     const key = `${labels.verb} ${labels.resource}${labels.subresource ? '/' + labels.subresource : ''}`;
     out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
@@ -41,6 +41,30 @@ async function openWatches(state: ClusterState): Promise<number> {
     if (line.startsWith('apiserver_longrunning_requests{') && line.includes('verb="WATCH"')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return n;
+}
+
+interface MemSample {
+  t: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+  lagP99ms: number;
+}
+
+/** RSS from /proc; heap, external memory and event-loop lag from the operator's /metrics. */
+async function operatorMemory(port: number, pid: number): Promise<MemSample> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const get = (name: string) => Number(text.match(new RegExp(`^${name} ([0-9.e+-]+)`, 'm'))?.[1] ?? NaN);
+  const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  return {
+    t: Date.now(),
+    rssMiB: mib(rssKiB(pid) * 1024),
+    heapUsedMiB: mib(get('nodejs_heap_size_used_bytes')),
+    heapTotalMiB: mib(get('nodejs_heap_size_total_bytes')),
+    externalMiB: mib(get('nodejs_external_memory_bytes')),
+    lagP99ms: Math.round(get('nodejs_eventloop_lag_p99_seconds') * 1000),
+  };
 }
 
 /** The operator's logtail_status_writes_total by kind, from its /metrics. */
@@ -87,6 +111,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const idleRss = rssKiB(op.pid) / 1024;
     // before the bench opens its own two watches: the operator's informers are already open
     const before = await requestCounts(state);
+    const durBefore = await requestCounts(state, 'apiserver_request_duration_seconds_sum');
     const openBefore = await openWatches(state);
     let openDuring: number;
     const terminatedSeen = new Map<string, number>();
@@ -108,6 +133,15 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
       while (sampling) {
         rssPeak = Math.max(rssPeak, rssKiB(op.pid) / 1024);
         await sleep(200);
+      }
+    })();
+    // where the memory is (V8 heap, external/ArrayBuffers), from the operator's /metrics every 5 s
+    const memSamples: MemSample[] = [];
+    const memSampler = (async () => {
+      while (sampling) {
+        const m = await operatorMemory(op.port, op.pid).catch(() => undefined);
+        if (m) memSamples.push(m);
+        for (let i = 0; i < 25 && sampling; i++) await sleep(200);
       }
     })();
     const names = Array.from({ length: o.captures }, (_, i) => `c-${i + 1}`);
@@ -145,6 +179,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     } finally {
       sampling = false;
       await sampler;
+      await memSampler;
       // while the bench's own two watches are still open
       openDuring = await openWatches(state).catch(() => Number.NaN);
       wPods.close();
@@ -152,6 +187,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     }
     const secs = (performance.now() - t0) / 1000;
     const after = await requestCounts(state);
+    const durAfter = await requestCounts(state, 'apiserver_request_duration_seconds_sum');
     const opCpu = cpuSeconds(op.pid) - cpu0;
     const opWrites = await operatorStatusWrites(op.port).catch(() => ({}));
     await op.stop();
@@ -175,8 +211,12 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     // watches open at the end of the run beyond those open before it, less the bench's own two: the operator's should stay 0, not grow with captures
     const watches = openDuring - openBefore - 2;
     console.log('');
-    table(['verb resource (all clients)', 'requests during the run'], delta.map(([k, d]) => [k, d]));
+    // the apiserver's own time per request (apiserver_request_duration_seconds): is the server the slow part?
+    const meanMs = (k: string, d: number) => Math.round(((durAfter.get(k) ?? 0) - (durBefore.get(k) ?? 0)) / d * 1000);
+    table(['verb resource (all clients)', 'requests during the run', 'mean ms in the apiserver'], delta.map(([k, d]) => [k, d, k.startsWith('WATCH') || k.startsWith('CONNECT') ? '-' : meanMs(k, d)]));
     console.log('the bench itself made: 2 WATCH (pods, logtails), the POSTs of pods and logtails (kubectl create, 100 per call); the simulator: pods/binding, pods/status, events');
+    const top = memSamples.reduce<MemSample | undefined>((a, b) => (!a || b.rssMiB > a.rssMiB ? b : a), undefined);
+    if (top) console.log(`operator memory at its highest sampled RSS (every 5 s): rss ${top.rssMiB} MiB, V8 heap used ${top.heapUsedMiB} / total ${top.heapTotalMiB} MiB, external ${top.externalMiB} MiB; event-loop lag p99 max over the run ${Math.max(...memSamples.map((m) => m.lagP99ms))} ms`);
     const patches = after.get('PATCH logtails/status')! - (before.get('PATCH logtails/status') ?? 0);
     console.log(`status PATCHes per capture: ${(patches / o.captures).toFixed(1)} (${patches} in all); the operator's own count by kind: ${JSON.stringify(opWrites)}; operator CPU ${opCpu.toFixed(1)} s over ${secs.toFixed(0)} s`);
     console.log(`open watches at the end of the run beyond those open before it, other than the bench's two: ${watches} (${openBefore} open before, ${openDuring} at the end; the operator's informers were open before)`);
@@ -184,7 +224,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const notComplete = [...ended].filter(([, p]) => p !== 'Complete');
     if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).map(([n, p]) => `${n}=${p}`).join(' ')}${notComplete.length > 20 ? ' …' : ''}`);
     console.log(`goals: exact ${exactCount === o.captures ? 'met' : 'NOT met'}; peak RSS < 256 MiB ${rssPeak < 256 ? 'met' : 'NOT met'}; p99 < 2 s ${p99 < 2 ? 'met' : 'NOT met'} (this run)`);
-    finish('concurrency', { options: o, idleRss, rssPeak, secs, opCpuSeconds: opCpu, statusWritesByKind: opWrites, latencies: lat, requests: Object.fromEntries(delta), notComplete }, {
+    finish('concurrency', { options: o, idleRss, rssPeak, secs, opCpuSeconds: opCpu, memSamples, statusWritesByKind: opWrites, latencies: lat, requests: Object.fromEntries(delta), notComplete }, {
       captures: o.captures,
       exact: exactCount === o.captures,
       rss_peak_mib: rssPeak,

@@ -313,11 +313,13 @@ export class CaptureDaemon {
   private async waitForPod(): Promise<V1Pod | undefined> {
     const created = Date.parse(String(this.lt.metadata.creationTimestamp ?? this.status.startTime));
     const deadline = (Number.isFinite(created) ? created : this.clock.now()) + this.spec.podNotFoundTimeoutMs;
-    let checkedDirect = -Infinity;
+    // One direct read when the cache has no pod, and one more at the deadline;
+    // in between the pod informer's events wake us (no polling per LogTail).
+    let checkedDirect = false;
     while (true) {
       let pod = this.cachedPod();
-      if (!pod && this.clock.now() - checkedDirect > 5000) {
-        checkedDirect = this.clock.now();
+      if (!pod && (!checkedDirect || this.clock.now() >= deadline)) {
+        checkedDirect = true;
         const seen = await this.observePod();
         if (seen.kind === 'pod') pod = seen.pod;
         else if (seen.kind === 'unavailable') this.log.warn('pod read failed while waiting for the pod', { error: seen.message });
