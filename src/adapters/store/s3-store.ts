@@ -510,7 +510,7 @@ class S3Writer implements ObjectWriter {
     if (!UploadId) return;
     await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId })).catch((err: unknown) => {
       const name = (err as SdkErrorShape).name;
-      // Already aborted by lib-storage, or completed.
+      // Already aborted, or completed.
       if (name === 'NoSuchUpload' || (err as SdkErrorShape).$metadata?.httpStatusCode === 404) return;
       throw classifyS3Error(err, `abort multipart upload of ${this.uri}`);
     });
