@@ -67,11 +67,13 @@ async function operatorMemory(port: number, pid: number): Promise<MemSample> {
   };
 }
 
-/** The operator's logtail_status_writes_total by kind, from its /metrics. */
+/** The operator's logtail_status_writes_total by kind, and the mean of its store-commit histogram, from its /metrics. */
 async function operatorStatusWrites(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const m of text.matchAll(/^logtail_status_writes_total\{kind="(\w+)"\} (\d+)/gm)) out[m[1]!] = Number(m[2]);
+  const get = (name: string) => Number(text.match(new RegExp(`^${name} ([0-9.e+-]+)`, 'm'))?.[1] ?? NaN);
+  out.store_commit_mean_s = Math.round((get('logtail_store_upload_seconds_sum') / get('logtail_store_upload_seconds_count')) * 1000) / 1000;
   return out;
 }
 
@@ -99,6 +101,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     'max-streams': { default: 1000, help: 'the operator\'s --max-concurrent-streams' },
     'status-writes': { default: '', help: 'the operator\'s --status-writes-per-second (empty: its default)' },
     'heap-mib': { default: '', help: 'the operator\'s V8 old-space limit in MiB (NODE_OPTIONS=--max-old-space-size; empty: V8\'s default)' },
+    'operator-env': { default: '', help: 'extra environment for the operator, "K=V,K2=V2" (e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536)' },
   });
   const ns = 'concurrency';
   const lines = Math.max(1, Math.floor((o.mib * 1048576) / 200));
@@ -106,8 +109,9 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
   await withCluster(async (state, dir) => {
     await kubectl(state, ['create', 'namespace', ns]);
     const extra = o['status-writes'] ? ['--status-writes-per-second', o['status-writes']] : [];
-    const env = o['heap-mib'] ? { NODE_OPTIONS: `--max-old-space-size=${o['heap-mib']}` } : undefined;
-    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams']), ...extra], ...(env ? { env } : {}) });
+    const env: Record<string, string> = Object.fromEntries(o['operator-env'].split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    if (o['heap-mib']) env.NODE_OPTIONS = `--max-old-space-size=${o['heap-mib']}`;
+    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams']), ...extra], env });
     const idleRss = rssKiB(op.pid) / 1024;
     // before the bench opens its own two watches: the operator's informers are already open
     const before = await requestCounts(state);
