@@ -199,8 +199,12 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     // byte-exact: each object against the simulator's record of what the container wrote
     const s3 = new S3Client({ endpoint: state.s3.endpoint, region: state.s3.region, forcePathStyle: true, credentials: { accessKeyId: state.s3.accessKey, secretAccessKey: state.s3.secretKey } });
     let exactCount = 0;
+    // when the operator decided the outcome (status.completionTime, its clock = this machine's)
+    const writtenAt = new Map<string, number>();
     for (const name of names) {
-      const lt = await apiRequest<{ status?: { containers?: Array<{ object?: { uri?: string } }> } }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails/${name}`);
+      const lt = await apiRequest<{ status?: { completionTime?: string; containers?: Array<{ object?: { uri?: string } }> } }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails/${name}`);
+      const done = Date.parse(lt.status?.completionTime ?? '');
+      if (Number.isFinite(done) && terminatedSeen.has(name)) writtenAt.set(name, done);
       const uri = lt.status?.containers?.[0]?.object?.uri;
       if (!uri) continue;
       const u = new URL(uri);
@@ -212,6 +216,9 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     s3.destroy();
     const lat = names.filter((n) => completeSeen.has(n) && terminatedSeen.has(n)).map((n) => (completeSeen.get(n)! - terminatedSeen.get(n)!) / 1000);
     const p99 = quantile(lat, 0.99);
+    // the same interval ending at the operator's completionTime instead of the bench's watch: tells the operator's time from the watch's delivery delay
+    const latOp = names.filter((n) => writtenAt.has(n)).map((n) => (writtenAt.get(n)! - terminatedSeen.get(n)!) / 1000);
+    console.log(`terminated (bench's pod watch) → status.completionTime (operator's clock): p50 ${quantile(latOp, 0.5).toFixed(2)} s, p99 ${quantile(latOp, 0.99).toFixed(2)} s, spread ${spread(latOp)} s`);
     // watches open at the end of the run beyond those open before it, less the bench's own two: the operator's should stay 0, not grow with captures
     const watches = openDuring - openBefore - 2;
     console.log('');
@@ -228,7 +235,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const notComplete = [...ended].filter(([, p]) => p !== 'Complete');
     if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).map(([n, p]) => `${n}=${p}`).join(' ')}${notComplete.length > 20 ? ' …' : ''}`);
     console.log(`goals: exact ${exactCount === o.captures ? 'met' : 'NOT met'}; peak RSS < 256 MiB ${rssPeak < 256 ? 'met' : 'NOT met'}; p99 < 2 s ${p99 < 2 ? 'met' : 'NOT met'} (this run)`);
-    finish('concurrency', { options: o, idleRss, rssPeak, secs, opCpuSeconds: opCpu, memSamples, statusWritesByKind: opWrites, latencies: lat, requests: Object.fromEntries(delta), notComplete }, {
+    finish('concurrency', { options: o, idleRss, rssPeak, secs, opCpuSeconds: opCpu, memSamples, statusWritesByKind: opWrites, latencies: lat, latenciesToCompletionTime: latOp, requests: Object.fromEntries(delta), notComplete }, {
       captures: o.captures,
       exact: exactCount === o.captures,
       rss_peak_mib: rssPeak,
