@@ -8,7 +8,7 @@
 // apiserver's own apiserver_request_total (all clients: the bench's own
 // requests are listed apart).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { apiRequest, cpuSeconds, finish, kubectl, load1, logTail, parseOptions, quantile, rssKiB, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState } from './lib.ts';
@@ -50,10 +50,25 @@ interface MemSample {
   heapTotalMiB: number;
   externalMiB: number;
   lagP99ms: number;
+  /** Bytes the containers have written (the simulator's records) less the bytes the operator has flushed to its store. */
+  behindMiB: number;
+}
+
+/** Sum of the sizes of the simulator's records of what the containers wrote. */
+function writtenBytes(dir: string): number {
+  let n = 0;
+  for (const pod of readdirSync(dir)) {
+    try {
+      n += statSync(join(dir, pod, 'main.log')).size;
+    } catch {
+      /* not started */
+    }
+  }
+  return n;
 }
 
 /** RSS from /proc; heap, external memory and event-loop lag from the operator's /metrics. */
-async function operatorMemory(port: number, pid: number): Promise<MemSample> {
+async function operatorMemory(port: number, pid: number, simNs: string): Promise<MemSample> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const get = (name: string) => Number(text.match(new RegExp(`^${name} ([0-9.e+-]+)`, 'm'))?.[1] ?? NaN);
   const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
@@ -64,6 +79,7 @@ async function operatorMemory(port: number, pid: number): Promise<MemSample> {
     heapTotalMiB: mib(get('nodejs_heap_size_total_bytes')),
     externalMiB: mib(get('nodejs_external_memory_bytes')),
     lagP99ms: Math.round(get('nodejs_eventloop_lag_p99_seconds') * 1000),
+    behindMiB: mib((existsSync(simNs) ? writtenBytes(simNs) : 0) - (Number(text.match(/^logtail_bytes_captured_total\{[^}]*\} (\S+)/m)?.[1]) || 0)),
   };
 }
 
@@ -143,7 +159,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const memSamples: MemSample[] = [];
     const memSampler = (async () => {
       while (sampling) {
-        const m = await operatorMemory(op.port, op.pid).catch(() => undefined);
+        const m = await operatorMemory(op.port, op.pid, join(state.simDir, ns)).catch(() => undefined);
         if (m) memSamples.push(m);
         for (let i = 0; i < 25 && sampling; i++) await sleep(200);
       }
@@ -165,13 +181,13 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
       const deadline = Date.now() + (o.seconds + 20 * 60) * 1000;
       for (;;) {
         // an apiserver this busy may time a list out: look again next time
-        const list = await apiRequest<{ items: Array<{ metadata: { name: string }; status?: { phase?: string } }> }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`).catch((err: unknown) => {
+        const list = await apiRequest<{ items: Array<{ metadata: { name: string }; status?: { phase?: string; reason?: string; message?: string } }> }>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`).catch((err: unknown) => {
           process.stderr.write(`list logtails: ${String(err)}\n`);
           return { items: [] };
         });
         for (const lt of list.items) {
           const phase = lt.status?.phase;
-          if (phase && ['Complete', 'Failed', 'Incomplete'].includes(phase) && !ended.has(lt.metadata.name)) ended.set(lt.metadata.name, phase);
+          if (phase && ['Complete', 'Failed', 'Incomplete'].includes(phase) && !ended.has(lt.metadata.name)) ended.set(lt.metadata.name, phase === 'Complete' ? phase : `${phase}/${lt.status?.reason}: ${String(lt.status?.message).slice(0, 200)}`);
         }
         if (ended.size >= names.length) break;
         if (Date.now() > deadline) throw new Error(`${names.length - ended.size} captures not finished`);
@@ -227,13 +243,13 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     table(['verb resource (all clients)', 'requests during the run', 'mean ms in the apiserver'], delta.map(([k, d]) => [k, d, k.startsWith('WATCH') || k.startsWith('CONNECT') ? '-' : meanMs(k, d)]));
     console.log('the bench itself made: 2 WATCH (pods, logtails), the POSTs of pods and logtails (kubectl create, 100 per call); the simulator: pods/binding, pods/status, events');
     const top = memSamples.reduce<MemSample | undefined>((a, b) => (!a || b.rssMiB > a.rssMiB ? b : a), undefined);
-    if (top) console.log(`operator memory at its highest sampled RSS (every 5 s): rss ${top.rssMiB} MiB, V8 heap used ${top.heapUsedMiB} / total ${top.heapTotalMiB} MiB, external ${top.externalMiB} MiB; event-loop lag p99 max over the run ${Math.max(...memSamples.map((m) => m.lagP99ms))} ms`);
+    if (top) console.log(`operator memory at its highest sampled RSS (every 5 s): rss ${top.rssMiB} MiB, V8 heap used ${top.heapUsedMiB} / total ${top.heapTotalMiB} MiB, external ${top.externalMiB} MiB; event-loop lag p99 max over the run ${Math.max(...memSamples.map((m) => m.lagP99ms))} ms; most bytes written by the containers and not yet stored (every 5 s): ${Math.max(...memSamples.map((m) => m.behindMiB))} MiB`);
     const patches = after.get('PATCH logtails/status')! - (before.get('PATCH logtails/status') ?? 0);
     console.log(`status PATCHes per capture: ${(patches / o.captures).toFixed(1)} (${patches} in all); the operator's own count by kind: ${JSON.stringify(opWrites)}; operator CPU ${opCpu.toFixed(1)} s over ${secs.toFixed(0)} s`);
     console.log(`open watches at the end of the run beyond those open before it, other than the bench's two: ${watches} (${openBefore} open before, ${openDuring} at the end; the operator's informers were open before)`);
     table(['captures', 'nodes', 'MiB each', 'exact', 'idle RSS MiB', 'peak RSS MiB', 'p50 s', 'p99 s', 'spread s', 'seconds', 'load1 at start'], [[o.captures, o.nodes, o.mib, `${exactCount}/${o.captures}`, idleRss, rssPeak, quantile(lat, 0.5), p99, spread(lat), secs, l0]]);
     const notComplete = [...ended].filter(([, p]) => p !== 'Complete');
-    if (notComplete.length) console.log(`not Complete: ${notComplete.slice(0, 20).map(([n, p]) => `${n}=${p}`).join(' ')}${notComplete.length > 20 ? ' …' : ''}`);
+    if (notComplete.length) console.log(`not Complete (${notComplete.length}):\n${notComplete.slice(0, 10).map(([n, p]) => `  ${n}=${p}`).join('\n')}${notComplete.length > 10 ? '\n  …' : ''}`);
     console.log(`goals: exact ${exactCount === o.captures ? 'met' : 'NOT met'}; peak RSS < 256 MiB ${rssPeak < 256 ? 'met' : 'NOT met'}; p99 < 2 s ${p99 < 2 ? 'met' : 'NOT met'} (this run)`);
     finish('concurrency', { options: o, idleRss, rssPeak, secs, opCpuSeconds: opCpu, memSamples, statusWritesByKind: opWrites, latencies: lat, latenciesToCompletionTime: latOp, requests: Object.fromEntries(delta), notComplete }, {
       captures: o.captures,
