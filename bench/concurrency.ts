@@ -8,7 +8,7 @@
 // apiserver's own apiserver_request_total (all clients: the bench's own
 // requests are listed apart).
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { apiRequest, cpuSeconds, finish, kubectl, load1, logTail, parseOptions, quantile, rssKiB, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState } from './lib.ts';
@@ -117,6 +117,8 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     'max-streams': { default: 1000, help: 'the operator\'s --max-concurrent-streams' },
     'status-writes': { default: '', help: 'the operator\'s --status-writes-per-second (empty: its default)' },
     'heap-mib': { default: '', help: 'the operator\'s V8 old-space limit in MiB (NODE_OPTIONS=--max-old-space-size; empty: V8\'s default)' },
+    'operator-args': { default: '', help: 'extra operator flags without their dashes, "log-level=info,idle-timeout=30s"' },
+    'operator-log': { default: '', help: 'copy the operator\'s log to this file at the end' },
     'operator-env': { default: '', help: 'extra environment for the operator, "K=V,K2=V2" (e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536)' },
   });
   const ns = 'concurrency';
@@ -124,7 +126,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
   const nodes = Array.from({ length: o.nodes }, (_, i) => `sim-${i + 1}`);
   await withCluster(async (state, dir) => {
     await kubectl(state, ['create', 'namespace', ns]);
-    const extra = o['status-writes'] ? ['--status-writes-per-second', o['status-writes']] : [];
+    const extra = [...(o['status-writes'] ? ['--status-writes-per-second', o['status-writes']] : []), ...o['operator-args'].split(',').filter(Boolean).map((a) => `--${a}`)];
     const env: Record<string, string> = Object.fromEntries(o['operator-env'].split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     if (o['heap-mib']) env.NODE_OPTIONS = `--max-old-space-size=${o['heap-mib']}`;
     const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams']), ...extra], env });
@@ -211,6 +213,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const opCpu = cpuSeconds(op.pid) - cpu0;
     const opWrites = await operatorStatusWrites(op.port).catch(() => ({}));
     await op.stop();
+    if (o['operator-log']) copyFileSync(join(dir, 'op-concurrency.log'), o['operator-log']);
     const delta = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, d]) => d > 0).sort((a, b) => b[1] - a[1]);
     // byte-exact: each object against the simulator's record of what the container wrote
     const s3 = new S3Client({ endpoint: state.s3.endpoint, region: state.s3.region, forcePathStyle: true, credentials: { accessKeyId: state.s3.accessKey, secretAccessKey: state.s3.secretKey } });
