@@ -35,6 +35,21 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.store.open).to.equal(0);
   });
 
+  it('reads the pod directly once when a follow stream ends with the run ended, not twice', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 'main', 20, 0, 10);
+    cap.clock.at(end + 5, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    // direct reads in this capture: 4 (5 when the pass after the follow stream read the pod again)
+    expect(cap.podReads).to.equal(4);
+  });
+
   it('waits for a pod that does not exist yet on the informer\'s events: one direct read, no polling', async () => {
     const cap = makeCapture();
     let readsBefore = -1;
