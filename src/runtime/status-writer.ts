@@ -22,7 +22,7 @@ import type { CaptureClock } from './capture-ports.ts';
 import type { Logger } from './logger.ts';
 
 export interface StatusWriterOptions {
-  /** Writes one LogTail's status (a merge patch of `status`). A rejection with `status: 404` drops the LogTail's writes. */
+  /** Writes one LogTail's status (a merge patch of `status`). A rejection with `status: 404` drops the LogTail's writes; another 4xx (but 408, 429) drops that snapshot; anything else is retried. */
   patch(namespace: string, name: string, snapshot: unknown): Promise<void>;
   clock: CaptureClock;
   logger: Logger;
@@ -286,6 +286,18 @@ export class StatusWriter {
       wake(e.flightWaiters.splice(0));
       wake(e.waiters.splice(0));
       this.settle(e);
+      this.pump();
+      return;
+    }
+    const status = (err as { status?: number }).status ?? 0;
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      // Refused as it is (invalid, forbidden, too large): retrying the same
+      // snapshot cannot help; a later snapshot is tried as usual.
+      this.o.logger.warn('status write refused; this snapshot is dropped', { key: e.key, status, error: String(err) });
+      e.hasLatest = false;
+      e.latest = undefined;
+      wake(e.flightWaiters.splice(0));
+      if (!e.hasPending) this.settle(e);
       this.pump();
       return;
     }

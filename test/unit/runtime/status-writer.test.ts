@@ -197,6 +197,17 @@ describe('runtime/StatusWriter', () => {
     expect(w.backlog).to.equal(0);
   });
 
+  it('drops a snapshot the apiserver refuses (422) instead of retrying it; the next one is written', async () => {
+    const { fc, w, writes } = setup({ answer: (x) => (x.snapshot.v === 1 ? Promise.reject(Object.assign(new Error('invalid'), { status: 422 })) : Promise.resolve()) });
+    const ch = w.channel('ns', 'a');
+    await ch.publish({ v: 1 }, true);
+    await fc.advance(10_000);
+    expect(writes.map((x) => x.snapshot.v), 'not retried').to.deep.equal([1]);
+    expect(w.backlog).to.equal(0);
+    await ch.publish({ v: 2 }, true);
+    expect(writes.map((x) => x.snapshot.v)).to.deep.equal([1, 2]);
+  });
+
   it('an urgent caller stops waiting after urgentWaitMs; the write goes on being retried', async () => {
     let ok = false;
     const { fc, w, writes } = setup({ urgentWaitMs: 3000, answer: () => (ok ? Promise.resolve() : Promise.reject(new Error('timeout'))) });
