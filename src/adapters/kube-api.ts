@@ -41,6 +41,9 @@ export interface KubeEvent {
   message: string;
 }
 
+/** Connections to the apiserver for plain requests (status writes, events, reads, lists); log streams have their own. */
+const MAX_SOCKETS = 32;
+
 export class KubeApi {
   private readonly kc: KubeConfig;
   private readonly agent: Agent;
@@ -51,7 +54,7 @@ export class KubeApi {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
-    this.agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    this.agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
   }
 
   close(): void {
@@ -70,6 +73,11 @@ export class KubeApi {
       timeout: timeoutMs,
     };
     await this.kc.applyToHTTPSOptions(opts);
+    // client-node puts its own agent here, one that does not keep connections
+    // alive: every request would be a new TLS handshake (CPU on both sides,
+    // and at 1,000 captures thousands of them). Ours keeps them, at most
+    // MAX_SOCKETS; a proxy agent is kept, ours cannot replace it.
+    if (this.server.protocol === 'https:' && !this.kc.getCurrentCluster()?.proxyUrl) opts.agent = this.agent;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {
       (opts.headers as Record<string, string>)['Content-Type'] = contentType;

@@ -26,6 +26,7 @@ export interface OperatorConfig {
   httpAddr: string;
   idleTimeoutMs: number;
   statusIntervalMs: number;
+  statusWritesPerSecond: number;
   shutdownTimeoutMs: number;
   kubeconfig?: string;
   logLevel: string;
@@ -70,7 +71,8 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   shardLeaseDurationMs: { flag: '--shard-lease-duration', env: 'LOGTAIL_SHARD_LEASE_DURATION', kind: 'duration', help: 'with --shard: a replica whose Lease has not changed for this long is gone and its LogTails move; it renews every 2/15 of it and stops every capture when it could not renew for 2/3 of it, claiming afresh once it renews again (default 15s)' },
   httpAddr: { flag: '--http-addr', env: 'LOGTAIL_HTTP_ADDR', kind: 'string', help: 'listen address for /metrics, /healthz, /readyz (default :8080; "off" disables)' },
   idleTimeoutMs: { flag: '--idle-timeout', env: 'LOGTAIL_IDLE_TIMEOUT', kind: 'duration', help: 'a log stream with no byte for this long is treated as stalled and resumed (default 60s)' },
-  statusIntervalMs: { flag: '--status-interval', env: 'LOGTAIL_STATUS_INTERVAL', kind: 'duration', help: 'how often bytes/checkpoint are written to status while streaming (default 2s)' },
+  statusIntervalMs: { flag: '--status-interval', env: 'LOGTAIL_STATUS_INTERVAL', kind: 'duration', help: 'how often at most one capture\'s bytes/checkpoint are written to status while streaming (default 2s; with many captures --status-writes-per-second spreads them further)' },
+  statusWritesPerSecond: { flag: '--status-writes-per-second', env: 'LOGTAIL_STATUS_WRITES_PER_SECOND', kind: 'int', help: 'budget for progress (bytes/checkpoint) status writes, all captures together; phase changes and final status go first and are not held back; with N captures streaming each one\'s checkpoint is written at least every max(--status-interval, N / this) seconds (default 20)' },
   shutdownTimeoutMs: { flag: '--shutdown-timeout', env: 'LOGTAIL_SHUTDOWN_TIMEOUT', kind: 'duration', help: 'on SIGTERM, time allowed to stop captures and write their status (default 20s)' },
   kubeconfig: { flag: '--kubeconfig', env: 'KUBECONFIG', kind: 'string', help: 'kubeconfig file (default: in-cluster config, else ~/.kube/config)' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', kind: 'string', help: 'error, warn, info or debug (default info)' },
@@ -189,6 +191,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     httpAddr: get('httpAddr') ?? ':8080',
     idleTimeoutMs: dur('idleTimeoutMs', '60s'),
     statusIntervalMs: dur('statusIntervalMs', '2s'),
+    statusWritesPerSecond: num('statusWritesPerSecond', 20),
     shutdownTimeoutMs: dur('shutdownTimeoutMs', '20s'),
     kubeconfig: get('kubeconfig'),
     logLevel: get('logLevel') ?? 'info',

@@ -78,6 +78,7 @@ const controller = new Controller({
   ...(config.maxStreamsPerNamespace ? { maxStreamsPerNamespace: config.maxStreamsPerNamespace } : {}),
   idleTimeoutMs: config.idleTimeoutMs,
   statusIntervalMs: config.statusIntervalMs,
+  statusWritesPerSecond: config.statusWritesPerSecond,
   finalizerDeadlineMs: config.shutdownTimeoutMs,
   ...(config.spoolDir ? { spoolDir: config.spoolDir } : {}),
   holdPodEnabled: config.enableHoldPod,

@@ -12,12 +12,13 @@ import { isTransientApiError } from '../adapters/kube-api.ts';
 import { type Captured, containerView, locateRun, nextRun, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
-import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, statusEquals, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
+import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
 import { HoldReason } from '../core/hold.ts';
 import { PodHold } from './pod-hold.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
 import type { Logger } from './logger.ts';
+import { type StatusChannel, StatusWriter } from './status-writer.ts';
 
 export type { DaemonDeps, PodSource } from './capture-ports.ts';
 
@@ -63,9 +64,9 @@ export class CaptureDaemon {
   readonly log: Logger;
   readonly status: LogTailStatus;
   private readonly abort = new AbortController();
-  private written: LogTailStatus | undefined;
   private lastWrite = -Infinity;
-  private writing: Promise<void> = Promise.resolve();
+  /** The process-wide status writer's channel for this LogTail (status-writer.ts). */
+  private readonly statusOut: StatusChannel;
   /** One waker per waiting task (every container task waits on its own). */
   private readonly wakers = new Set<() => void>();
   private lastRetryEvent = -Infinity;
@@ -102,7 +103,9 @@ export class CaptureDaemon {
       observedGeneration: this.generation,
       startTime: prev.startTime ?? new Date(this.clock.now()).toISOString(),
     } as LogTailStatus;
-    this.written = lt.status as LogTailStatus | undefined;
+    // Without a shared writer (unit tests), a private one with no budget.
+    const writer = deps.statusWriter ?? new StatusWriter({ patch: (ns, name, st) => deps.api.patchLogTailStatus(ns, name, st), clock: this.clock, logger: this.log, writesPerSecond: Infinity });
+    this.statusOut = writer.channel(lt.metadata.namespace!, lt.metadata.name!, lt.status);
   }
 
   get signal(): AbortSignal {
@@ -115,17 +118,20 @@ export class CaptureDaemon {
 
   start(): void {
     this.deps.metrics?.activeCaptures.inc();
+    // A snapshot not yet written is kept unless someone else now owns the status (deleted, another leader, spec changed).
+    let keepPending = true;
     this.done = this.run()
       .catch((err: unknown) => {
         if (err instanceof StopRequest) {
+          keepPending = err.reason === 'OperatorExiting' || err.reason === 'PodGone';
           this.log.info('capture stopped', { stopReason: err.reason });
           return;
         }
         this.log.error('capture crashed', { error: String((err as Error)?.stack ?? err) });
       })
-      // A status write still in flight belongs to this daemon: `done` waits for it, so whoever
+      // A status write still in flight belongs to this daemon: `done` waits for it (at most 30 s), so whoever
       // captures this LogTail next (this process or, with sharding, another replica) writes after it.
-      .then(() => this.writing)
+      .then(() => Promise.race([this.statusOut.close(keepPending), this.clock.sleep(30_000).catch(() => undefined)]))
       .finally(() => this.deps.metrics?.activeCaptures.dec());
   }
 
@@ -252,29 +258,17 @@ export class CaptureDaemon {
     this.status.retries = retries;
   }
 
-  /** Writes status if it changed; `urgent` bypasses the throttle (phase changes, terminal state). */
+  /**
+   * Hands a snapshot of the status to the status writer. `urgent` (phase
+   * changes, terminal state, what a restart must find): written first and
+   * awaited. Otherwise (progress) at most once per --status-interval from
+   * here, and the writer spreads those under its global budget.
+   */
   async publish(urgent = false): Promise<void> {
     this.totals();
     if (!urgent && this.clock.now() - this.lastWrite < this.deps.statusIntervalMs * 0.8) return;
-    const snapshot = structuredClone(this.status);
-    if (this.written && statusEquals(this.written, snapshot)) return;
     this.lastWrite = this.clock.now();
-    this.writing = this.writing.then(() => this.writeStatus(snapshot, urgent));
-    if (urgent) await this.writing;
-  }
-
-  private async writeStatus(snapshot: LogTailStatus, urgent: boolean): Promise<void> {
-    try {
-      await retry(() => this.deps.api.patchLogTailStatus(this.ns, this.lt.metadata.name!, snapshot), { initialIntervalMs: 250, maxIntervalMs: 5000, maxElapsedMs: urgent ? 30_000 : 0 }, {
-        classify: (e) => ((e as { status?: number }).status === 404 ? 'permanent' : 'transient'),
-        now: () => this.clock.now(),
-        sleep: (ms, s) => this.clock.sleep(ms, s),
-      });
-      this.written = snapshot;
-    } catch (err) {
-      // A 404 means the LogTail is gone: nobody reads this status any more.
-      if ((err as { status?: number }).status !== 404) this.log.warn('status write failed', { error: String(err) });
-    }
+    await this.statusOut.publish(structuredClone(this.status), urgent);
   }
 
   async event(type: 'Normal' | 'Warning', reason: string, message: string, name?: string): Promise<void> {
@@ -358,11 +352,13 @@ export class CaptureDaemon {
   private async waitForPod(): Promise<V1Pod | undefined> {
     const created = Date.parse(String(this.lt.metadata.creationTimestamp ?? this.status.startTime));
     const deadline = (Number.isFinite(created) ? created : this.clock.now()) + this.spec.podNotFoundTimeoutMs;
-    let checkedDirect = -Infinity;
+    // One direct read when the cache has no pod, and one more at the deadline;
+    // in between the pod informer's events wake us (no polling per LogTail).
+    let checkedDirect = false;
     while (true) {
       let pod = this.cachedPod();
-      if (!pod && this.clock.now() - checkedDirect > 5000) {
-        checkedDirect = this.clock.now();
+      if (!pod && (!checkedDirect || this.clock.now() >= deadline)) {
+        checkedDirect = true;
         const seen = await this.observePod();
         if (seen.kind === 'pod') pod = seen.pod;
         else if (seen.kind === 'unavailable') this.log.warn('pod read failed while waiting for the pod', { error: seen.message });

@@ -11,6 +11,7 @@ import type { Metrics } from './metrics.ts';
 import type { FairSlots } from './semaphore.ts';
 import type { OpenSpool } from './truncating-sink.ts';
 import type { PodFinalizerApi } from './pod-hold.ts';
+import type { StatusWriter } from './status-writer.ts';
 
 /** The informer's view of pods (may lag). */
 export interface PodSource {
@@ -48,6 +49,8 @@ export interface DaemonDeps {
   metrics?: Metrics;
   idleTimeoutMs: number;
   statusIntervalMs: number;
+  /** The process-wide status writer; without one, the daemon writes through `api` with no budget. */
+  statusWriter?: StatusWriter;
   clock?: CaptureClock;
   /** Scratch space for the tails of spec.maxBytes captures: files in --spool-dir (fileSpool); default: the OS temporary directory's logtail-spool. */
   openSpool?: OpenSpool;

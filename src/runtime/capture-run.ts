@@ -126,6 +126,8 @@ class RunCapture {
   private unconfirmedFromTop = false;
   /** The last error text the kubelet appended to a 200 body (core/capture/kubelet-error.ts), kept for the run's final message. */
   private kubeletError: string | undefined;
+  /** A read of the pod made at the end of a follow pass, for the next pass to use. */
+  private located: Where | undefined;
   private pieces: Buffer[] = [];
   private pendingBytes = 0;
   /** A relaxed read's bytes are held (not in the sink): the filter is ahead of the object. */
@@ -287,7 +289,9 @@ class RunCapture {
   private async passes(): Promise<void> {
     while (!this.stopped) {
       this.d.signal.throwIfAborted();
-      const where = await this.locate();
+      // A follow pass that just read the pod hands its read on: no second GET.
+      const where = this.located ?? (await this.locate());
+      this.located = undefined;
       if (where.kind !== 'run') {
         this.end(this.gapFor(where));
         return;
@@ -350,7 +354,10 @@ class RunCapture {
       this.end(this.gapFor(where));
       return;
     }
-    if (where.run.ended) return;
+    if (where.run.ended) {
+      this.located = where;
+      return;
+    }
     if (where.podTerminal || terminal) {
       // The phase can turn terminal before state.terminated is written:
       // wait for it within the terminated-state budget.

@@ -12,17 +12,20 @@ import { openLogStream } from '../adapters/log-stream.ts';
 import { HoldReason, holdFinalizer, holdOwner, staleHolds, type HoldOwnerView } from '../core/hold.ts';
 import { releaseHold } from './pod-hold.ts';
 import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
+import { systemCaptureClock } from './capture-ports.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { FairSlots } from './semaphore.ts';
 import { fileSpool } from './truncating-sink.ts';
 import type { Sharding } from './sharding.ts';
+import { StatusWriter } from './status-writer.ts';
 import { informerFor, resourcePath, type ObjectInformer } from './supervised-informer.ts';
 import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 
 /** How often a key whose daemon is stopping is looked at again. */
 const STOP_POLL_MS = 250;
 const RETENTION_SETTLE_MS = 2_000;
+export const DEFAULT_STATUS_WRITES_PER_SECOND = 20;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -37,6 +40,8 @@ export interface ControllerOptions {
   maxStreamsPerNamespace?: number;
   idleTimeoutMs: number;
   statusIntervalMs: number;
+  /** Progress status writes per second, all captures together (default 20); urgent writes are not held back by it. */
+  statusWritesPerSecond?: number;
   workers?: number;
   finalizerDeadlineMs?: number;
   /** Where spec.maxBytes captures keep a run's tail until it ends (--spool-dir). */ spoolDir?: string;
@@ -58,6 +63,8 @@ export class Controller {
   private readonly log: Logger;
   private readonly queue: WorkQueue;
   private readonly slots: FairSlots;
+  /** The one writer of every capture's status (coalescing, priority, a global budget). */
+  readonly statusWriter: StatusWriter;
   private readonly daemons = new Map<string, CaptureDaemon>();
   /** The same daemons by `namespace/podName`, for pod events. */
   private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
@@ -77,6 +84,13 @@ export class Controller {
     this.log = o.logger;
     this.queue = new WorkQueue({ name: 'logtails', logger: o.logger, baseDelayMs: 250, maxDelayMs: 60_000, onDepth: (n) => o.metrics?.workqueueDepth.set(n) });
     this.slots = new FairSlots(o.maxConcurrentStreams, o.maxStreamsPerNamespace);
+    this.statusWriter = new StatusWriter({
+      patch: (ns, name, status) => o.api.patchLogTailStatus(ns, name, status),
+      clock: systemCaptureClock,
+      logger: o.logger,
+      writesPerSecond: o.statusWritesPerSecond ?? DEFAULT_STATUS_WRITES_PER_SECOND,
+      onWrite: (kind) => o.metrics?.statusWrites.inc({ kind }),
+    });
   }
 
   getLogTail(namespace: string, name: string): LogTail | undefined {
@@ -151,8 +165,11 @@ export class Controller {
   async stop(reason: StopReason = 'OperatorExiting', deadlineMs = 20_000): Promise<void> {
     this.running = false;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    const t0 = Date.now();
     const q = this.queue.shutdown();
     await Promise.all([...this.daemons.values()].map((d) => d.stop(reason, deadlineMs)));
+    // The last progress (checkpoints) of the stopped captures, without the budget, within what is left of the deadline.
+    if (reason === 'OperatorExiting') await this.statusWriter.flush(Math.max(0, deadlineMs - (Date.now() - t0)));
     await q;
     this.ltInformer?.stop();
     this.podInformer?.stop();
@@ -294,6 +311,7 @@ export class Controller {
       statusIntervalMs: this.o.statusIntervalMs,
       openSpool: fileSpool(this.o.spoolDir),
       hold: { api: this.o.api, enabled: this.o.holdPodEnabled ?? false },
+      statusWriter: this.statusWriter,
     });
     this.addDaemon(key, d);
     d.start();

@@ -18,6 +18,7 @@ export interface Metrics {
   /** --shard: live members in this replica's view, and the LogTails this replica owns. */
   shardMembers: Gauge;
   shardOwned: Gauge;
+  statusWrites: Counter<'kind'>;
   /** The text exposition for GET /metrics. */
   text(): Promise<string>;
   contentType: string;
@@ -99,6 +100,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     shardOwned: new Gauge({
       name: 'logtail_shard_owned_logtails',
       help: 'With --shard: LogTails whose owner annotation names this replica, as last seen.',
+      registers,
+    }),
+    statusWrites: new Counter({
+      name: 'logtail_status_writes_total',
+      help: 'LogTail status writes started: urgent (phase, terminal, conditions) or progress (bytes, checkpoint, under --status-writes-per-second).',
+      labelNames: ['kind'] as const,
       registers,
     }),
     text: () => registry.metrics(),

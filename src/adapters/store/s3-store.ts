@@ -64,6 +64,8 @@ export function sseParams(opts: Pick<S3Options, 'sse' | 'sseKmsKeyId'>): { Serve
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/** Spool writes smaller than this are gathered per writer first (one such buffer per open object). */
+const SPOOL_BATCH = 32 * 1024;
 
 // Enough to ride out a gateway restart between the upload and its
 // bookkeeping calls, short enough not to hold a capture up for long.
@@ -362,7 +364,8 @@ interface SpoolPart {
 /**
  * Writes go to files in a spool directory (one file per part); a full part is
  * uploaded from its file and the file removed. No part is ever held in
- * memory: what a writer holds is a file handle and a few small objects, and
+ * memory: what a writer holds is a file handle, a 32 KiB batch of small
+ * writes not yet in the file (SPOOL_BATCH) and a few small objects, and
  * its spool use is at most (queueSize + 1) parts. Small objects go up with one
  * PutObject from the file at commit. The spool is a cache: after a crash only
  * what the store holds counts.
@@ -385,6 +388,9 @@ class S3Writer implements ObjectWriter {
   private uploadId: string | undefined;
   private readonly parts: CompletedPart[] = [];
   private inflight: Array<Promise<void>> = [];
+  /** Bytes written by the capture and not yet in the part's file (spoolWrite). */
+  private batch: Buffer | undefined;
+  private batchLen = 0;
   private state: State = 'open';
   private bytes = 0;
   private failure: CaptureError | undefined;
@@ -458,7 +464,34 @@ class S3Writer implements ObjectWriter {
     }
   }
 
+  /**
+   * Small writes are gathered in one SPOOL_BATCH buffer per writer and reach
+   * the spool file a batch at a time: a slow log delivers chunks of a few KiB,
+   * and one file write per chunk for 1,000 streams is thousands of round trips
+   * a second through libuv's four threads. Larger writes go straight through.
+   */
   private async spoolWrite(chunk: Buffer, off: number, n: number): Promise<void> {
+    if (n >= SPOOL_BATCH && this.batchLen === 0) return this.fileWrite(chunk, off, n);
+    this.batch ??= Buffer.allocUnsafe(SPOOL_BATCH);
+    while (n > 0) {
+      const k = Math.min(n, SPOOL_BATCH - this.batchLen);
+      chunk.copy(this.batch, this.batchLen, off, off + k);
+      this.batchLen += k;
+      off += k;
+      n -= k;
+      if (this.batchLen === SPOOL_BATCH) await this.drainBatch();
+    }
+  }
+
+  /** Writes the gathered bytes to the part's file (before it is closed). */
+  private async drainBatch(): Promise<void> {
+    const len = this.batchLen;
+    if (len === 0) return;
+    this.batchLen = 0;
+    await this.fileWrite(this.batch!, 0, len);
+  }
+
+  private async fileWrite(chunk: Buffer, off: number, n: number): Promise<void> {
     for (let done = 0; done < n; ) {
       try {
         const { bytesWritten } = await this.file!.write(chunk, off + done, n - done);
@@ -490,6 +523,7 @@ class S3Writer implements ObjectWriter {
   /** Hands the filled part to an upload; waits while queueSize uploads are running (spool bound, backpressure). */
   private async sealPart(): Promise<void> {
     const part = this.part!;
+    await this.drainBatch();
     await this.file!.close();
     this.file = undefined;
     this.part = undefined;
@@ -527,7 +561,10 @@ class S3Writer implements ObjectWriter {
   /** The last part (or the whole object, when it never reached one part) goes up; then Complete with If-None-Match. */
   private async finishUpload(): Promise<void> {
     const last = this.part;
-    if (this.file) await this.file.close();
+    if (this.file) {
+      await this.drainBatch();
+      await this.file.close();
+    }
     this.file = undefined;
     this.part = undefined;
     const guard = { IfNoneMatch: '*' };
@@ -556,6 +593,8 @@ class S3Writer implements ObjectWriter {
   }
 
   private async removeSpool(): Promise<void> {
+    this.batchLen = 0;
+    this.batch = undefined;
     await this.file?.close().catch(() => undefined);
     this.file = undefined;
     if (this.dir) await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
@@ -616,7 +655,7 @@ class S3Writer implements ObjectWriter {
     if (!UploadId) return;
     await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId })).catch((err: unknown) => {
       const name = (err as SdkErrorShape).name;
-      // Already aborted by lib-storage, or completed.
+      // Already aborted, or completed.
       if (name === 'NoSuchUpload' || (err as SdkErrorShape).$metadata?.httpStatusCode === 404) return;
       throw classifyS3Error(err, `abort multipart upload of ${this.uri}`);
     });

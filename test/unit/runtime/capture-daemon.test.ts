@@ -97,6 +97,37 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  it('reads the pod directly once when a follow stream ends with the run ended, not twice', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const end = writeLines(cap, pod, 'main', 20, 0, 10);
+    cap.clock.at(end + 5, () => {
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    // direct reads in this capture: 4 (5 when the pass after the follow stream read the pod again)
+    expect(cap.podReads).to.equal(4);
+  });
+
+  it('waits for a pod that does not exist yet on the informer\'s events: one direct read, no polling', async () => {
+    const cap = makeCapture();
+    let readsBefore = -1;
+    cap.clock.at(59_000, () => (readsBefore = cap.podReads));
+    cap.clock.at(60_000, () => {
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'hello\n');
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+    });
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(readsBefore, 'direct pod reads during the minute without a pod').to.equal(1);
+  });
+
   describe('defect 1: restart semantics of the real kubelet', () => {
     it('first seeing a pod during back-off stores run R once, under index R', async () => {
       const cap = makeCapture();
