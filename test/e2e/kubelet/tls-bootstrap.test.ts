@@ -72,9 +72,14 @@ describe('hollow kubelet: serving-certificate bootstrap (cluster add-node --csr-
     await createPod(c, ns, 'p', { nodeName: name, script: { containers: { app: { lines: 50, lineBytes: 80, holdSeconds: 60 } } } });
     await waitPod(c, ns, 'p', 'running', (p) => p?.status.containerStatuses?.[0]?.state.running !== undefined, 30_000);
     // The kubelet asked for its certificate; nobody has signed it yet.
-    const all = (await apiJson<{ items: CsrJson[] }>(c, 'GET', '/apis/certificates.k8s.io/v1/certificatesigningrequests')).items;
+    // The kubelet's certificate manager submits its CSR on its own schedule (a
+    // loaded machine can run the pod first): look for it for up to 10 s.
     const mine: CsrJson[] = [];
-    for (const x of all) if ((await csrCommonName(join(c.dir, 'pki'), Buffer.from(x.spec.request, 'base64').toString())) === `system:node:${name}`) mine.push(x);
+    for (const until = Date.now() + 10_000; mine.length === 0 && Date.now() < until; ) {
+      const all = (await apiJson<{ items: CsrJson[] }>(c, 'GET', '/apis/certificates.k8s.io/v1/certificatesigningrequests')).items;
+      for (const x of all) if ((await csrCommonName(join(c.dir, 'pki'), Buffer.from(x.spec.request, 'base64').toString())) === `system:node:${name}`) mine.push(x);
+      if (mine.length === 0) await new Promise((r) => setTimeout(r, 250));
+    }
     expect(mine.length, 'the node asked for a serving certificate').to.be.at.least(1);
     for (const x of mine) {
       expect(x.spec.signerName).to.equal('kubernetes.io/kubelet-serving');
