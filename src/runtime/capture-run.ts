@@ -124,6 +124,12 @@ class RunCapture {
    * same name show up now, those bytes may be that pod's.
    */
   private unconfirmedFromTop = false;
+  /**
+   * Something of this run was read: a request answered with its log (even an
+   * empty one), or bytes an earlier process made durable. A run that ends
+   * without that is not committed: it is listed in status.uncapturedRuns.
+   */
+  private answered: boolean;
   /** The last error text the kubelet appended to a 200 body (core/capture/kubelet-error.ts), kept for the run's final message. */
   private kubeletError: string | undefined;
   private pieces: Buffer[] = [];
@@ -140,6 +146,7 @@ class RunCapture {
     this.writer = writer;
     this.run = t.run;
     this.lastSync = d.clock.now();
+    this.answered = resume !== undefined;
     this.content = new ContentSink(writer, d.spec.compression, resume ? { bytes: resume.bytes, objectBytes: resume.objectBytes } : undefined);
     // spec.maxBytes: head + marker + tail, before hashing and compression.
     const maxBytes = d.spec.maxBytes;
@@ -173,7 +180,7 @@ class RunCapture {
     try {
       await this.announce();
       await this.passes();
-      if (this.gap?.reason === Reason.ContainerRemoved && this.filter.bytes === 0) return await this.uncaptured(this.gap);
+      if (this.gap && !this.gap.discard && this.filter.bytes === 0 && (!this.answered || this.gap.reason === Reason.ContainerRemoved)) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
         this.sink.destroy();
         this.c.upload = undefined;
@@ -261,8 +268,9 @@ class RunCapture {
   }
 
   /**
-   * The kubelet had removed the run's container before any of its log was
-   * read: no object, the run is listed in status.uncapturedRuns.
+   * Nothing of the run was read (the kubelet had removed its container, or no
+   * longer served it, before any request was answered with its log): no
+   * object, the run is listed in status.uncapturedRuns with the reason.
    */
   private async uncaptured(g: Gap): Promise<RunEnd> {
     const d = this.d;
@@ -321,8 +329,9 @@ class RunCapture {
       const message = where.replaced ? `pod ${pod} was replaced by another pod of the same name while ${name} was captured` : `pod ${pod} was deleted while ${name} was captured; its log may be cut short`;
       return { reason: 'PodDeleted', message };
     }
-    if (where.kind === 'unavailable') return { reason: 'ApiUnavailable', message: `${name} run ${this.run.index}: ${where.message}; stored what was read` };
-    return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it; stored what was read` };
+    const kept = this.answered ? 'stored what was read' : 'nothing of it was read';
+    if (where.kind === 'unavailable') return { reason: 'ApiUnavailable', message: `${name} run ${this.run.index}: ${where.message}; ${kept}` };
+    return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it (the pod's status no longer names container ${this.run.id}); ${kept}` };
   }
 
   /** A fresh read of the pod, and where the run is served now. */
@@ -456,6 +465,7 @@ class RunCapture {
       return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
     }
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
+    this.answered = true;
     return judgeWindow(body, this.stored(), n);
   }
 
@@ -516,6 +526,7 @@ class RunCapture {
       const end = tail.end();
       if (end.rest.length) this.filter.push(end.rest, this.emit);
       this.afterConnection();
+      if (!end.matched && end.dropped.length === 0) this.answered = true;
       if (end.matched) this.removed();
       else if (end.dropped.length > 0) throw this.appendedError(end.dropped);
       else if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);

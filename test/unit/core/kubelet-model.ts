@@ -91,6 +91,14 @@ export class ModelContainer {
   readonly sidecar: boolean;
   readonly runs: ModelRun[] = [];
   state: CState = 'created';
+  /**
+   * The kubelet regenerated this container's status after its GC removed run
+   * k-1 while run k shows `terminated` (a sync that read the runtime after
+   * the removal, e.g. one delayed under load): `lastState` is built from the
+   * second-newest container the runtime still has, so it is empty, and a
+   * `previous` request is answered 400 (validateContainerLogStatus).
+   */
+  lastStateDropped = false;
   constructor(name: string, init: boolean, sidecar: boolean) {
     this.name = name;
     this.init = init;
@@ -148,6 +156,8 @@ export class KubeletModel {
   onChange: () => void = () => {};
   /** The kubelet's MaxPerPodContainerCount (dead runs kept per container; at least 1 is kept). */
   maxDeadPerContainer = 1;
+  /** The apiserver's (older) copy of the pods while it lags the kubelet (lagApiserver). */
+  private apiSnapshot: Map<string, V1Pod> | undefined;
 
   constructor(clock: ModelClock, seed = 1) {
     this.clock = clock;
@@ -181,6 +191,7 @@ export class KubeletModel {
     const run = new ModelRun(c.runs.length, `containerd://${pod.uid}-${name}-${c.runs.length}`, this.logNs, new Date(this.clock.now()).toISOString(), this.zoneMin);
     c.runs.push(run);
     c.state = 'running';
+    c.lastStateDropped = false;
     if (pod.phase === 'Pending') pod.phase = 'Running';
     this.changed();
     return run;
@@ -213,6 +224,41 @@ export class KubeletModel {
   /** The kubelet caches the back-off: `state.waiting`, lastState = the ended run, restartCount unchanged. */
   backoff(pod: ModelPod, name: string): void {
     pod.container(name).state = 'backoff';
+    pod.container(name).lastStateDropped = false;
+    this.changed();
+  }
+
+  /**
+   * A pod sync of the kubelet while run k shows `terminated`, after the GC
+   * removed run k-1: convertToAPIContainerStatuses (k8s.io/kubernetes v1.37.2,
+   * pkg/kubelet/kubelet_pods.go) takes `state` from the newest runtime
+   * container and `lastState` from the second newest (`containerSeen`); with
+   * run k-1 gone there is none, so `lastState` is empty (the converted status
+   * replaces the old one, whose lastState named run k-1).
+   */
+  resync(pod: ModelPod, name: string): void {
+    const c = pod.container(name);
+    const prev = c.runs[c.runs.length - 2];
+    if (c.state === 'terminated' && prev?.removed) c.lastStateDropped = true;
+    this.changed();
+  }
+
+  /**
+   * The apiserver's copy of the pod lags the kubelet (its status manager
+   * writes later): until `lagApiserver(false)`, pod reads (direct and
+   * informer) return the status as it was when this was called; the log
+   * requests are still answered from the kubelet's own, newer status.
+   */
+  lagApiserver(on: boolean): void {
+    this.apiSnapshot = undefined;
+    if (on) {
+      const snap = new Map<string, V1Pod>();
+      for (const [name] of this.byName) {
+        const p = this.v1pod(name);
+        if (p) snap.set(name, structuredClone(p));
+      }
+      this.apiSnapshot = snap;
+    }
     this.changed();
   }
 
@@ -244,6 +290,10 @@ export class KubeletModel {
   // ------------------------------------------------------------ API view
 
   v1pod(name: string): V1Pod | undefined {
+    if (this.apiSnapshot) {
+      const p = this.apiSnapshot.get(name);
+      return p && this.pod(name) ? structuredClone(p) : undefined;
+    }
     const pod = this.pod(name);
     if (!pod) return undefined;
     const statuses = (init: boolean) => pod.containers.filter((c) => c.init === init).map((c) => this.containerStatus(c));
@@ -270,7 +320,7 @@ export class KubeletModel {
       case 'running':
         return { name: c.name, restartCount: k, containerID: cur!.id, state: { running: { startedAt: cur!.startedAt } }, lastState: prev ? { terminated: term(prev) } : {} };
       case 'terminated':
-        return { name: c.name, restartCount: k, containerID: cur!.id, state: { terminated: term(cur) }, lastState: prev ? { terminated: term(prev) } : {} };
+        return { name: c.name, restartCount: k, containerID: cur!.id, state: { terminated: term(cur) }, lastState: prev && !c.lastStateDropped ? { terminated: term(prev) } : {} };
       case 'backoff':
         return { name: c.name, restartCount: k, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: term(cur) } };
     }
@@ -288,7 +338,7 @@ export class KubeletModel {
     if (req.previous) {
       if (c.state === 'backoff') return c.runs[k]!;
       const prev = c.runs[k - 1];
-      if ((c.state === 'running' || c.state === 'terminated') && prev) return prev;
+      if ((c.state === 'running' || c.state === 'terminated') && prev && !c.lastStateDropped) return prev;
       throw captureError('BadRequest', `previous terminated container "${c.name}" in pod "${req.pod}" not found`, { status: 400 });
     }
     if (c.state === 'created') throw captureError('WaitingToStart', `container "${c.name}" in pod "${req.pod}" is waiting to start: ContainerCreating`, { status: 400 });

@@ -249,6 +249,78 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  describe('F14: a LogTail created while run 1 shows terminated (run 0 removed by the GC), status views that lag', () => {
+    /**
+     * Runs 0 and 1 ended with exit 1 before the LogTail exists (the GC removed
+     * run 0 when run 1 died); the status shows run 1 `terminated` with
+     * lastState = run 0. After the 10 s back-off run 2 runs and exits 0.
+     * `atRestart` runs when run 2 is created.
+     */
+    function crashedTwice(cap: Capture, atRestart: () => void = () => undefined): ModelPod {
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      for (let run = 0; run < 2; run++) {
+        cap.model.start(pod, 'main');
+        for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `run ${run} line ${i}\n`);
+        cap.model.exit(pod, 'main', 1);
+      }
+      cap.clock.at(10_000, () => cap.model.backoff(pod, 'main'));
+      cap.clock.at(10_100, () => {
+        cap.model.start(pod, 'main');
+        atRestart();
+      });
+      const end = writeLines(cap, pod, 'main', 20, 10_200, 10, 'run 2 ');
+      cap.clock.at(end + 10, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      return pod;
+    }
+
+    function expectRuns1And2Stored(cap: Capture, pod: ModelPod): void {
+      expect(entries(cap)).to.deep.equal([
+        ['main', 1, 'Stored'],
+        ['main', 2, 'Stored'],
+      ]);
+      expect(cap.object('main', 0)).to.equal(undefined);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+      expect(cap.object('main', 2)!.equals(pod.container('main').runs[2]!.expected())).to.equal(true);
+      for (const [uri, bytes] of cap.store.objects) expect(bytes.length, `${uri}: no empty object`).to.be.greaterThan(0);
+      expect(cap.store.open).to.equal(0);
+    }
+
+    it('the normal sequence: run 0 answered "unable to retrieve", listed ContainerRemoved; runs 1 and 2 stored', async () => {
+      const cap = makeCapture();
+      const pod = crashedTwice(cap);
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'ContainerRemoved', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'ContainerRemoved' }]);
+      expectRuns1And2Stored(cap, pod);
+    });
+
+    it('the informer still names run 0, the apiserver no longer does (the kubelet resynced after its GC): run 0 listed LogGap, never an empty object', async () => {
+      const cap = makeCapture();
+      const pod = crashedTwice(cap, () => cap.thawInformer());
+      cap.freezeInformer();
+      cap.model.resync(pod, 'main');
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'LogGap', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'LogGap' }]);
+      expectRuns1And2Stored(cap, pod);
+    });
+
+    it('the apiserver still names run 0, the kubelet no longer does ("previous terminated container … not found", 400): run 0 listed LogGap, never an empty object', async () => {
+      const cap = makeCapture();
+      const pod = crashedTwice(cap, () => cap.model.lagApiserver(false));
+      cap.model.lagApiserver(true);
+      cap.model.resync(pod, 'main');
+      const st = await cap.run();
+      expect(cap.model.requests.some((r) => r.previous)).to.equal(true);
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'LogGap', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'LogGap' }]);
+      expectRuns1And2Stored(cap, pod);
+    });
+  });
+
   describe('defect 3: only positive evidence finishes an ended run', () => {
     it('a cut at a record boundary after the run ended is not taken for the end', async () => {
       const cap = makeCapture();
