@@ -15,7 +15,7 @@ import { judgeWindow, proofPlan, type StoredSoFar } from '../core/capture/drain.
 import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capture/failure.ts';
 import { ErrorTail, removedContainerText, responseError } from '../core/capture/kubelet-error.ts';
 import type { RunEnd } from '../core/capture/outcome.ts';
-import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
+import { containerView, locateRun, type ServedRun, viewSummary } from '../core/capture/runs.ts';
 import { originLabels } from '../core/object-labels.ts';
 import { POLICY_LABEL } from '../core/policy.ts';
 import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
@@ -342,8 +342,12 @@ class RunCapture {
     // Our pod exists after the last read: that read was of our pod (two pods
     // of one name never exist at once).
     this.unconfirmedFromTop = false;
-    const run = locateRun(containerView(containerStatus(seen.pod, this.t.name)), this.run.id);
-    if (!run) return { kind: 'unserved' };
+    const view = containerView(containerStatus(seen.pod, this.t.name));
+    const run = locateRun(view, this.run.id);
+    if (!run) {
+      this.d.log.info('run no longer in the pod status', { container: this.t.name, restart: this.run.index, containerID: this.run.id, seen: viewSummary(view) });
+      return { kind: 'unserved' };
+    }
     return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(seen.pod) };
   }
 
