@@ -35,6 +35,9 @@ const MAX_WINDOW_EXTRA = 4096;
 /** A proof window larger than this is not read to its end (it is inconclusive). */
 const WINDOW_MAX_BYTES = 16 << 20;
 
+/** A log response that belongs to another run than the one asked for (RunCapture.foreignStart). */
+class ForeignRun extends Error {}
+
 export interface RunTarget {
   name: string;
   init: boolean;
@@ -102,7 +105,7 @@ class RunCapture {
   private readonly sink: RunSink;
   /** The hashing/compressing stage under `sink` (the same object without spec.maxBytes): what is durable is counted here. */
   private readonly content: ContentSink;
-  private readonly filter: ResumeFilter;
+  private filter: ResumeFilter;
   private readonly backoff: Backoff;
   private readonly firstTimestampBefore: string | undefined;
   private run: ServedRun;
@@ -469,8 +472,10 @@ class RunCapture {
       return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
     }
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
-    this.answered = true;
-    return judgeWindow(body, this.stored(), n);
+    const judged = judgeWindow(body, this.stored(), n);
+    // Only a window proving the end counts as a read of this run (it may be another run's: foreignStart).
+    if (judged.kind === 'drained') this.answered = true;
+    return judged;
   }
 
   private request(o: { follow: boolean; tailLines?: number }) {
@@ -520,8 +525,20 @@ class RunCapture {
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
       this.filter.beginConnection({ strict: !hold });
+      // A read from the top of an ended run: its first line shows whose log it is.
+      let unchecked = fromTop;
+      const check = (): void => {
+        if (!unchecked || (this.filter.firstTimestamp === undefined && this.pendingBytes === 0)) return;
+        unchecked = false;
+        const foreign = this.foreignStart();
+        if (foreign) {
+          stream.close();
+          throw new ForeignRun(foreign);
+        }
+      };
       for await (const chunk of stream) {
         for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
+        check();
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) {
           await this.flush();
           await this.checkpoint(false);
@@ -529,6 +546,7 @@ class RunCapture {
       }
       const end = tail.end();
       if (end.rest.length) this.filter.push(end.rest, this.emit);
+      check();
       this.afterConnection();
       if (!end.matched && end.dropped.length === 0) this.answered = true;
       if (end.matched) this.removed();
@@ -537,6 +555,7 @@ class RunCapture {
     } catch (err) {
       if (this.d.signal.aborted) throw this.d.signal.reason;
       error = err;
+      if (err instanceof ForeignRun) this.dropRead();
     }
     // What the filter emitted before a break is part of the log: store it.
     if (hold) await this.releaseHeld();
@@ -545,6 +564,30 @@ class RunCapture {
     if (!this.stopped) await this.checkpoint(true);
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
     return { progressed: this.filter.bytes > before, fromTop, error };
+  }
+
+  /**
+   * Whether a read from the top of an ended run began with another run's log:
+   * a first line stamped in a later second than the run's `finishedAt`. The
+   * kubelet resolves "current" and "previous" from its own status, which can
+   * be ahead of the pod status the run was chosen from (the apiserver's copy
+   * lags under load): e.g. the status still names run 0 in lastState while
+   * the kubelet's "previous" is run 1. A log response does not name its
+   * container; the timestamps (the runtime's clock, like finishedAt) do.
+   */
+  private foreignStart(): string | undefined {
+    const first = this.filter.firstTimestamp;
+    const finished = this.run.terminated?.finishedAt;
+    if (!this.run.ended || !first || !finished || !stampedInLaterSecond(first, finished)) return undefined;
+    const which = this.run.previous ? '"previous"' : '"current"';
+    return `${this.t.name} run ${this.run.index}: the kubelet answered ${which} with a log that begins at ${first}, after the run finished (${finished}): another run's (the kubelet's status is ahead of the pod status the capture saw); not stored`;
+  }
+
+  /** Forgets what a read of another run's log brought (nothing of it was flushed: foreignStart is checked first). */
+  private dropRead(): void {
+    this.pieces = [];
+    this.pendingBytes = 0;
+    this.filter = new ResumeFilter({ keepTimestamps: this.d.spec.timestamps, inPlace: true });
   }
 
   /**
@@ -615,6 +658,8 @@ class RunCapture {
 
   private async onFailure(err: unknown, progressed: boolean, runEnded: boolean): Promise<void> {
     if (err instanceof ResumeMismatchError) return this.onMismatch(err);
+    // Asked again once the pod status has caught up (the next pass locates the run anew), within the retry budget.
+    if (err instanceof ForeignRun) return this.countFailure('LogGap', err.message, false);
     const ce = err instanceof CaptureError ? err : new CaptureError('KubeletUnreachable', 'transient', String((err as Error)?.message ?? err), { cause: err });
     if (ce.reason === 'PodNotFound' || ce.reason === 'ContainerNotFound' || ce.reason === 'BadRequest') {
       const where = await this.locate();

@@ -156,6 +156,13 @@ export class KubeletModel {
   onChange: () => void = () => {};
   /** The kubelet's MaxPerPodContainerCount (dead runs kept per container; at least 1 is kept). */
   maxDeadPerContainer = 1;
+  /**
+   * Stamp log records on the model's clock, as a runtime does (its records
+   * and the status's startedAt/finishedAt come from one clock): a run's
+   * records start at its start. Off by default: most tests let the log's
+   * time run on its own.
+   */
+  logOnClock = false;
   /** The apiserver's (older) copy of the pods while it lags the kubelet (lagApiserver). */
   private apiSnapshot: Map<string, V1Pod> | undefined;
 
@@ -188,6 +195,7 @@ export class KubeletModel {
 
   start(pod: ModelPod, name: string): ModelRun {
     const c = pod.container(name);
+    if (this.logOnClock) this.logNs = [this.logNs, BigInt(this.clock.now()) * 1_000_000n].reduce((a, b) => (a > b ? a : b));
     const run = new ModelRun(c.runs.length, `containerd://${pod.uid}-${name}-${c.runs.length}`, this.logNs, new Date(this.clock.now()).toISOString(), this.zoneMin);
     c.runs.push(run);
     c.state = 'running';

@@ -321,6 +321,51 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  describe('F14: a log request answered by another run than the status the capture saw (the apiserver lags the kubelet)', () => {
+    it('"previous" serves run 1 while the status still names run 0 there: nothing of run 1 is stored as run 0; run 0 listed LogGap, runs 1 and 2 stored as themselves', async () => {
+      const cap = makeCapture();
+      cap.model.logOnClock = true;
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      // Run 0 from 0 s to 1 s, run 1 from 2 s to 3 s (the GC removes run 0); the apiserver's copy
+      // stops there (run 1 terminated, lastState run 0) while the kubelet backs off and starts run 2 at 13 s.
+      for (const run of [0, 1]) {
+        cap.clock.at(run * 2000, () => {
+          cap.model.start(pod, 'main');
+          for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `run ${run} line ${i}\n`);
+        });
+        cap.clock.at(run * 2000 + 1000, () => cap.model.exit(pod, 'main', 1));
+      }
+      cap.clock.at(3001, () => cap.model.lagApiserver(true));
+      cap.clock.at(13_000, () => cap.model.backoff(pod, 'main'));
+      cap.clock.at(13_100, () => {
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'run 2 line 0\n');
+      });
+      cap.clock.fastForward();
+      // The LogTail appears now; the apiserver catches up 0.5 s later, run 2 ends 3 s later.
+      cap.clock.at(500, () => cap.model.lagApiserver(false));
+      cap.clock.at(1000, () => cap.model.write(pod, 'main', 'run 2 line 1\n'));
+      cap.clock.at(3000, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      // The first request was "previous" for run 0, answered by the kubelet with run 1.
+      expect(cap.model.requests[0]?.previous).to.equal(true);
+      for (const r of [0, 1, 2]) {
+        const got = cap.object('main', r);
+        if (got) expect(got.equals(pod.container('main').runs[r]!.expected()), `object of run ${r} is run ${r}: ${JSON.stringify(got.toString().slice(0, 40))}`).to.equal(true);
+      }
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'LogGap', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'LogGap' }]);
+      expect(entries(cap)).to.deep.equal([
+        ['main', 1, 'Stored'],
+        ['main', 2, 'Stored'],
+      ]);
+      expect(cap.store.open).to.equal(0);
+    });
+  });
+
   describe('defect 3: only positive evidence finishes an ended run', () => {
     it('a cut at a record boundary after the run ended is not taken for the end', async () => {
       const cap = makeCapture();
