@@ -282,7 +282,8 @@ class RunCapture {
     const { name, init } = this.t;
     const index = this.run.index;
     Object.assign(d.status, addUncapturedRuns(d.status, { container: name, init, fromRestart: index, toRestart: index, reason: g.reason }));
-    await d.publish(true);
+    // Written in order, not awaited: the next run may be served only for seconds.
+    void d.publish(true);
     return { kind: 'partial', reason: g.reason, message: g.message };
   }
 
@@ -290,8 +291,10 @@ class RunCapture {
     const d = this.d;
     if (d.status.phase !== 'Pending') return;
     d.setPhase('Streaming', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
-    await d.publish(true);
-    await d.event('Normal', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
+    // Not awaited: the first read must not wait for the apiserver (a status
+    // write took seconds under load while the run's log was still served).
+    void d.publish(true);
+    void d.event('Normal', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
   }
 
   /** Until the run is drained (proven), or a gap ends it. */
@@ -634,7 +637,8 @@ class RunCapture {
       // Durable at once: a restarted operator reads the run again from the
       // top and can tell a rotated log only by this.
       c.firstTimestamp = this.filter.firstTimestamp;
-      await this.d.publish(true);
+      // Queued in order before any later checkpoint write; the read does not wait for it.
+      void this.d.publish(true);
     }
     const cp = this.filter.checkpoint();
     c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
@@ -759,11 +763,12 @@ class RunCapture {
     if (this.gap) {
       c.state = 'Gap';
       c.lastError = `${this.gap.reason}: ${this.gap.message}`;
-      await this.d.publish(true);
+      void this.d.publish(true);
       return { kind: 'partial', reason: this.gap.reason, message: this.gap.message };
     }
     c.state = 'Stored';
-    await this.d.publish(true);
+    // Queued in order, not awaited: the next run may be served only until the one after it ends.
+    void this.d.publish(true);
     return { kind: 'stored' };
   }
 
