@@ -11,6 +11,14 @@
 // - running run k: current = run k, previous = run k-1;
 // - a request without a servable run: 400 (waiting to start / previous not
 //   found); a missing pod: 404.
+// - a kubelet sync after the GC removed run k-1 while run k shows
+//   `terminated` (resync): lastState empty, `previous` answered 400
+//   (convertToAPIContainerStatuses builds lastState from the second-newest
+//   container the runtime still has);
+// - the apiserver's copy of the status may lag the kubelet's (lagApiserver):
+//   pod reads show the older status, log requests are resolved from the
+//   kubelet's own; with `logOnClock` records are stamped on the model's clock
+//   (as the runtime stamps them and its finishedAt).
 // - container GC: when a run dies, the kubelet removes that container's dead
 //   runs beyond the newest max(MaxPerPodContainerCount, 1), with their logs
 //   (pkg/kubelet/pod_container_deletor.go getContainersToDeleteInPod, called
