@@ -466,16 +466,25 @@ class RunCapture {
       this.end(g);
       return { kind: 'inconclusive', why: g.message };
     }
-    if (where.run.previous !== before.previous) return { kind: 'inconclusive', why: 'the run moved between "current" and "previous" during the window' };
+    // The run moved between "current" and "previous" during the window (the
+    // next run was created): the window may be either run's log.
+    const moved = where.run.previous !== before.previous;
+    const movedWhy = 'the run moved between "current" and "previous" during the window';
     const body = Buffer.concat(chunks, size);
     const verdict = responseError(body, this.removedText());
     if (verdict.kind === 'whole' || verdict.kind === 'trailing') {
-      // The kubelet no longer has the container: nothing more can be read or proven.
+      // The kubelet no longer has the container (the text names its ID): nothing more can be read or proven.
       this.removed();
       return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
     }
+    if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: movedWhy };
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
     const judged = judgeWindow(body, this.stored(), n);
+    // A window that proves the end ends with our checkpoint line (its
+    // nanosecond timestamp, ordinal and length): another run's log cannot, so
+    // it is this run's even if the run moved. Anything else from a moved
+    // window says nothing (it may be the next run's).
+    if (moved && judged.kind !== 'drained') return { kind: 'inconclusive', why: movedWhy };
     // Only a window proving the end counts as a read of this run (it may be another run's: foreignStart).
     if (judged.kind === 'drained') this.answered = true;
     return judged;

@@ -366,6 +366,45 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  describe('F14: the next run is created while the window proving a run\'s end is read', () => {
+    it('a window ending with the checkpoint line proves the end even though the run moved to "previous"; the run is Stored before the GC removes it', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 50; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
+      cap.model.exit(pod, 'main', 1);
+      // Right after the kubelet answered the window proving run 0's end (after it was read), run 1 is created, runs
+      // and ends (the GC removes run 0): the pod read after the window shows run 0 in "previous".
+      let windowAsked = false;
+      cap.model.fault = (req) => {
+        if ((req.tailLines ?? 0) >= 2 && !req.previous && !windowAsked) windowAsked = true;
+        return {};
+      };
+      let moved = false;
+      cap.model.apiFault = () => {
+        if (windowAsked && !moved) {
+          moved = true;
+          cap.model.backoff(pod, 'main');
+          cap.model.start(pod, 'main');
+          cap.model.write(pod, 'main', 'run 1 line\n');
+          cap.model.exit(pod, 'main', 0);
+          cap.model.setPhase(pod, 'Succeeded');
+        }
+        return undefined;
+      };
+      const st = await cap.run();
+      expect(moved).to.equal(true);
+      expect(pod.container('main').runs[0]!.removed).to.equal(true);
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Complete', 'Captured', 'Succeeded', 0]);
+      expect(entries(cap)).to.deep.equal([
+        ['main', 0, 'Stored'],
+        ['main', 1, 'Stored'],
+      ]);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+    });
+  });
+
   describe('defect 3: only positive evidence finishes an ended run', () => {
     it('a cut at a record boundary after the run ended is not taken for the end', async () => {
       const cap = makeCapture();
