@@ -32,6 +32,10 @@ const FLUSH_BYTES = 512 << 10;
 const QUIET_READS_BEFORE_UNPROVEN = 3;
 /** Most records a proof window is widened by. */
 const MAX_WINDOW_EXTRA = 4096;
+/** Why a window during which the run moved between "current" and "previous" proves nothing. */
+const MOVED_WHY = 'the run moved between "current" and "previous" during the window';
+/** Windows of a moved run asked again at once, without a back-off (a run moves once per restart). */
+const MAX_MOVED_WINDOWS = 3;
 /** A proof window larger than this is not read to its end (it is inconclusive). */
 const WINDOW_MAX_BYTES = 16 << 20;
 
@@ -115,6 +119,8 @@ class RunCapture {
   private stopped = false;
   /** Records added to the proof window after windows that did not reach back far enough. */
   private windowExtra = 0;
+  /** Windows of this run during which it moved (MAX_MOVED_WINDOWS). */
+  private movedWindows = 0;
   /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
   private quietReads = 0;
   /** The run ended by the pod's phase, its terminated state never written. */
@@ -432,6 +438,9 @@ class RunCapture {
     this.d.log.debug('drain not proven yet', { container: this.t.name, restart: this.run.index, why: verdict.why });
     // Lines longer than one record before the last line: reach further back.
     if (verdict.wider) this.windowExtra = Math.min(MAX_WINDOW_EXTRA, Math.max(1, this.windowExtra * 2));
+    // The run moved (the next run was created): asked again at once where it
+    // is now, not after a back-off (the GC removes it when that next run ends).
+    if (verdict.why === MOVED_WHY && this.movedWindows++ < MAX_MOVED_WINDOWS) return false;
     await this.countFailure('DrainUnproven', verdict.why, false);
     return this.stopped;
   }
@@ -469,7 +478,6 @@ class RunCapture {
     // The run moved between "current" and "previous" during the window (the
     // next run was created): the window may be either run's log.
     const moved = where.run.previous !== before.previous;
-    const movedWhy = 'the run moved between "current" and "previous" during the window';
     const body = Buffer.concat(chunks, size);
     const verdict = responseError(body, this.removedText());
     if (verdict.kind === 'whole' || verdict.kind === 'trailing') {
@@ -477,14 +485,14 @@ class RunCapture {
       this.removed();
       return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
     }
-    if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: movedWhy };
+    if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: MOVED_WHY };
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
     const judged = judgeWindow(body, this.stored(), n);
     // A window that proves the end ends with our checkpoint line (its
     // nanosecond timestamp, ordinal and length): another run's log cannot, so
     // it is this run's even if the run moved. Anything else from a moved
     // window says nothing (it may be the next run's).
-    if (moved && judged.kind !== 'drained') return { kind: 'inconclusive', why: movedWhy };
+    if (moved && judged.kind !== 'drained') return { kind: 'inconclusive', why: MOVED_WHY };
     // Only a window proving the end counts as a read of this run (it may be another run's: foreignStart).
     if (judged.kind === 'drained') this.answered = true;
     return judged;

@@ -405,6 +405,45 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  it('F14: a window that proves nothing because the run moved is asked again at once where the run is now, without a back-off', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+    cap.model.start(pod, 'main');
+    for (let i = 0; i < 30; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
+    cap.model.exit(pod, 'main', 1);
+    // The first request (a window of run 0, "current", nothing stored yet) is answered; the pod read
+    // after it shows run 1 created, run 0 in "previous".
+    let movedAt: number | undefined;
+    cap.model.apiFault = () => {
+      if (movedAt === undefined && cap.model.requests.length === 1) {
+        movedAt = cap.clock.now();
+        cap.model.backoff(pod, 'main');
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'run 1 line\n');
+        cap.clock.at(5000, () => {
+          cap.model.exit(pod, 'main', 0);
+          cap.model.setPhase(pod, 'Succeeded');
+        });
+      }
+      return undefined;
+    };
+    const times: number[] = [];
+    cap.model.fault = () => {
+      times.push(cap.clock.now());
+      return {};
+    };
+    const st = await cap.run();
+    expect(movedAt).to.not.equal(undefined);
+    expect(cap.model.requests[0]).to.include({ tailLines: 1 });
+    expect(cap.model.requests[0]?.previous).to.not.equal(true);
+    // The next request reads run 0 through "previous", at the same instant.
+    expect(cap.model.requests[1]?.previous).to.equal(true);
+    expect(times[1]).to.equal(movedAt);
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+  });
+
   describe('defect 3: only positive evidence finishes an ended run', () => {
     it('a cut at a record boundary after the run ended is not taken for the end', async () => {
       const cap = makeCapture();
