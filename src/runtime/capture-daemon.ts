@@ -9,7 +9,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { type RetryPolicy, RetryExhaustedError, retry } from '../adapters/retry.ts';
 import { isTransientApiError } from '../adapters/kube-api.ts';
-import { type Captured, containerView, locateRun, nextRun, willRestart } from '../core/capture/runs.ts';
+import { type Captured, containerView, locateRun, nextRun, viewSummary, willRestart } from '../core/capture/runs.ts';
 import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
@@ -442,7 +442,8 @@ export class CaptureDaemon {
         continue;
       }
       const pod = seen.pod;
-      const decision = nextRun(containerView(containerStatus(pod, name)), last);
+      const view = containerView(containerStatus(pod, name));
+      const decision = nextRun(view, last);
       if (decision.kind === 'wait') {
         if (!last && podTerminal(pod)) {
           // The pod ended without ever running this container (e.g. an init
@@ -460,6 +461,8 @@ export class CaptureDaemon {
         Object.assign(this.status, addUncapturedRuns(this.status, { container: name, init, fromRestart: from, toRestart: to, reason: 'LogGap' }));
         end = worse(end, { kind: 'partial', reason: 'LogGap', message: lostMessage(name, from, to) });
       }
+      // What the decision was made from: a later diagnosis of a run lost or misread needs it.
+      this.log.info('run chosen', { container: name, restart: decision.run.index, containerID: decision.run.id, previous: decision.run.previous, lost: decision.lost, seen: viewSummary(view) });
       const runEnd = await captureRun(this, { name, init, run: decision.run });
       end = worse(end, runEnd);
       // A container restarted for weeks must not grow the status past etcd's limit.

@@ -15,7 +15,7 @@ import { judgeWindow, proofPlan, type StoredSoFar } from '../core/capture/drain.
 import { classifyStreamFailure, giveUpReason, isStoreReason } from '../core/capture/failure.ts';
 import { ErrorTail, removedContainerText, responseError } from '../core/capture/kubelet-error.ts';
 import type { RunEnd } from '../core/capture/outcome.ts';
-import { containerView, locateRun, type ServedRun } from '../core/capture/runs.ts';
+import { containerView, locateRun, type ServedRun, viewSummary } from '../core/capture/runs.ts';
 import { originLabels } from '../core/object-labels.ts';
 import { POLICY_LABEL } from '../core/policy.ts';
 import { ResumeFilter, ResumeMismatchError, stampedInLaterSecond } from '../core/resume-filter.ts';
@@ -32,8 +32,15 @@ const FLUSH_BYTES = 512 << 10;
 const QUIET_READS_BEFORE_UNPROVEN = 3;
 /** Most records a proof window is widened by. */
 const MAX_WINDOW_EXTRA = 4096;
+/** Why a window during which the run moved between "current" and "previous" proves nothing. */
+const MOVED_WHY = 'the run moved between "current" and "previous" during the window';
+/** Windows of a moved run asked again at once, without a back-off (a run moves once per restart). */
+const MAX_MOVED_WINDOWS = 3;
 /** A proof window larger than this is not read to its end (it is inconclusive). */
 const WINDOW_MAX_BYTES = 16 << 20;
+
+/** A log response that belongs to another run than the one asked for (RunCapture.foreignStart). */
+class ForeignRun extends Error {}
 
 export interface RunTarget {
   name: string;
@@ -102,7 +109,7 @@ class RunCapture {
   private readonly sink: RunSink;
   /** The hashing/compressing stage under `sink` (the same object without spec.maxBytes): what is durable is counted here. */
   private readonly content: ContentSink;
-  private readonly filter: ResumeFilter;
+  private filter: ResumeFilter;
   private readonly backoff: Backoff;
   private readonly firstTimestampBefore: string | undefined;
   private run: ServedRun;
@@ -112,6 +119,8 @@ class RunCapture {
   private stopped = false;
   /** Records added to the proof window after windows that did not reach back far enough. */
   private windowExtra = 0;
+  /** Windows of this run during which it moved (MAX_MOVED_WINDOWS). */
+  private movedWindows = 0;
   /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
   private quietReads = 0;
   /** The run ended by the pod's phase, its terminated state never written. */
@@ -124,6 +133,12 @@ class RunCapture {
    * same name show up now, those bytes may be that pod's.
    */
   private unconfirmedFromTop = false;
+  /**
+   * Something of this run was read: a request answered with its log (even an
+   * empty one), or bytes an earlier process made durable. A run that ends
+   * without that is not committed: it is listed in status.uncapturedRuns.
+   */
+  private answered: boolean;
   /** The last error text the kubelet appended to a 200 body (core/capture/kubelet-error.ts), kept for the run's final message. */
   private kubeletError: string | undefined;
   /** A read of the pod made at the end of a follow pass, for the next pass to use. */
@@ -142,6 +157,7 @@ class RunCapture {
     this.writer = writer;
     this.run = t.run;
     this.lastSync = d.clock.now();
+    this.answered = resume !== undefined;
     this.content = new ContentSink(writer, d.spec.compression, resume ? { bytes: resume.bytes, objectBytes: resume.objectBytes } : undefined);
     // spec.maxBytes: head + marker + tail, before hashing and compression.
     const maxBytes = d.spec.maxBytes;
@@ -175,7 +191,7 @@ class RunCapture {
     try {
       await this.announce();
       await this.passes();
-      if (this.gap?.reason === Reason.ContainerRemoved && this.filter.bytes === 0) return await this.uncaptured(this.gap);
+      if (this.gap && !this.gap.discard && this.filter.bytes === 0 && (!this.answered || this.gap.reason === Reason.ContainerRemoved)) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
         this.sink.destroy();
         this.c.upload = undefined;
@@ -263,8 +279,9 @@ class RunCapture {
   }
 
   /**
-   * The kubelet had removed the run's container before any of its log was
-   * read: no object, the run is listed in status.uncapturedRuns.
+   * Nothing of the run was read (the kubelet had removed its container, or no
+   * longer served it, before any request was answered with its log): no
+   * object, the run is listed in status.uncapturedRuns with the reason.
    */
   private async uncaptured(g: Gap): Promise<RunEnd> {
     const d = this.d;
@@ -273,7 +290,8 @@ class RunCapture {
     const { name, init } = this.t;
     const index = this.run.index;
     Object.assign(d.status, addUncapturedRuns(d.status, { container: name, init, fromRestart: index, toRestart: index, reason: g.reason }));
-    await d.publish(true);
+    // Written in order, not awaited: the next run may be served only for seconds.
+    void d.publish(true);
     return { kind: 'partial', reason: g.reason, message: g.message };
   }
 
@@ -281,8 +299,10 @@ class RunCapture {
     const d = this.d;
     if (d.status.phase !== 'Pending') return;
     d.setPhase('Streaming', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
-    await d.publish(true);
-    await d.event('Normal', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
+    // Not awaited: the first read must not wait for the apiserver (a status
+    // write took seconds under load while the run's log was still served).
+    void d.publish(true);
+    void d.event('Normal', 'Streaming', `capturing the log of pod ${d.spec.podName}`);
   }
 
   /** Until the run is drained (proven), or a gap ends it. */
@@ -325,8 +345,9 @@ class RunCapture {
       const message = where.replaced ? `pod ${pod} was replaced by another pod of the same name while ${name} was captured` : `pod ${pod} was deleted while ${name} was captured; its log may be cut short`;
       return { reason: 'PodDeleted', message };
     }
-    if (where.kind === 'unavailable') return { reason: 'ApiUnavailable', message: `${name} run ${this.run.index}: ${where.message}; stored what was read` };
-    return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it; stored what was read` };
+    const kept = this.answered ? 'stored what was read' : 'nothing of it was read';
+    if (where.kind === 'unavailable') return { reason: 'ApiUnavailable', message: `${name} run ${this.run.index}: ${where.message}; ${kept}` };
+    return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it (the pod's status no longer names container ${this.run.id}); ${kept}` };
   }
 
   /** A fresh read of the pod, and where the run is served now. */
@@ -337,8 +358,12 @@ class RunCapture {
     // Our pod exists after the last read: that read was of our pod (two pods
     // of one name never exist at once).
     this.unconfirmedFromTop = false;
-    const run = locateRun(containerView(containerStatus(seen.pod, this.t.name)), this.run.id);
-    if (!run) return { kind: 'unserved' };
+    const view = containerView(containerStatus(seen.pod, this.t.name));
+    const run = locateRun(view, this.run.id);
+    if (!run) {
+      this.d.log.info('run no longer in the pod status', { container: this.t.name, restart: this.run.index, containerID: this.run.id, seen: viewSummary(view) });
+      return { kind: 'unserved' };
+    }
     return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(seen.pod) };
   }
 
@@ -420,6 +445,9 @@ class RunCapture {
     this.d.log.debug('drain not proven yet', { container: this.t.name, restart: this.run.index, why: verdict.why });
     // Lines longer than one record before the last line: reach further back.
     if (verdict.wider) this.windowExtra = Math.min(MAX_WINDOW_EXTRA, Math.max(1, this.windowExtra * 2));
+    // The run moved (the next run was created): asked again at once where it
+    // is now, not after a back-off (the GC removes it when that next run ends).
+    if (verdict.why === MOVED_WHY && this.movedWindows++ < MAX_MOVED_WINDOWS) return false;
     await this.countFailure('DrainUnproven', verdict.why, false);
     return this.stopped;
   }
@@ -454,16 +482,27 @@ class RunCapture {
       this.end(g);
       return { kind: 'inconclusive', why: g.message };
     }
-    if (where.run.previous !== before.previous) return { kind: 'inconclusive', why: 'the run moved between "current" and "previous" during the window' };
+    // The run moved between "current" and "previous" during the window (the
+    // next run was created): the window may be either run's log.
+    const moved = where.run.previous !== before.previous;
     const body = Buffer.concat(chunks, size);
     const verdict = responseError(body, this.removedText());
     if (verdict.kind === 'whole' || verdict.kind === 'trailing') {
-      // The kubelet no longer has the container: nothing more can be read or proven.
+      // The kubelet no longer has the container (the text names its ID): nothing more can be read or proven.
       this.removed();
       return { kind: 'inconclusive', why: 'the kubelet had removed the container' };
     }
+    if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: MOVED_WHY };
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
-    return judgeWindow(body, this.stored(), n);
+    const judged = judgeWindow(body, this.stored(), n);
+    // A window that proves the end ends with our checkpoint line (its
+    // nanosecond timestamp, ordinal and length): another run's log cannot, so
+    // it is this run's even if the run moved. Anything else from a moved
+    // window says nothing (it may be the next run's).
+    if (moved && judged.kind !== 'drained') return { kind: 'inconclusive', why: MOVED_WHY };
+    // Only a window proving the end counts as a read of this run (it may be another run's: foreignStart).
+    if (judged.kind === 'drained') this.answered = true;
+    return judged;
   }
 
   private request(o: { follow: boolean; tailLines?: number }) {
@@ -513,8 +552,20 @@ class RunCapture {
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
       this.filter.beginConnection({ strict: !hold });
+      // A read from the top of an ended run: its first line shows whose log it is.
+      let unchecked = fromTop;
+      const check = (): void => {
+        if (!unchecked || (this.filter.firstTimestamp === undefined && this.pendingBytes === 0)) return;
+        unchecked = false;
+        const foreign = this.foreignStart();
+        if (foreign) {
+          stream.close();
+          throw new ForeignRun(foreign);
+        }
+      };
       for await (const chunk of stream) {
         for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
+        check();
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) {
           await this.flush();
           await this.checkpoint(false);
@@ -522,13 +573,16 @@ class RunCapture {
       }
       const end = tail.end();
       if (end.rest.length) this.filter.push(end.rest, this.emit);
+      check();
       this.afterConnection();
+      if (!end.matched && end.dropped.length === 0) this.answered = true;
       if (end.matched) this.removed();
       else if (end.dropped.length > 0) throw this.appendedError(end.dropped);
       else if (this.filter.resuming) throw new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended before reaching the resume point ${this.filter.sinceTime() ?? ''}`);
     } catch (err) {
       if (this.d.signal.aborted) throw this.d.signal.reason;
       error = err;
+      if (err instanceof ForeignRun) this.dropRead();
     }
     // What the filter emitted before a break is part of the log: store it.
     if (hold) await this.releaseHeld();
@@ -537,6 +591,30 @@ class RunCapture {
     if (!this.stopped) await this.checkpoint(true);
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
     return { progressed: this.filter.bytes > before, fromTop, error };
+  }
+
+  /**
+   * Whether a read from the top of an ended run began with another run's log:
+   * a first line stamped in a later second than the run's `finishedAt`. The
+   * kubelet resolves "current" and "previous" from its own status, which can
+   * be ahead of the pod status the run was chosen from (the apiserver's copy
+   * lags under load): e.g. the status still names run 0 in lastState while
+   * the kubelet's "previous" is run 1. A log response does not name its
+   * container; the timestamps (the runtime's clock, like finishedAt) do.
+   */
+  private foreignStart(): string | undefined {
+    const first = this.filter.firstTimestamp;
+    const finished = this.run.terminated?.finishedAt;
+    if (!this.run.ended || !first || !finished || !stampedInLaterSecond(first, finished)) return undefined;
+    const which = this.run.previous ? '"previous"' : '"current"';
+    return `${this.t.name} run ${this.run.index}: the kubelet answered ${which} with a log that begins at ${first}, after the run finished (${finished}): another run's (the kubelet's status is ahead of the pod status the capture saw); not stored`;
+  }
+
+  /** Forgets what a read of another run's log brought (nothing of it was flushed: foreignStart is checked first). */
+  private dropRead(): void {
+    this.pieces = [];
+    this.pendingBytes = 0;
+    this.filter = new ResumeFilter({ keepTimestamps: this.d.spec.timestamps, inPlace: true });
   }
 
   /**
@@ -583,7 +661,8 @@ class RunCapture {
       // Durable at once: a restarted operator reads the run again from the
       // top and can tell a rotated log only by this.
       c.firstTimestamp = this.filter.firstTimestamp;
-      await this.d.publish(true);
+      // Queued in order before any later checkpoint write; the read does not wait for it.
+      void this.d.publish(true);
     }
     const cp = this.filter.checkpoint();
     c.checkpoint = cp ? { time: cp.time, ordinal: cp.ordinal, offset: cp.offset } : undefined;
@@ -607,6 +686,8 @@ class RunCapture {
 
   private async onFailure(err: unknown, progressed: boolean, runEnded: boolean): Promise<void> {
     if (err instanceof ResumeMismatchError) return this.onMismatch(err);
+    // Asked again once the pod status has caught up (the next pass locates the run anew), within the retry budget.
+    if (err instanceof ForeignRun) return this.countFailure('LogGap', err.message, false);
     const ce = err instanceof CaptureError ? err : new CaptureError('KubeletUnreachable', 'transient', String((err as Error)?.message ?? err), { cause: err });
     if (ce.reason === 'PodNotFound' || ce.reason === 'ContainerNotFound' || ce.reason === 'BadRequest') {
       const where = await this.locate();
@@ -706,11 +787,12 @@ class RunCapture {
     if (this.gap) {
       c.state = 'Gap';
       c.lastError = `${this.gap.reason}: ${this.gap.message}`;
-      await this.d.publish(true);
+      void this.d.publish(true);
       return { kind: 'partial', reason: this.gap.reason, message: this.gap.message };
     }
     c.state = 'Stored';
-    await this.d.publish(true);
+    // Queued in order, not awaited: the next run may be served only until the one after it ends.
+    void this.d.publish(true);
     return { kind: 'stored' };
   }
 

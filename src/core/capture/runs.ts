@@ -84,6 +84,13 @@ export function containerView(st: ContainerStatusLike | undefined): ContainerVie
   return { restartCount: st.restartCount ?? 0, state, containerID: state === 'waiting' ? undefined : containerID, terminated, last: term(st.lastState?.terminated) };
 }
 
+/** One line for logs: what a status showed (restartCount, state, the container IDs named). */
+export function viewSummary(v: ContainerView | undefined): string {
+  if (!v) return 'no status';
+  const t = v.terminated ? ` exit ${v.terminated.exitCode ?? '?'}` : '';
+  return `restartCount ${v.restartCount}, ${v.state}${t} ${v.containerID ?? '-'}, lastState ${v.last ? `exit ${v.last.exitCode ?? '?'} ${v.last.containerID ?? '-'}` : '-'}`;
+}
+
 /** The runs the kubelet serves for this status, oldest first. */
 export function servedRuns(v: ContainerView | undefined): ServedRun[] {
   if (!v) return [];

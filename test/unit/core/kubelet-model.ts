@@ -11,6 +11,14 @@
 // - running run k: current = run k, previous = run k-1;
 // - a request without a servable run: 400 (waiting to start / previous not
 //   found); a missing pod: 404.
+// - a kubelet sync after the GC removed run k-1 while run k shows
+//   `terminated` (resync): lastState empty, `previous` answered 400
+//   (convertToAPIContainerStatuses builds lastState from the second-newest
+//   container the runtime still has);
+// - the apiserver's copy of the status may lag the kubelet's (lagApiserver):
+//   pod reads show the older status, log requests are resolved from the
+//   kubelet's own; with `logOnClock` records are stamped on the model's clock
+//   (as the runtime stamps them and its finishedAt).
 // - container GC: when a run dies, the kubelet removes that container's dead
 //   runs beyond the newest max(MaxPerPodContainerCount, 1), with their logs
 //   (pkg/kubelet/pod_container_deletor.go getContainersToDeleteInPod, called
@@ -91,6 +99,14 @@ export class ModelContainer {
   readonly sidecar: boolean;
   readonly runs: ModelRun[] = [];
   state: CState = 'created';
+  /**
+   * The kubelet regenerated this container's status after its GC removed run
+   * k-1 while run k shows `terminated` (a sync that read the runtime after
+   * the removal, e.g. one delayed under load): `lastState` is built from the
+   * second-newest container the runtime still has, so it is empty, and a
+   * `previous` request is answered 400 (validateContainerLogStatus).
+   */
+  lastStateDropped = false;
   constructor(name: string, init: boolean, sidecar: boolean) {
     this.name = name;
     this.init = init;
@@ -148,6 +164,15 @@ export class KubeletModel {
   onChange: () => void = () => {};
   /** The kubelet's MaxPerPodContainerCount (dead runs kept per container; at least 1 is kept). */
   maxDeadPerContainer = 1;
+  /**
+   * Stamp log records on the model's clock, as a runtime does (its records
+   * and the status's startedAt/finishedAt come from one clock): a run's
+   * records start at its start. Off by default: most tests let the log's
+   * time run on its own.
+   */
+  logOnClock = false;
+  /** The apiserver's (older) copy of the pods while it lags the kubelet (lagApiserver). */
+  private apiSnapshot: Map<string, V1Pod> | undefined;
 
   constructor(clock: ModelClock, seed = 1) {
     this.clock = clock;
@@ -178,9 +203,11 @@ export class KubeletModel {
 
   start(pod: ModelPod, name: string): ModelRun {
     const c = pod.container(name);
+    if (this.logOnClock) this.logNs = [this.logNs, BigInt(this.clock.now()) * 1_000_000n].reduce((a, b) => (a > b ? a : b));
     const run = new ModelRun(c.runs.length, `containerd://${pod.uid}-${name}-${c.runs.length}`, this.logNs, new Date(this.clock.now()).toISOString(), this.zoneMin);
     c.runs.push(run);
     c.state = 'running';
+    c.lastStateDropped = false;
     if (pod.phase === 'Pending') pod.phase = 'Running';
     this.changed();
     return run;
@@ -213,6 +240,41 @@ export class KubeletModel {
   /** The kubelet caches the back-off: `state.waiting`, lastState = the ended run, restartCount unchanged. */
   backoff(pod: ModelPod, name: string): void {
     pod.container(name).state = 'backoff';
+    pod.container(name).lastStateDropped = false;
+    this.changed();
+  }
+
+  /**
+   * A pod sync of the kubelet while run k shows `terminated`, after the GC
+   * removed run k-1: convertToAPIContainerStatuses (k8s.io/kubernetes v1.37.2,
+   * pkg/kubelet/kubelet_pods.go) takes `state` from the newest runtime
+   * container and `lastState` from the second newest (`containerSeen`); with
+   * run k-1 gone there is none, so `lastState` is empty (the converted status
+   * replaces the old one, whose lastState named run k-1).
+   */
+  resync(pod: ModelPod, name: string): void {
+    const c = pod.container(name);
+    const prev = c.runs[c.runs.length - 2];
+    if (c.state === 'terminated' && prev?.removed) c.lastStateDropped = true;
+    this.changed();
+  }
+
+  /**
+   * The apiserver's copy of the pod lags the kubelet (its status manager
+   * writes later): until `lagApiserver(false)`, pod reads (direct and
+   * informer) return the status as it was when this was called; the log
+   * requests are still answered from the kubelet's own, newer status.
+   */
+  lagApiserver(on: boolean): void {
+    this.apiSnapshot = undefined;
+    if (on) {
+      const snap = new Map<string, V1Pod>();
+      for (const [name] of this.byName) {
+        const p = this.v1pod(name);
+        if (p) snap.set(name, structuredClone(p));
+      }
+      this.apiSnapshot = snap;
+    }
     this.changed();
   }
 
@@ -244,6 +306,10 @@ export class KubeletModel {
   // ------------------------------------------------------------ API view
 
   v1pod(name: string): V1Pod | undefined {
+    if (this.apiSnapshot) {
+      const p = this.apiSnapshot.get(name);
+      return p && this.pod(name) ? structuredClone(p) : undefined;
+    }
     const pod = this.pod(name);
     if (!pod) return undefined;
     const statuses = (init: boolean) => pod.containers.filter((c) => c.init === init).map((c) => this.containerStatus(c));
@@ -270,7 +336,7 @@ export class KubeletModel {
       case 'running':
         return { name: c.name, restartCount: k, containerID: cur!.id, state: { running: { startedAt: cur!.startedAt } }, lastState: prev ? { terminated: term(prev) } : {} };
       case 'terminated':
-        return { name: c.name, restartCount: k, containerID: cur!.id, state: { terminated: term(cur) }, lastState: prev ? { terminated: term(prev) } : {} };
+        return { name: c.name, restartCount: k, containerID: cur!.id, state: { terminated: term(cur) }, lastState: prev && !c.lastStateDropped ? { terminated: term(prev) } : {} };
       case 'backoff':
         return { name: c.name, restartCount: k, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: term(cur) } };
     }
@@ -288,7 +354,7 @@ export class KubeletModel {
     if (req.previous) {
       if (c.state === 'backoff') return c.runs[k]!;
       const prev = c.runs[k - 1];
-      if ((c.state === 'running' || c.state === 'terminated') && prev) return prev;
+      if ((c.state === 'running' || c.state === 'terminated') && prev && !c.lastStateDropped) return prev;
       throw captureError('BadRequest', `previous terminated container "${c.name}" in pod "${req.pod}" not found`, { status: 400 });
     }
     if (c.state === 'created') throw captureError('WaitingToStart', `container "${c.name}" in pod "${req.pod}" is waiting to start: ContainerCreating`, { status: 400 });

@@ -280,6 +280,201 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  describe('F14: a LogTail created while run 1 shows terminated (run 0 removed by the GC), status views that lag', () => {
+    /**
+     * Runs 0 and 1 ended with exit 1 before the LogTail exists (the GC removed
+     * run 0 when run 1 died); the status shows run 1 `terminated` with
+     * lastState = run 0. After the 10 s back-off run 2 runs and exits 0.
+     * `atRestart` runs when run 2 is created.
+     */
+    function crashedTwice(cap: Capture, atRestart: () => void = () => undefined): ModelPod {
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      for (let run = 0; run < 2; run++) {
+        cap.model.start(pod, 'main');
+        for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `run ${run} line ${i}\n`);
+        cap.model.exit(pod, 'main', 1);
+      }
+      cap.clock.at(10_000, () => cap.model.backoff(pod, 'main'));
+      cap.clock.at(10_100, () => {
+        cap.model.start(pod, 'main');
+        atRestart();
+      });
+      const end = writeLines(cap, pod, 'main', 20, 10_200, 10, 'run 2 ');
+      cap.clock.at(end + 10, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      return pod;
+    }
+
+    function expectRuns1And2Stored(cap: Capture, pod: ModelPod): void {
+      expect(entries(cap)).to.deep.equal([
+        ['main', 1, 'Stored'],
+        ['main', 2, 'Stored'],
+      ]);
+      expect(cap.object('main', 0)).to.equal(undefined);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+      expect(cap.object('main', 2)!.equals(pod.container('main').runs[2]!.expected())).to.equal(true);
+      for (const [uri, bytes] of cap.store.objects) expect(bytes.length, `${uri}: no empty object`).to.be.greaterThan(0);
+      expect(cap.store.open).to.equal(0);
+    }
+
+    it('the normal sequence: run 0 answered "unable to retrieve", listed ContainerRemoved; runs 1 and 2 stored', async () => {
+      const cap = makeCapture();
+      const pod = crashedTwice(cap);
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'ContainerRemoved', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'ContainerRemoved' }]);
+      expectRuns1And2Stored(cap, pod);
+    });
+
+    it('the informer still names run 0, the apiserver no longer does (the kubelet resynced after its GC): run 0 listed LogGap, never an empty object', async () => {
+      const cap = makeCapture();
+      const pod = crashedTwice(cap, () => cap.thawInformer());
+      cap.freezeInformer();
+      cap.model.resync(pod, 'main');
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'LogGap', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'LogGap' }]);
+      expectRuns1And2Stored(cap, pod);
+    });
+
+    it('the apiserver still names run 0, the kubelet no longer does ("previous terminated container … not found", 400): run 0 listed LogGap, never an empty object', async () => {
+      const cap = makeCapture();
+      const pod = crashedTwice(cap, () => cap.model.lagApiserver(false));
+      cap.model.lagApiserver(true);
+      cap.model.resync(pod, 'main');
+      const st = await cap.run();
+      expect(cap.model.requests.some((r) => r.previous)).to.equal(true);
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'LogGap', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'LogGap' }]);
+      expectRuns1And2Stored(cap, pod);
+    });
+  });
+
+  describe('F14: a log request answered by another run than the status the capture saw (the apiserver lags the kubelet)', () => {
+    it('"previous" serves run 1 while the status still names run 0 there: nothing of run 1 is stored as run 0; run 0 listed LogGap, runs 1 and 2 stored as themselves', async () => {
+      const cap = makeCapture();
+      cap.model.logOnClock = true;
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      // Run 0 from 0 s to 1 s, run 1 from 2 s to 3 s (the GC removes run 0); the apiserver's copy
+      // stops there (run 1 terminated, lastState run 0) while the kubelet backs off and starts run 2 at 13 s.
+      for (const run of [0, 1]) {
+        cap.clock.at(run * 2000, () => {
+          cap.model.start(pod, 'main');
+          for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `run ${run} line ${i}\n`);
+        });
+        cap.clock.at(run * 2000 + 1000, () => cap.model.exit(pod, 'main', 1));
+      }
+      cap.clock.at(3001, () => cap.model.lagApiserver(true));
+      cap.clock.at(13_000, () => cap.model.backoff(pod, 'main'));
+      cap.clock.at(13_100, () => {
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'run 2 line 0\n');
+      });
+      cap.clock.fastForward();
+      // The LogTail appears now; the apiserver catches up 0.5 s later, run 2 ends 3 s later.
+      cap.clock.at(500, () => cap.model.lagApiserver(false));
+      cap.clock.at(1000, () => cap.model.write(pod, 'main', 'run 2 line 1\n'));
+      cap.clock.at(3000, () => {
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+      });
+      const st = await cap.run();
+      // The first request was "previous" for run 0, answered by the kubelet with run 1.
+      expect(cap.model.requests[0]?.previous).to.equal(true);
+      for (const r of [0, 1, 2]) {
+        const got = cap.object('main', r);
+        if (got) expect(got.equals(pod.container('main').runs[r]!.expected()), `object of run ${r} is run ${r}: ${JSON.stringify(got.toString().slice(0, 40))}`).to.equal(true);
+      }
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Incomplete', 'LogGap', 'Succeeded', 0]);
+      expect(st.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'LogGap' }]);
+      expect(entries(cap)).to.deep.equal([
+        ['main', 1, 'Stored'],
+        ['main', 2, 'Stored'],
+      ]);
+      expect(cap.store.open).to.equal(0);
+    });
+  });
+
+  describe('F14: the next run is created while the window proving a run\'s end is read', () => {
+    it('a window ending with the checkpoint line proves the end even though the run moved to "previous"; the run is Stored before the GC removes it', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+      cap.model.start(pod, 'main');
+      for (let i = 0; i < 50; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
+      cap.model.exit(pod, 'main', 1);
+      // Right after the kubelet answered the window proving run 0's end (after it was read), run 1 is created, runs
+      // and ends (the GC removes run 0): the pod read after the window shows run 0 in "previous".
+      let windowAsked = false;
+      cap.model.fault = (req) => {
+        if ((req.tailLines ?? 0) >= 2 && !req.previous && !windowAsked) windowAsked = true;
+        return {};
+      };
+      let moved = false;
+      cap.model.apiFault = () => {
+        if (windowAsked && !moved) {
+          moved = true;
+          cap.model.backoff(pod, 'main');
+          cap.model.start(pod, 'main');
+          cap.model.write(pod, 'main', 'run 1 line\n');
+          cap.model.exit(pod, 'main', 0);
+          cap.model.setPhase(pod, 'Succeeded');
+        }
+        return undefined;
+      };
+      const st = await cap.run();
+      expect(moved).to.equal(true);
+      expect(pod.container('main').runs[0]!.removed).to.equal(true);
+      expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Complete', 'Captured', 'Succeeded', 0]);
+      expect(entries(cap)).to.deep.equal([
+        ['main', 0, 'Stored'],
+        ['main', 1, 'Stored'],
+      ]);
+      expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+      expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+    });
+  });
+
+  it('F14: a window that proves nothing because the run moved is asked again at once where the run is now, without a back-off', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+    cap.model.start(pod, 'main');
+    for (let i = 0; i < 30; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
+    cap.model.exit(pod, 'main', 1);
+    // The first request (a window of run 0, "current", nothing stored yet) is answered; the pod read
+    // after it shows run 1 created, run 0 in "previous".
+    let movedAt: number | undefined;
+    cap.model.apiFault = () => {
+      if (movedAt === undefined && cap.model.requests.length === 1) {
+        movedAt = cap.clock.now();
+        cap.model.backoff(pod, 'main');
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'run 1 line\n');
+        cap.clock.at(5000, () => {
+          cap.model.exit(pod, 'main', 0);
+          cap.model.setPhase(pod, 'Succeeded');
+        });
+      }
+      return undefined;
+    };
+    const times: number[] = [];
+    cap.model.fault = () => {
+      times.push(cap.clock.now());
+      return {};
+    };
+    const st = await cap.run();
+    expect(movedAt).to.not.equal(undefined);
+    expect(cap.model.requests[0]).to.include({ tailLines: 1 });
+    expect(cap.model.requests[0]?.previous).to.not.equal(true);
+    // The next request reads run 0 through "previous", at the same instant.
+    expect(cap.model.requests[1]?.previous).to.equal(true);
+    expect(times[1]).to.equal(movedAt);
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+    expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+  });
+
   describe('defect 3: only positive evidence finishes an ended run', () => {
     it('a cut at a record boundary after the run ended is not taken for the end', async () => {
       const cap = makeCapture();

@@ -345,6 +345,13 @@ export interface Capture {
   crashes: number;
   /** The stored object of `container` run `restart`. */
   object(container: string, restart: number): Buffer | undefined;
+  /**
+   * The informer's cache lags (a watch event not delivered yet): until
+   * thawInformer(), the daemon's cache shows the pod as it is now; direct
+   * reads see the apiserver's current copy.
+   */
+  freezeInformer(): void;
+  thawInformer(): void;
 }
 
 export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
@@ -367,6 +374,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
   const lastStatus = () => (cap.statuses.length > 0 ? structuredClone(cap.statuses[cap.statuses.length - 1]) : undefined);
   let gen: Generation = { dead: false };
   let stoppedForGood = false;
+  let informer: ((name: string) => ReturnType<KubeletModel['v1pod']>) | undefined;
   const launch = (status?: LogTailStatus) => {
     gen = { dead: false };
     const mine = gen;
@@ -422,6 +430,14 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
       await clock.runUntil(finished, maxMs);
       return cap.status();
     },
+    freezeInformer: () => {
+      const snap = model.v1pod(podName);
+      informer = () => (snap ? structuredClone(snap) : undefined);
+    },
+    thawInformer: () => {
+      informer = undefined;
+      cap.daemon?.podChanged();
+    },
     object: (container, restart) => {
       const c = cap.status().containers.find((x) => x.name === container && x.restart === restart);
       return c?.object ? store.objects.get(c.object.uri) : undefined;
@@ -446,7 +462,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     },
     logs: { open: (req) => model.open(req) },
     store,
-    pods: { get: (name) => model.v1pod(name) },
+    pods: { get: (name) => (informer ? informer(name) : model.v1pod(name)) },
     slots: new FairSlots(opts.slots ?? 4),
     logger: process.env.CAPTURE_DEBUG ? createLogger({ level: 'debug' }) : silentLogger(),
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
