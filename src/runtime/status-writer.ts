@@ -17,6 +17,7 @@
 //
 // The writer does not look inside a snapshot beyond comparing it
 // (statusEquals): it writes whatever the capture gives it.
+import { Backoff } from '../adapters/retry.ts';
 import { statusEquals } from '../core/status.ts';
 import type { CaptureClock } from './capture-ports.ts';
 import type { Logger } from './logger.ts';
@@ -70,6 +71,7 @@ interface Entry {
   hasLatest: boolean;
   retryAt: number;
   failures: number;
+  backoff?: Backoff;
   closed: boolean;
   /** close() callers waiting until nothing is in flight or pending. */
   closeWaiters: Array<() => void>;
@@ -280,6 +282,7 @@ export class StatusWriter {
   private written(e: Entry): void {
     e.inFlight = false;
     e.failures = 0;
+    e.backoff?.reset();
     e.retryAt = -Infinity;
     this.inFlight--;
     wake(e.flightWaiters.splice(0));
@@ -305,7 +308,8 @@ export class StatusWriter {
       return;
     }
     const status = (err as { status?: number }).status ?? 0;
-    if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    // 409 Conflict is a refusal of this moment (e.g. an admission webhook), not of the snapshot: retried.
+    if (status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 429) {
       // Refused as it is (invalid, forbidden, too large): retrying the same
       // snapshot cannot help; a later snapshot is tried as usual.
       this.o.logger.warn('status write refused; this snapshot is dropped', { key: e.key, status, error: String(err) });
@@ -317,7 +321,9 @@ export class StatusWriter {
       return;
     }
     e.failures++;
-    e.retryAt = this.o.clock.now() + Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (e.failures - 1));
+    // The one retry module's delays (exponential, jittered); no budget: a status write is retried until it lands or the LogTail is gone.
+    e.backoff ??= new Backoff({ initialIntervalMs: RETRY_INITIAL_MS, maxIntervalMs: RETRY_MAX_MS, maxElapsedMs: Infinity }, { now: () => this.o.clock.now() });
+    e.retryAt = this.o.clock.now() + (e.backoff.next() ?? RETRY_MAX_MS);
     // What was written is unknown: compare later snapshots with nothing.
     e.hasLatest = false;
     e.latest = undefined;

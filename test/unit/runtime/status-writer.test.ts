@@ -210,6 +210,32 @@ describe('runtime/StatusWriter', () => {
     expect(writes.map((x) => x.snapshot.v)).to.deep.equal([1, 2]);
   });
 
+  it('retries a snapshot answered 409 Conflict (a refusal of the moment, e.g. an admission webhook) until it lands', async () => {
+    let refusals = 0;
+    const { fc, w, writes } = setup({ answer: () => (refusals++ < 5 ? Promise.reject(Object.assign(new Error('conflict'), { status: 409 })) : Promise.resolve()) });
+    let done = false;
+    void w.channel('ns', 'a').publish({ v: 1 }, true).then(() => (done = true));
+    await fc.advance(60_000);
+    expect(writes.map((x) => x.snapshot.v), 'the same snapshot, six times').to.deep.equal([1, 1, 1, 1, 1, 1]);
+    expect(done).to.equal(true);
+    expect(w.backlog).to.equal(0);
+  });
+
+  it('a closed channel settles only once its write in flight is answered', async () => {
+    let answer!: () => void;
+    const { fc, w } = setup({ answer: () => new Promise<void>((r) => (answer = r)) });
+    const ch = w.channel('ns', 'a');
+    void ch.publish({ v: 1 }, true);
+    await fc.advance(10);
+    let settled = false;
+    void ch.close(true).then(() => (settled = true));
+    await fc.advance(1000);
+    expect(settled, 'not while the write is in flight').to.equal(false);
+    answer();
+    await fc.advance(10);
+    expect(settled).to.equal(true);
+  });
+
   it('an urgent caller stops waiting after urgentWaitMs; the write goes on being retried', async () => {
     let ok = false;
     const { fc, w, writes } = setup({ urgentWaitMs: 3000, answer: () => (ok ? Promise.resolve() : Promise.reject(new Error('timeout'))) });
