@@ -321,8 +321,8 @@ export class StatusWriter {
       return;
     }
     e.failures++;
-    // The one retry module's delays (exponential, jittered); no budget: a status write is retried until it lands or the LogTail is gone.
-    e.backoff ??= new Backoff({ initialIntervalMs: RETRY_INITIAL_MS, maxIntervalMs: RETRY_MAX_MS, maxElapsedMs: Infinity }, { now: () => this.o.clock.now() });
+    // The one retry module's delays (exponential; no jitter: the global write budget already spreads the writes); no budget: a status write is retried until it lands or the LogTail is gone.
+    e.backoff ??= new Backoff({ initialIntervalMs: RETRY_INITIAL_MS, maxIntervalMs: RETRY_MAX_MS, maxElapsedMs: Infinity, jitter: 0 }, { now: () => this.o.clock.now() });
     e.retryAt = this.o.clock.now() + (e.backoff.next() ?? RETRY_MAX_MS);
     // What was written is unknown: compare later snapshots with nothing.
     e.hasLatest = false;
