@@ -207,8 +207,8 @@ describe('fault matrix: the control plane (real apiserver: admission 409s, APF 4
     // takes the level's one place and the webhook holds it for 24 s.
     cases.start('F19', async () => {
       // Its APF window rejects every request of the operator's user: the other captures of this operator must be
-      // past their own reads first (F13's end, F19 boundaries), or they would meet the 429s too.
-      await Promise.allSettled([cases.get('F13'), cases.get('F19 boundaries')]);
+      // past their own reads first (F13's, F13 long's, F19 boundaries'), or they would meet the 429s too.
+      await Promise.allSettled([cases.get('F13'), cases.get('F13 long'), cases.get('F19 boundaries')]);
       await apply(c, podManifest(ns, 'f19', { script: { containers: { main: { segments: [{ lines: 300, lineBytes: 100, linesPerSecond: 100 }, { pauseSeconds: 4, lines: 1, lineBytes: 100 }], exitCode: 0 } } } }));
       await apply(c, logTailManifest(ns, 'f19', { podName: 'f19' }));
       await waitForLogTail(c, ns, 'f19', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 30_000);
