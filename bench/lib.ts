@@ -2,7 +2,7 @@
 // a child process, CPU and RSS from /proc, a raw HTTPS watch, statistics and
 // the result files (bench/results/NAME-TIME.json, one `BENCH name k=v …` line).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,12 +117,19 @@ export function table(header: string[], rows: Array<Array<string | number>>): vo
 export async function withCluster<T>(fn: (state: ClusterState, dir: string) => Promise<T>, nodes?: string[]): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'logtail-bench-'));
   const state = await up({ dir, log: (m) => process.stderr.write(m + '\n'), ...(nodes ? { nodes } : {}) });
+  let ok = false;
   try {
     await kubectl(state, ['apply', '--server-side', '-f', join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml')]);
     await kubectl(state, ['wait', '--for=condition=Established', 'crd/logtails.logtail.dev', '--timeout=60s']);
-    return await fn(state, dir);
+    const result = await fn(state, dir);
+    ok = true;
+    return result;
   } finally {
     await down(dir);
+    // A run's directory holds every container's recording and the file store (gigabytes for the bigger runs):
+    // removed after a run that succeeded, kept for a failed one or with LOGTAIL_BENCH_KEEP=1.
+    if (ok && !process.env.LOGTAIL_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+    else process.stderr.write(`bench: kept ${dir}\n`);
   }
 }
 
