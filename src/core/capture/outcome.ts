@@ -52,16 +52,18 @@ export function outcome(i: OutcomeInput): Outcome {
   if (i.podPhase === 'Succeeded') result = 'Succeeded';
   else if (i.podPhase === 'Failed') result = 'Failed';
   else if (!i.podGone && codes.length > 0 && codes.every((e) => e !== undefined)) result = codes.some((e) => e !== 0) ? 'Failed' : 'Succeeded';
+  // A deleted pod is never Complete: whether its log had more to come is not
+  // known (it was killed, or it vanished before its end was confirmed).
   if (i.podGone) {
     result = 'Unknown';
-    if (reason === 'Captured') reason = 'PodDeleted';
+    if (reason === 'Captured') [phase, reason] = ['Incomplete', 'PodDeleted'];
   }
   if (i.podDeleted) {
     // Killed by the deletion: its outcome is not the container's own. The
     // kubelet then removes the containers, so a run it no longer serves is a
     // consequence of the deletion, not a cause of its own.
     result = 'Unknown';
-    if (reason === 'Captured' || reason === 'ContainerRemoved') reason = 'PodDeleted';
+    if (reason === 'Captured' || reason === 'ContainerRemoved') [phase, reason] = [phase === 'Failed' ? 'Failed' : 'Incomplete', 'PodDeleted'];
   }
   const nonZero = codes.find((e) => e !== undefined && e !== 0);
   const exitCode = nonZero ?? (codes.length > 0 && codes.every((e) => e === 0) ? 0 : undefined);
