@@ -1,12 +1,12 @@
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../../../src/adapters/kube-api.ts';
+import { selfSignedCert } from '../support/tls.ts';
 
 // Every status write, event and read goes through KubeApi: each must not cost
 // a TLS handshake (client-node's applyToHTTPSOptions hands out an agent that
@@ -21,15 +21,8 @@ describe('adapters/kube-api connections', function () {
 
   before(function () {
     dir = mkdtempSync(join(tmpdir(), 'logtail-kubeapi-'));
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(join(dir, 'cert.pem'));
-    server = https.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
+    const { cert, key } = selfSignedCert(dir);
+    server = https.createServer({ cert, key }, (req, res) => {
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       req.resume();

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CaptureError } from '../../../src/adapters/errors.ts';
 import { QUEUE_FLOOR, QUEUE_HIGH_WATER, logPath, openLogStream, readAheadBudget, type LogStreamRequest } from '../../../src/adapters/log-stream.ts';
+import { selfSignedCert } from '../support/tls.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -44,15 +44,8 @@ describe('adapters/log-stream', function () {
 
   before(function () {
     dir = mkdtempSync(join(tmpdir(), 'logtail-logstream-'));
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(join(dir, 'cert.pem'));
-    server = https.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
+    const { cert, key } = selfSignedCert(dir);
+    server = https.createServer({ cert, key }, (req, res) => {
       seen.push(req);
       const pod = /\/pods\/([^/]+)\/log/.exec(req.url ?? '')?.[1] ?? '';
       const h = handlers.get(decodeURIComponent(pod));
