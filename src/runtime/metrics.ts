@@ -29,12 +29,29 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
+type Registers = Registry[];
+type CaptureMetrics = Pick<Metrics, 'bytesCaptured' | 'activeStreams' | 'activeCaptures' | 'streamRetries' | 'capturesFinished' | 'exitToCompleteSeconds'>;
+type StoreMetrics = Pick<Metrics, 'storeUploadSeconds' | 'storeErrors'>;
+type ControlMetrics = Pick<Metrics, 'informerRestarts' | 'workqueueDepth' | 'shardMembers' | 'shardOwned' | 'statusWrites'>;
+
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // Registered in this order (the order of GET /metrics): capture, store, control.
   return {
     registry,
+    ...captureMetrics(registers),
+    ...storeMetrics(registers),
+    ...controlMetrics(registers),
+    text: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+}
+
+/** The captures and their log streams. */
+function captureMetrics(registers: Registers): CaptureMetrics {
+  return {
     bytesCaptured: new Counter({
       name: 'logtail_bytes_captured_total',
       help: 'Log bytes written to the store, by namespace of the LogTail.',
@@ -69,6 +86,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     }),
+  };
+}
+
+/** The object store. */
+function storeMetrics(registers: Registers): StoreMetrics {
+  return {
     storeUploadSeconds: new Histogram({
       name: 'logtail_store_upload_seconds',
       help: 'Duration of one upload to the object store.',
@@ -81,6 +104,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       labelNames: ['reason'] as const,
       registers,
     }),
+  };
+}
+
+/** The controller: informers, the work queue, sharding, status writes. */
+function controlMetrics(registers: Registers): ControlMetrics {
+  return {
     informerRestarts: new Counter({
       name: 'logtail_informer_restarts_total',
       help: 'Informers restarted by their supervisor after an error or a silent watch.',
@@ -108,7 +137,5 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       labelNames: ['kind'] as const,
       registers,
     }),
-    text: () => registry.metrics(),
-    contentType: registry.contentType,
   };
 }

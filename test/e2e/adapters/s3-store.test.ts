@@ -10,10 +10,11 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CaptureError } from '../../../src/adapters/errors.ts';
+import type { CaptureError } from '../../../src/adapters/errors.ts';
 import { CONDITIONAL_WRITE_PROBE_KEY, S3Store } from '../../../src/adapters/store/s3-store.ts';
 import type { ObjectWriter } from '../../../src/adapters/store/types.ts';
 import { cluster, uniqueName } from '../fixture.ts';
+import { rejection } from '../../unit/support/errors.ts';
 
 const MiB = 1024 * 1024;
 const OPTS = { contentType: 'text/plain; charset=utf-8' };
@@ -30,15 +31,6 @@ function pattern(seed: number, size: number): Buffer {
   }
   for (let i = size - (size % 4); i < size; i++) b[i] = i & 0xff;
   return b;
-}
-
-async function rejection(p: Promise<unknown>): Promise<CaptureError> {
-  const got = await p.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(got, String(got)).to.be.instanceOf(CaptureError);
-  return got as CaptureError;
 }
 
 async function writeAll(w: ObjectWriter, total: number, chunk = 64 * 1024, seed = 1): Promise<string> {

@@ -5,9 +5,9 @@
 // impersonated by the admin (--as),
 // which the authorizer in the policy's CEL sees as the requesting user.
 import { expect } from 'chai';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import { uniqueName } from '../fixture.ts';
 import { sleep } from '../../../src/dev/proc.ts';
-import { canI, createNamespace, installChartCrd, mustKubectl, poll, renderChart, serviceAccountIdentity, type Rendered } from './chart-e2e.ts';
+import { canI, mustKubectl, poll, serviceAccountIdentity, useChartRelease } from './chart-e2e.ts';
 
 const DENIED = /denied request: user (\S+) may not get pods\/log for pod (\S+), so may not create or change a LogTail that captures it/;
 
@@ -35,40 +35,19 @@ function pod(ns: string, name: string): string {
 
 describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let ns: string;
-  let rendered: Rendered;
-  let user: string;
-  const cleanup: string[] = [];
+  const user = uniqueName('alice');
+  const s = useChartRelease({ release: 'vap', releaseNs: 'chart-vap', namespaces: ['chart-vap-t'], deleteAfter: 'logtails,pods' });
 
   before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await installChartCrd(c);
-    const releaseNs = uniqueName('chart-vap');
-    ns = uniqueName('chart-vap-t');
-    user = uniqueName('alice');
-    await createNamespace(c, releaseNs);
-    await createNamespace(c, ns);
-    rendered = await renderChart({ release: uniqueName('vap'), namespace: releaseNs });
-    cleanup.push(rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'target'));
-    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'other'));
+    await mustKubectl(s.c, ['apply', '-f', '-'], pod(s.ns, 'target'));
+    await mustKubectl(s.c, ['apply', '-f', '-'], pod(s.ns, 'other'));
     // may write LogTails, may not read any pod's logs
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logtail-writer', [{ apiGroups: ['logtail.dev'], resources: ['logtails'], verbs: ['create', 'get', 'list', 'patch', 'update'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'alice-writer', 'Role', 'logtail-writer', user));
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    // no operator runs here, so nothing holds these; a later test's operator must not pick them up
-    await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'logtail-writer', [{ apiGroups: ['logtail.dev'], resources: ['logtails'], verbs: ['create', 'get', 'list', 'patch', 'update'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'alice-writer', 'Role', 'logtail-writer', user));
   });
 
   async function createAs(who: string, name: string, podName: string): Promise<{ code: number | null; stderr: string }> {
-    return c.kubectl(['create', '-f', '-', `--as=${who}`], { input: logTail(ns, name, podName) });
+    return s.c.kubectl(['create', '-f', '-', `--as=${who}`], { input: logTail(s.ns, name, podName) });
   }
 
   it('denies a user who may create LogTails but not get pods/log on the pod', async () => {
@@ -76,7 +55,7 @@ describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', 
     const stderr = await poll('the policy to deny', 30_000, async () => {
       const r = await createAs(user, 'denied', 'target');
       if (r.code === 0) {
-        await mustKubectl(c, ['delete', 'logtail', 'denied', '-n', ns]);
+        await mustKubectl(s.c, ['delete', 'logtail', 'denied', '-n', s.ns]);
         return undefined;
       }
       return r.stderr;
@@ -84,15 +63,15 @@ describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', 
     const m = DENIED.exec(stderr);
     expect(m, stderr).to.not.equal(null);
     expect(m![1]).to.equal(user);
-    expect(m![2]).to.equal(`${ns}/target`);
+    expect(m![2]).to.equal(`${s.ns}/target`);
     // and the LogTail was not stored
-    const get = await c.kubectl(['get', 'logtail', 'denied', '-n', ns]);
+    const get = await s.c.kubectl(['get', 'logtail', 'denied', '-n', s.ns]);
     expect(get.stderr).to.match(/NotFound/);
   });
 
   it("still denies the user when pods/log is granted only on a different pod", async () => {
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logs-of-other', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['other'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'alice-logs-of-other', 'Role', 'logs-of-other', user));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'logs-of-other', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['other'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'alice-logs-of-other', 'Role', 'logs-of-other', user));
     // the grant takes effect for "other" …
     await poll('a LogTail for the pod the user may read', 15_000, async () => ((await createAs(user, 'other-logs', 'other')).code === 0 ? true : undefined));
     // … and nothing changes for "target"
@@ -102,8 +81,8 @@ describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', 
   });
 
   it('admits the same user once granted get pods/log on that pod', async () => {
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logs-of-target', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['target'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'alice-logs-of-target', 'Role', 'logs-of-target', user));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'logs-of-target', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['target'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'alice-logs-of-target', 'Role', 'logs-of-target', user));
     let last = '';
     await poll('the LogTail to be admitted', 15_000, async () => {
       const r = await createAs(user, 'admitted', 'target');
@@ -112,14 +91,14 @@ describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', 
     }).catch((err: Error) => {
       throw new Error(`${err.message}; last refusal: ${last}`, { cause: err });
     });
-    const lt = JSON.parse(await mustKubectl(c, ['get', 'logtail', 'admitted', '-n', ns, '-o', 'json'])) as { spec: { podName: string } };
+    const lt = JSON.parse(await mustKubectl(s.c, ['get', 'logtail', 'admitted', '-n', s.ns, '-o', 'json'])) as { spec: { podName: string } };
     expect(lt.spec.podName).to.equal('target');
   });
 
   it('checks UPDATE too: the user loses pods/log and can no longer change the LogTail', async () => {
-    await mustKubectl(c, ['delete', 'rolebinding', 'alice-logs-of-target', '-n', ns]);
+    await mustKubectl(s.c, ['delete', 'rolebinding', 'alice-logs-of-target', '-n', s.ns]);
     const stderr = await poll('the update to be denied', 15_000, async () => {
-      const r = await c.kubectl(['label', 'logtail', 'admitted', '-n', ns, `touched=${Date.now()}`, '--overwrite', `--as=${user}`]);
+      const r = await s.c.kubectl(['label', 'logtail', 'admitted', '-n', s.ns, `touched=${Date.now()}`, '--overwrite', `--as=${user}`]);
       return r.code === 0 ? undefined : r.stderr;
     });
     expect(stderr).to.match(DENIED);
@@ -128,42 +107,23 @@ describe('chart: confused-deputy admission policy (ValidatingAdmissionPolicy)', 
 
 describe('chart: admission policy for LogTailPolicies (list pods + get pods/log in the namespace)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let ns: string;
-  let user: string;
-  const cleanup: string[] = [];
+  const user = uniqueName('dave');
+  const s = useChartRelease({ release: 'vapp', releaseNs: 'chart-vapp', namespaces: ['chart-vapp-t'], deleteAfter: 'logtailpolicies' });
   const POLICY_DENIED = /denied request: user (\S+) may not list pods and get pods\/log in namespace (\S+), so may not create or change a LogTailPolicy there/;
 
   before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await installChartCrd(c);
-    const releaseNs = uniqueName('chart-vapp');
-    ns = uniqueName('chart-vapp-t');
-    user = uniqueName('dave');
-    await createNamespace(c, releaseNs);
-    await createNamespace(c, ns);
-    const rendered = await renderChart({ release: uniqueName('vapp'), namespace: releaseNs });
-    cleanup.push(rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
     // may write policies and list pods, may not read any pod's log
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'policy-writer', [{ apiGroups: ['logtail.dev'], resources: ['logtailpolicies'], verbs: ['create', 'get', 'list', 'patch', 'update'] }, { apiGroups: [''], resources: ['pods'], verbs: ['list'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'dave-writer', 'Role', 'policy-writer', user));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'policy-writer', [{ apiGroups: ['logtail.dev'], resources: ['logtailpolicies'], verbs: ['create', 'get', 'list', 'patch', 'update'] }, { apiGroups: [''], resources: ['pods'], verbs: ['list'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'dave-writer', 'Role', 'policy-writer', user));
   });
 
-  after(async function () {
-    this.timeout(60_000);
-    await c?.kubectl(['delete', 'logtailpolicies', '--all', '-n', ns, '--wait=false']);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
-  });
-
-  const policy = (name: string) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', metadata: { name, namespace: ns }, spec: { selector: { matchLabels: { app: 'ci' } } } });
+  const policy = (name: string) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', metadata: { name, namespace: s.ns }, spec: { selector: { matchLabels: { app: 'ci' } } } });
 
   it('denies a policy author who may list pods but not get pods/log, and admits them once granted', async () => {
     const stderr = await poll('the policy to be denied', 30_000, async () => {
-      const r = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('denied') });
+      const r = await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('denied') });
       if (r.code === 0) {
-        await mustKubectl(c, ['delete', 'logtailpolicy', 'denied', '-n', ns]);
+        await mustKubectl(s.c, ['delete', 'logtailpolicy', 'denied', '-n', s.ns]);
         return undefined;
       }
       return r.stderr;
@@ -171,26 +131,26 @@ describe('chart: admission policy for LogTailPolicies (list pods + get pods/log 
     const m = POLICY_DENIED.exec(stderr);
     expect(m, stderr).to.not.equal(null);
     expect(m![1]).to.equal(user);
-    expect(m![2]).to.equal(ns);
-    expect((await c.kubectl(['get', 'logtailpolicy', 'denied', '-n', ns])).stderr).to.match(/NotFound/);
+    expect(m![2]).to.equal(s.ns);
+    expect((await s.c.kubectl(['get', 'logtailpolicy', 'denied', '-n', s.ns])).stderr).to.match(/NotFound/);
     // pods/log on one named pod is not enough: a policy reaches every pod
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'one-pod-log', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['some-pod'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'dave-one-pod-log', 'Role', 'one-pod-log', user));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'one-pod-log', [{ apiGroups: [''], resources: ['pods/log'], resourceNames: ['some-pod'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'dave-one-pod-log', 'Role', 'one-pod-log', user));
     await sleep(2000);
-    const one = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('still-denied') });
+    const one = await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('still-denied') });
     expect(one.code).to.not.equal(0);
     expect(one.stderr).to.match(POLICY_DENIED);
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'all-pod-logs', [{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'dave-all-pod-logs', 'Role', 'all-pod-logs', user));
-    await poll('the policy to be admitted', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('admitted') })).code === 0 ? true : undefined));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'all-pod-logs', [{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'dave-all-pod-logs', 'Role', 'all-pod-logs', user));
+    await poll('the policy to be admitted', 15_000, async () => ((await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: policy('admitted') })).code === 0 ? true : undefined));
   });
 
   it('denies a policy author who may get pods/log but not list pods', async () => {
     const eve = uniqueName('eve');
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'policy-writer-logs', [{ apiGroups: ['logtail.dev'], resources: ['logtailpolicies'], verbs: ['create'] }, { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'eve-writer', 'Role', 'policy-writer-logs', eve));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'policy-writer-logs', [{ apiGroups: ['logtail.dev'], resources: ['logtailpolicies'], verbs: ['create'] }, { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'eve-writer', 'Role', 'policy-writer-logs', eve));
     const stderr = await poll('eve to reach admission', 15_000, async () => {
-      const r = await c.kubectl(['create', '-f', '-', `--as=${eve}`], { input: policy('by-eve') });
+      const r = await s.c.kubectl(['create', '-f', '-', `--as=${eve}`], { input: policy('by-eve') });
       expect(r.code, 'eve has no list pods and must be refused').to.not.equal(0);
       return POLICY_DENIED.test(r.stderr) ? r.stderr : undefined;
     });
@@ -200,48 +160,25 @@ describe('chart: admission policy for LogTailPolicies (list pods + get pods/log 
 
 describe('chart: admission policy for holdPod (update on the pod)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let ns: string;
-  let releaseNs: string;
-  let sa: string;
-  let user: string;
-  const cleanup: string[] = [];
+  const user = uniqueName('hal');
+  const s = useChartRelease({ release: 'vaph', releaseNs: 'chart-vaph', namespaces: ['chart-vaph-t'], deleteAfter: 'logtails,logtailpolicies,pods' });
   const HOLD_DENIED = /denied request: user (\S+) may not update pod (\S+), so may not ask for holdPod on it/;
   const POLICY_HOLD_DENIED = /denied request: user (\S+) may not update pods in namespace (\S+), so may not ask for holdPod in a LogTailPolicy there/;
-  const held = (name: string, holdPod: boolean) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: ns }, spec: { podName: 'target', holdPod } });
-  const heldPolicy = (name: string) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', metadata: { name, namespace: ns }, spec: { selector: { matchLabels: { app: 'ci' } }, template: { holdPod: true } } });
+  const held = (name: string, holdPod: boolean) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTail', metadata: { name, namespace: s.ns }, spec: { podName: 'target', holdPod } });
+  const heldPolicy = (name: string) => JSON.stringify({ apiVersion: 'logtail.dev/v1alpha1', kind: 'LogTailPolicy', metadata: { name, namespace: s.ns }, spec: { selector: { matchLabels: { app: 'ci' } }, template: { holdPod: true } } });
 
   before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await installChartCrd(c);
-    releaseNs = uniqueName('chart-vaph');
-    ns = uniqueName('chart-vaph-t');
-    user = uniqueName('hal');
-    await createNamespace(c, releaseNs);
-    await createNamespace(c, ns);
-    const release = uniqueName('vaph');
-    const rendered = await renderChart({ release, namespace: releaseNs });
-    sa = `${release}-logtail-operator`;
-    cleanup.push(rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'target'));
+    await mustKubectl(s.c, ['apply', '-f', '-'], pod(s.ns, 'target'));
     // may write LogTails and policies, list pods and read every pod's log: everything but update pods
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'writer', [{ apiGroups: ['logtail.dev'], resources: ['logtails', 'logtailpolicies'], verbs: ['create', 'get', 'patch', 'update'] }, { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'hal-writer', 'Role', 'writer', user));
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    await c?.kubectl(['delete', 'logtails,logtailpolicies,pods', '--all', '-n', ns, '--wait=false']);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'writer', [{ apiGroups: ['logtail.dev'], resources: ['logtails', 'logtailpolicies'], verbs: ['create', 'get', 'patch', 'update'] }, { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'hal-writer', 'Role', 'writer', user));
   });
 
   it('denies holdPod to a user who may read the log but not update the pod; admits it once granted update on that pod', async () => {
     const stderr = await poll('the hold to be denied', 30_000, async () => {
-      const r = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: held('hold', true) });
+      const r = await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: held('hold', true) });
       if (r.code === 0) {
-        await mustKubectl(c, ['delete', 'logtail', 'hold', '-n', ns]);
+        await mustKubectl(s.c, ['delete', 'logtail', 'hold', '-n', s.ns]);
         return undefined;
       }
       return r.stderr;
@@ -249,95 +186,75 @@ describe('chart: admission policy for holdPod (update on the pod)', function () 
     const m = HOLD_DENIED.exec(stderr);
     expect(m, stderr).to.not.equal(null);
     expect(m![1]).to.equal(user);
-    expect(m![2]).to.equal(`${ns}/target`);
+    expect(m![2]).to.equal(`${s.ns}/target`);
     // the same LogTail without the hold is admitted
-    await mustKubectl(c, ['create', '-f', '-', `--as=${user}`], held('no-hold', false));
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'update-target', [{ apiGroups: [''], resources: ['pods'], resourceNames: ['target'], verbs: ['update'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'hal-update-target', 'Role', 'update-target', user));
-    await poll('the hold to be admitted', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: held('hold', true) })).code === 0 ? true : undefined));
+    await mustKubectl(s.c, ['create', '-f', '-', `--as=${user}`], held('no-hold', false));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'update-target', [{ apiGroups: [''], resources: ['pods'], resourceNames: ['target'], verbs: ['update'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'hal-update-target', 'Role', 'update-target', user));
+    await poll('the hold to be admitted', 15_000, async () => ((await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: held('hold', true) })).code === 0 ? true : undefined));
     // update on one pod is not enough for a policy, which reaches every pod of the namespace
-    const p = await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: heldPolicy('held-policy') });
+    const p = await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: heldPolicy('held-policy') });
     expect(p.code).to.not.equal(0);
     expect(p.stderr).to.match(POLICY_HOLD_DENIED);
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'update-pods', [{ apiGroups: [''], resources: ['pods'], verbs: ['update'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'hal-update-pods', 'Role', 'update-pods', user));
-    await poll('the held policy to be admitted', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${user}`], { input: heldPolicy('held-policy') })).code === 0 ? true : undefined));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'update-pods', [{ apiGroups: [''], resources: ['pods'], verbs: ['update'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'hal-update-pods', 'Role', 'update-pods', user));
+    await poll('the held policy to be admitted', 15_000, async () => ((await s.c.kubectl(['create', '-f', '-', `--as=${user}`], { input: heldPolicy('held-policy') })).code === 0 ? true : undefined));
   });
 
   it("admits the operator's own ServiceAccount (a policy's LogTails, its finalizer patches) though it may not update pods", async () => {
-    const id = serviceAccountIdentity(releaseNs, sa);
-    expect(await canI(c, id, 'update', 'pods', ns)).to.equal(false);
-    const r = await c.kubectl(['create', '-f', '-', `--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)], { input: held('by-operator', true) });
+    const id = serviceAccountIdentity(s.releaseNs, `${s.release}-logtail-operator`);
+    expect(await canI(s.c, id, 'update', 'pods', s.ns)).to.equal(false);
+    const r = await s.c.kubectl(['create', '-f', '-', `--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)], { input: held('by-operator', true) });
     expect(r.code, r.stderr).to.equal(0);
     // kubectl patch reads the object first; the operator itself patches without a GET (it reads its cache)
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'logtail-get', [{ apiGroups: ['logtail.dev'], resources: ['logtails'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'operator-get', 'Role', 'logtail-get', id.user));
-    const patch = await c.kubectl(['patch', 'logtail', 'by-operator', '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":["logtail.dev/finalizer"]}}', `--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)]);
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'logtail-get', [{ apiGroups: ['logtail.dev'], resources: ['logtails'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'operator-get', 'Role', 'logtail-get', id.user));
+    const patch = await s.c.kubectl(['patch', 'logtail', 'by-operator', '-n', s.ns, '--type=merge', '-p', '{"metadata":{"finalizers":["logtail.dev/finalizer"]}}', `--as=${id.user}`, ...id.groups.map((g) => `--as-group=${g}`)]);
     expect(patch.code, patch.stderr).to.equal(0);
     // … and another ServiceAccount of the release namespace is not the operator
-    const other = serviceAccountIdentity(releaseNs, 'someone-else');
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'other-sa-writer', 'Role', 'writer', other.user));
-    const o = await c.kubectl(['create', '-f', '-', `--as=${other.user}`], { input: held('by-other', true) });
+    const other = serviceAccountIdentity(s.releaseNs, 'someone-else');
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'other-sa-writer', 'Role', 'writer', other.user));
+    const o = await s.c.kubectl(['create', '-f', '-', `--as=${other.user}`], { input: held('by-other', true) });
     expect(o.code).to.not.equal(0);
     expect(o.stderr).to.match(HOLD_DENIED);
-    await c.kubectl(['patch', 'logtail', 'by-operator', '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    await s.c.kubectl(['patch', 'logtail', 'by-operator', '-n', s.ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   });
 });
 
 describe('chart: aggregated LogTail roles', function () {
   this.timeout(120_000);
-  let c: TestCluster;
-  let ns: string;
-  let rendered: Rendered;
-  const cleanup: string[] = [];
+  const s = useChartRelease({ release: 'agg', releaseNs: 'chart-agg', namespaces: ['chart-agg-t'], deleteAfter: 'logtails,pods' });
 
   before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await installChartCrd(c);
-    const releaseNs = uniqueName('chart-agg');
-    ns = uniqueName('chart-agg-t');
-    await createNamespace(c, releaseNs);
-    await createNamespace(c, ns);
-    rendered = await renderChart({ release: uniqueName('agg'), namespace: releaseNs });
-    cleanup.push(rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
-    await mustKubectl(c, ['apply', '-f', '-'], pod(ns, 'app'));
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    // no operator runs here, so nothing holds these; a later test's operator must not pick them up
-    await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+    await mustKubectl(s.c, ['apply', '-f', '-'], pod(s.ns, 'app'));
   });
 
   // kube-controller-manager folds these into admin/edit/view by their labels;
   // it does not run here, so the roles are bound directly, as aggregation would.
   function roleName(suffix: 'edit' | 'view'): string {
-    const r = rendered.objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name.endsWith(`-${suffix}`));
+    const r = s.rendered.objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name.endsWith(`-${suffix}`));
     if (!r) throw new Error(`no ${suffix} ClusterRole rendered`);
     return r.metadata.name;
   }
 
   it('the edit role lets a user with pods/log create, change and delete LogTails', async () => {
     const bob = uniqueName('bob');
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'bob-edit', 'ClusterRole', roleName('edit'), bob));
-    await mustKubectl(c, ['apply', '-f', '-'], role(ns, 'read-logs', [{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'bob-logs', 'Role', 'read-logs', bob));
-    await poll('bob to create a LogTail', 15_000, async () => ((await c.kubectl(['create', '-f', '-', `--as=${bob}`], { input: logTail(ns, 'by-bob', 'app') })).code === 0 ? true : undefined));
-    const del = await c.kubectl(['delete', 'logtail', 'by-bob', '-n', ns, `--as=${bob}`, '--wait=false']);
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'bob-edit', 'ClusterRole', roleName('edit'), bob));
+    await mustKubectl(s.c, ['apply', '-f', '-'], role(s.ns, 'read-logs', [{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]));
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'bob-logs', 'Role', 'read-logs', bob));
+    await poll('bob to create a LogTail', 15_000, async () => ((await s.c.kubectl(['create', '-f', '-', `--as=${bob}`], { input: logTail(s.ns, 'by-bob', 'app') })).code === 0 ? true : undefined));
+    const del = await s.c.kubectl(['delete', 'logtail', 'by-bob', '-n', s.ns, `--as=${bob}`, '--wait=false']);
     expect(del.code, del.stderr).to.equal(0);
     // the operator alone writes status
-    const st = await c.kubectl(['auth', 'can-i', 'patch', 'logtails.logtail.dev', '--subresource=status', '-n', ns, `--as=${bob}`]);
+    const st = await s.c.kubectl(['auth', 'can-i', 'patch', 'logtails.logtail.dev', '--subresource=status', '-n', s.ns, `--as=${bob}`]);
     expect(st.stdout.trim()).to.equal('no');
   });
 
   it('the view role lets a user read LogTails but not create them', async () => {
     const carol = uniqueName('carol');
-    await mustKubectl(c, ['apply', '-f', '-'], binding(ns, 'carol-view', 'ClusterRole', roleName('view'), carol));
-    await poll('carol to list LogTails', 15_000, async () => ((await c.kubectl(['get', 'lt', '-n', ns, `--as=${carol}`])).code === 0 ? true : undefined));
-    const r = await c.kubectl(['create', '-f', '-', `--as=${carol}`], { input: logTail(ns, 'by-carol', 'app') });
+    await mustKubectl(s.c, ['apply', '-f', '-'], binding(s.ns, 'carol-view', 'ClusterRole', roleName('view'), carol));
+    await poll('carol to list LogTails', 15_000, async () => ((await s.c.kubectl(['get', 'lt', '-n', s.ns, `--as=${carol}`])).code === 0 ? true : undefined));
+    const r = await s.c.kubectl(['create', '-f', '-', `--as=${carol}`], { input: logTail(s.ns, 'by-carol', 'app') });
     expect(r.code).to.not.equal(0);
     expect(r.stderr).to.match(/forbidden: User "[^"]+" cannot create resource "logtails"/);
   });

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '../../../src/dev/proc.ts';
-import type { TestCluster } from '../fixture.ts';
+import { cluster, createNamespace, uniqueName, type TestCluster } from '../fixture.ts';
 import { launchOperator, type LaunchedOperator } from '../operator/harness.ts';
 import { CHART_CRD, CHART_POLICY_CRD, renderRaw, parseManifests, type RenderOptions, type K8sObject, type Deployment } from '../../unit/chart/chart-helpers.ts';
 
@@ -48,6 +48,83 @@ export async function renderChart(o: RenderOptions): Promise<Rendered> {
   const deployment = objects.find((x) => x.kind === 'Deployment') as Deployment | undefined;
   if (!deployment) throw new Error('the chart rendered no Deployment');
   return { text: r.stdout, objects, deployment };
+}
+
+export interface ChartReleaseOptions {
+  /** uniqueName prefix of the release name. */
+  release: string;
+  /** uniqueName prefix of the release namespace. */
+  releaseNs: string;
+  /** uniqueName prefixes of more namespaces (`s.ns` is the first): the ones under test. */
+  namespaces?: string[];
+  /** Helm values; a function is given the names of `namespaces`. */
+  values?: Record<string, unknown> | ((namespaces: string[]) => Record<string, unknown>);
+  /** Resources deleted from `namespaces` in `after` (no operator is left to hold them; a later test's operator must not pick them up). */
+  deleteAfter?: string;
+  /** Run in `after` before anything is deleted (e.g. stopping operators that use the release's RBAC). */
+  beforeCleanup?: () => Promise<unknown>;
+}
+
+export interface ChartRelease {
+  readonly c: TestCluster;
+  readonly release: string;
+  readonly releaseNs: string;
+  /** The first of `namespaces`. */
+  readonly ns: string;
+  readonly namespaces: string[];
+  readonly rendered: Rendered;
+}
+
+/**
+ * The chart applied for real, as mocha hooks of the calling `describe`:
+ * `before` gets the cluster, installs the chart's CRDs, creates the release
+ * namespace and `namespaces`, renders the chart and applies it; `after` runs
+ * `beforeCleanup`, deletes `deleteAfter` from `namespaces` and then what was
+ * applied (its cluster-scoped objects would outlive the namespaces).
+ */
+export function useChartRelease(o: ChartReleaseOptions): ChartRelease {
+  let c: TestCluster | undefined;
+  let rendered: Rendered | undefined;
+  const release = uniqueName(o.release);
+  const releaseNs = uniqueName(o.releaseNs);
+  const namespaces = (o.namespaces ?? []).map((prefix) => uniqueName(prefix));
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`useChartRelease: no ${what} (before() failed)`);
+    return v;
+  };
+
+  before(async function () {
+    this.timeout(600_000);
+    c = await cluster();
+    await installChartCrd(c);
+    for (const ns of [releaseNs, ...namespaces]) await createNamespace(c, ns);
+    const values = typeof o.values === 'function' ? o.values(namespaces) : o.values;
+    rendered = await renderChart({ release, namespace: releaseNs, ...(values ? { values } : {}) });
+    await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+  });
+
+  after(async function () {
+    this.timeout(90_000);
+    await o.beforeCleanup?.();
+    if (!c) return;
+    if (o.deleteAfter) for (const ns of namespaces) await c.kubectl(['delete', o.deleteAfter, '--all', '-n', ns, '--wait=false']);
+    if (rendered) await c.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: rendered.text });
+  });
+
+  return {
+    get c() {
+      return need(c, 'cluster');
+    },
+    release,
+    releaseNs,
+    get ns() {
+      return need(namespaces[0], 'namespace');
+    },
+    namespaces,
+    get rendered() {
+      return need(rendered, 'rendered chart');
+    },
+  };
 }
 
 /** A Pod with exactly the Deployment's pod template, as a controller would create it. */

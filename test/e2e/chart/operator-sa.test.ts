@@ -8,19 +8,8 @@ import { existsSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import {
-  createNamespace,
-  forbiddenLines,
-  installChartCrd,
-  kubeconfigWithToken,
-  mustKubectl,
-  poll,
-  renderChart,
-  startOperatorAs,
-  type Rendered,
-  type RunningOperator,
-} from './chart-e2e.ts';
+import type { TestCluster } from '../fixture.ts';
+import { forbiddenLines, kubeconfigWithToken, mustKubectl, poll, startOperatorAs, useChartRelease, type ChartRelease, type Rendered, type RunningOperator } from './chart-e2e.ts';
 
 const SCRIPT = { containers: { main: { lines: 100, lineBytes: 50, linesPerSecond: 1000, exitCode: 0 } } };
 
@@ -83,12 +72,10 @@ interface Setup {
   storeDir: string;
 }
 
-async function installChartAndToken(c: TestCluster, values: Record<string, unknown>, cleanup: string[]): Promise<Setup> {
-  const releaseNs = uniqueName('chart-op');
-  await createNamespace(c, releaseNs);
-  const rendered = await renderChart({ release: uniqueName('op'), namespace: releaseNs, values });
-  cleanup.push(rendered.text);
-  await mustKubectl(c, ['apply', '-f', '-'], rendered.text);
+/** The chart's release (applied by useChartRelease) and a kubeconfig with its ServiceAccount's token. */
+async function tokenFor(rel: ChartRelease): Promise<Setup> {
+  const { c, releaseNs, rendered } = rel;
+  await ensureSimulator(c);
   const spec = rendered.deployment.spec.template.spec;
   const sa = spec.serviceAccountName!;
   const lease = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
@@ -127,45 +114,29 @@ function dumpOnFailure(op: RunningOperator | undefined, test: Mocha.Test | undef
 
 describe('chart: the operator runs on the chart ServiceAccount token (cluster-wide)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
   let s: Setup;
   let op: RunningOperator | undefined;
-  let targetNs: string;
-  const cleanup: string[] = [];
-  const namespaces: string[] = [];
+  const rel = useChartRelease({ release: 'op', releaseNs: 'chart-op', namespaces: ['chart-op-t'], values: {}, deleteAfter: 'logtails,pods', beforeCleanup: async () => op?.stop() });
+  const targetNs = rel.ns;
 
   before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await ensureSimulator(c);
-    await installChartCrd(c);
-    s = await installChartAndToken(c, {}, cleanup);
-    targetNs = uniqueName('chart-op-t');
-    await createNamespace(c, targetNs);
-    namespaces.push(targetNs);
+    s = await tokenFor(rel);
   });
 
   afterEach(function () {
     dumpOnFailure(op, this.currentTest);
   });
 
-  after(async function () {
-    this.timeout(90_000);
-    await op?.stop();
-    for (const ns of namespaces) await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
-  });
-
   it('starts with --leader-elect, becomes leader and is ready', async () => {
     op = await startOperatorAs({ kubeconfig: s.kubeconfig, podNamespace: s.releaseNs, args: ['--leader-elect', '--leader-election-id', s.lease, '--require-admission-policy', '--admission-policy-name', s.policy, '--store', `file://${s.storeDir}`, '--status-interval', '500ms'] });
-    await expectLeaseHeld(c, s);
+    await expectLeaseHeld(rel.c, s);
   });
 
   it('completes a capture end to end', async () => {
     expect(op, 'operator not started').to.not.equal(undefined);
-    await simPod(c, targetNs, 'app');
-    await logTail(c, targetNs, 'app', 'app');
-    await expectCaptured(c, targetNs, 'app', s.storeDir);
+    await simPod(rel.c, targetNs, 'app');
+    await logTail(rel.c, targetNs, 'app', 'app');
+    await expectCaptured(rel.c, targetNs, 'app', s.storeDir);
   });
 
   it('was never refused by the apiserver and stops cleanly', async () => {
@@ -178,38 +149,26 @@ describe('chart: the operator runs on the chart ServiceAccount token (cluster-wi
 
 describe('chart: the operator runs on the chart ServiceAccount token (watchNamespaces, namespaced Roles)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
   let s: Setup;
   let op: RunningOperator | undefined;
-  let watched: string;
-  let unwatched: string;
-  const cleanup: string[] = [];
-  const namespaces: string[] = [];
+  // holdPod.enabled here: its one extra rule (patch pods, in the namespaced Role) must be enough for a hold.
+  const rel = useChartRelease({
+    release: 'op',
+    releaseNs: 'chart-op',
+    namespaces: ['chart-op-w', 'chart-op-u'],
+    values: (ns) => ({ watchNamespaces: [ns[0]], holdPod: { enabled: true } }),
+    deleteAfter: 'logtails,pods',
+    beforeCleanup: async () => op?.stop(),
+  });
+  const [watched, unwatched] = rel.namespaces as [string, string];
 
   before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await ensureSimulator(c);
-    await installChartCrd(c);
-    watched = uniqueName('chart-op-w');
-    unwatched = uniqueName('chart-op-u');
-    await createNamespace(c, watched);
-    await createNamespace(c, unwatched);
-    namespaces.push(watched, unwatched);
-    // holdPod.enabled here: its one extra rule (patch pods, in the namespaced Role) must be enough for a hold.
-    s = await installChartAndToken(c, { watchNamespaces: [watched], holdPod: { enabled: true } }, cleanup);
+    s = await tokenFor(rel);
     expect(s.rendered.deployment.spec.template.spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_ENABLE_HOLD_POD')?.value).to.equal('true');
   });
 
   afterEach(function () {
     dumpOnFailure(op, this.currentTest);
-  });
-
-  after(async function () {
-    this.timeout(90_000);
-    await op?.stop();
-    for (const ns of namespaces) await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
   });
 
   it('starts with --leader-elect and --watch-namespaces, becomes leader and is ready', async () => {
@@ -218,27 +177,27 @@ describe('chart: the operator runs on the chart ServiceAccount token (watchNames
       podNamespace: s.releaseNs,
       args: ['--leader-elect', '--leader-election-id', s.lease, '--require-admission-policy', '--admission-policy-name', s.policy, '--watch-namespaces', watched, '--enable-hold-pod', '--store', `file://${s.storeDir}`, '--status-interval', '500ms'],
     });
-    await expectLeaseHeld(c, s);
+    await expectLeaseHeld(rel.c, s);
   });
 
   it('completes a capture in the watched namespace and leaves other namespaces alone', async () => {
     expect(op, 'operator not started').to.not.equal(undefined);
-    await simPod(c, unwatched, 'app');
-    await logTail(c, unwatched, 'app', 'app');
-    await simPod(c, watched, 'app');
-    await logTail(c, watched, 'app', 'app');
-    await expectCaptured(c, watched, 'app', s.storeDir);
-    expect(await status(c, unwatched, 'app'), 'a LogTail outside watchNamespaces was touched').to.equal(undefined);
+    await simPod(rel.c, unwatched, 'app');
+    await logTail(rel.c, unwatched, 'app', 'app');
+    await simPod(rel.c, watched, 'app');
+    await logTail(rel.c, watched, 'app', 'app');
+    await expectCaptured(rel.c, watched, 'app', s.storeDir);
+    expect(await status(rel.c, unwatched, 'app'), 'a LogTail outside watchNamespaces was touched').to.equal(undefined);
   });
 
   it('holds and releases a pod (holdPod) with the permission holdPod.enabled grants', async () => {
     expect(op, 'operator not started').to.not.equal(undefined);
-    await simPod(c, watched, 'held');
-    await logTail(c, watched, 'held', 'held', { holdPod: true });
-    await expectCaptured(c, watched, 'held', s.storeDir);
-    const st = await status(c, watched, 'held');
+    await simPod(rel.c, watched, 'held');
+    await logTail(rel.c, watched, 'held', 'held', { holdPod: true });
+    await expectCaptured(rel.c, watched, 'held', s.storeDir);
+    const st = await status(rel.c, watched, 'held');
     expect(st?.conditions?.find((x) => x.type === 'PodHeld'), JSON.stringify(st)).to.deep.include({ status: 'False', reason: 'Released' });
-    const pod = JSON.parse(await mustKubectl(c, ['get', 'pod', 'held', '-n', watched, '-o', 'json'])) as { metadata: { finalizers?: string[] } };
+    const pod = JSON.parse(await mustKubectl(rel.c, ['get', 'pod', 'held', '-n', watched, '-o', 'json'])) as { metadata: { finalizers?: string[] } };
     expect(pod.metadata.finalizers ?? []).to.deep.equal([]);
   });
 

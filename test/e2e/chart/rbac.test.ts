@@ -4,8 +4,8 @@
 // with watchNamespaces. That the allowed set is also enough is shown by
 // running the operator with the ServiceAccount's token (operator-sa.test.ts).
 import { expect } from 'chai';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { canI, canIList, createNamespace, installChartCrd, mustKubectl, renderChart, serviceAccountIdentity, type Identity, type Rendered } from './chart-e2e.ts';
+import type { TestCluster } from '../fixture.ts';
+import { canI, canIList, mustKubectl, serviceAccountIdentity, useChartRelease, type Identity } from './chart-e2e.ts';
 
 type Check = [verb: string, resource: string, extra?: string[]];
 
@@ -111,11 +111,6 @@ async function expectAll(c: TestCluster, id: Identity, checks: Check[], ns: stri
   expect(wrong, `${want ? 'denied but needed' : 'allowed but must not be'} (namespace ${ns ?? '<all>'})`).to.deep.equal([]);
 }
 
-async function applyChart(c: TestCluster, r: Rendered, cleanup: string[]): Promise<void> {
-  cleanup.push(r.text);
-  await mustKubectl(c, ['apply', '-f', '-'], r.text);
-}
-
 /** What an unbound ServiceAccount in the same namespace may do (discovery, self reviews, …). */
 async function baseline(c: TestCluster, releaseNs: string, ns: string): Promise<Set<string>> {
   const sa = 'baseline-' + Math.random().toString(36).slice(2, 8);
@@ -125,77 +120,58 @@ async function baseline(c: TestCluster, releaseNs: string, ns: string): Promise<
 
 describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceAccount)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let releaseNs: string;
-  let targetNs: string;
-  let release: string;
+  const s = useChartRelease({ release: 'rbac', releaseNs: 'chart-rbac', namespaces: ['chart-rbac-t'] });
   let sa: Identity;
   let leaseName: string;
   let policyName: string;
-  const cleanup: string[] = [];
 
-  before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await installChartCrd(c);
-    releaseNs = uniqueName('chart-rbac');
-    targetNs = uniqueName('chart-rbac-t');
-    release = uniqueName('rbac');
-    await createNamespace(c, releaseNs);
-    await createNamespace(c, targetNs);
-    const r = await renderChart({ release, namespace: releaseNs });
-    await applyChart(c, r, cleanup);
-    const spec = r.deployment.spec.template.spec;
-    sa = serviceAccountIdentity(releaseNs, spec.serviceAccountName!);
+  before(function () {
+    const spec = s.rendered.deployment.spec.template.spec;
+    sa = serviceAccountIdentity(s.releaseNs, spec.serviceAccountName!);
     leaseName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_LEADER_ELECTION_ID')!.value!;
     policyName = spec.containers[0]!.env!.find((e) => e.name === 'LOGTAIL_ADMISSION_POLICY_NAME')!.value!;
   });
 
   it('can read its own admission policy and binding by name, and no other', async () => {
-    expect(await canI(c, sa, 'get', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
-    expect(await canI(c, sa, 'get', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
-    expect(await canI(c, sa, 'get', 'validatingadmissionpolicies.admissionregistration.k8s.io/someone-elses', undefined)).to.equal(false);
-    expect(await canI(c, sa, 'list', 'validatingadmissionpolicies.admissionregistration.k8s.io', undefined)).to.equal(false);
-    expect(await canI(c, sa, 'update', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
-    expect(await canI(c, sa, 'delete', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+    expect(await canI(s.c, sa, 'get', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
+    expect(await canI(s.c, sa, 'get', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(true);
+    expect(await canI(s.c, sa, 'get', 'validatingadmissionpolicies.admissionregistration.k8s.io/someone-elses', undefined)).to.equal(false);
+    expect(await canI(s.c, sa, 'list', 'validatingadmissionpolicies.admissionregistration.k8s.io', undefined)).to.equal(false);
+    expect(await canI(s.c, sa, 'update', `validatingadmissionpolicies.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
+    expect(await canI(s.c, sa, 'delete', `validatingadmissionpolicybindings.admissionregistration.k8s.io/${policyName}`, undefined)).to.equal(false);
   });
 
   it('can do everything the operator does, in any namespace and across all of them', async () => {
-    await expectAll(c, sa, NEEDED, targetNs, true);
-    await expectAll(c, sa, NEEDED, releaseNs, true);
-    await expectAll(c, sa, [['list', 'logtails.logtail.dev'], ['watch', 'logtails.logtail.dev'], ['list', 'pods'], ['watch', 'pods']], undefined, true);
+    await expectAll(s.c, sa, NEEDED, s.ns, true);
+    await expectAll(s.c, sa, NEEDED, s.releaseNs, true);
+    await expectAll(s.c, sa, [['list', 'logtails.logtail.dev'], ['watch', 'logtails.logtail.dev'], ['list', 'pods'], ['watch', 'pods']], undefined, true);
   });
 
   it('can run leader election on its own Lease in the release namespace only', async () => {
-    expect(await canI(c, sa, 'create', 'leases.coordination.k8s.io', releaseNs)).to.equal(true);
-    expect(await canI(c, sa, 'get', `leases.coordination.k8s.io/${leaseName}`, releaseNs)).to.equal(true);
-    expect(await canI(c, sa, 'update', `leases.coordination.k8s.io/${leaseName}`, releaseNs)).to.equal(true);
-    expect(await canI(c, sa, 'get', 'leases.coordination.k8s.io/someone-elses-lease', releaseNs)).to.equal(false);
-    expect(await canI(c, sa, 'update', 'leases.coordination.k8s.io/someone-elses-lease', releaseNs)).to.equal(false);
-    expect(await canI(c, sa, 'delete', `leases.coordination.k8s.io/${leaseName}`, releaseNs)).to.equal(false);
-    expect(await canI(c, sa, 'create', 'leases.coordination.k8s.io', targetNs)).to.equal(false);
-    expect(await canI(c, sa, 'get', `leases.coordination.k8s.io/${leaseName}`, targetNs)).to.equal(false);
-    expect(await canI(c, sa, 'update', `leases.coordination.k8s.io/${leaseName}`, targetNs)).to.equal(false);
+    expect(await canI(s.c, sa, 'create', 'leases.coordination.k8s.io', s.releaseNs)).to.equal(true);
+    expect(await canI(s.c, sa, 'get', `leases.coordination.k8s.io/${leaseName}`, s.releaseNs)).to.equal(true);
+    expect(await canI(s.c, sa, 'update', `leases.coordination.k8s.io/${leaseName}`, s.releaseNs)).to.equal(true);
+    expect(await canI(s.c, sa, 'get', 'leases.coordination.k8s.io/someone-elses-lease', s.releaseNs)).to.equal(false);
+    expect(await canI(s.c, sa, 'update', 'leases.coordination.k8s.io/someone-elses-lease', s.releaseNs)).to.equal(false);
+    expect(await canI(s.c, sa, 'delete', `leases.coordination.k8s.io/${leaseName}`, s.releaseNs)).to.equal(false);
+    expect(await canI(s.c, sa, 'create', 'leases.coordination.k8s.io', s.ns)).to.equal(false);
+    expect(await canI(s.c, sa, 'get', `leases.coordination.k8s.io/${leaseName}`, s.ns)).to.equal(false);
+    expect(await canI(s.c, sa, 'update', `leases.coordination.k8s.io/${leaseName}`, s.ns)).to.equal(false);
   });
 
   it('cannot read secrets, exec/attach, change pods, proxy to nodes, mint tokens, impersonate or escalate', async () => {
-    await expectAll(c, sa, FORBIDDEN, targetNs, false);
-    await expectAll(c, sa, FORBIDDEN, releaseNs, false);
-    await expectAll(c, sa, [['list', 'secrets'], ['watch', 'secrets'], ['get', 'secrets']], undefined, false);
-    await expectAll(c, sa, FORBIDDEN_CLUSTER, undefined, false);
+    await expectAll(s.c, sa, FORBIDDEN, s.ns, false);
+    await expectAll(s.c, sa, FORBIDDEN, s.releaseNs, false);
+    await expectAll(s.c, sa, [['list', 'secrets'], ['watch', 'secrets'], ['get', 'secrets']], undefined, false);
+    await expectAll(s.c, sa, FORBIDDEN_CLUSTER, undefined, false);
   });
 
   it('holds nothing beyond those rules (can-i --list, minus what every ServiceAccount has)', async () => {
-    for (const ns of [targetNs, releaseNs]) {
-      const base = await baseline(c, releaseNs, ns);
-      const rows = [...(await canIList(c, sa, ns))].filter((r) => !base.has(r)).sort();
+    for (const ns of [s.ns, s.releaseNs]) {
+      const base = await baseline(s.c, s.releaseNs, ns);
+      const rows = [...(await canIList(s.c, sa, ns))].filter((r) => !base.has(r)).sort();
       const want = [...LIST_ROWS_NEEDED];
-      if (ns === releaseNs) want.push('leases.coordination.k8s.io|*|create', `leases.coordination.k8s.io|${leaseName}|get`, `leases.coordination.k8s.io|${leaseName}|update`);
+      if (ns === s.releaseNs) want.push('leases.coordination.k8s.io|*|create', `leases.coordination.k8s.io|${leaseName}|get`, `leases.coordination.k8s.io|${leaseName}|update`);
       // --require-admission-policy (cluster-scoped, so listed in every namespace): its own policy and binding, by name
       want.push(`validatingadmissionpolicies.admissionregistration.k8s.io|${policyName}|get`, `validatingadmissionpolicybindings.admissionregistration.k8s.io|${policyName}|get`);
       expect(rows, `namespace ${ns}`).to.deep.equal(want.sort());
@@ -205,48 +181,31 @@ describe('chart: operator RBAC, cluster-wide (kubectl auth can-i as the ServiceA
 
 describe('chart: operator RBAC with watchNamespaces (namespaced Roles only)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let releaseNs: string;
-  let watched: string[];
-  let other: string;
+  const s = useChartRelease({ release: 'wns', releaseNs: 'chart-wns', namespaces: ['chart-wns-a', 'chart-wns-b', 'chart-wns-x'], values: (ns) => ({ watchNamespaces: ns.slice(0, 2) }) });
+  const watched = s.namespaces.slice(0, 2);
+  const other = s.namespaces[2]!;
   let sa: Identity;
-  let rendered: Rendered;
-  const cleanup: string[] = [];
 
-  before(async function () {
-    this.timeout(600_000);
-    c = await cluster();
-    await installChartCrd(c);
-    releaseNs = uniqueName('chart-wns');
-    watched = [uniqueName('chart-wns-a'), uniqueName('chart-wns-b')];
-    other = uniqueName('chart-wns-x');
-    for (const ns of [releaseNs, ...watched, other]) await createNamespace(c, ns);
-    rendered = await renderChart({ release: uniqueName('wns'), namespace: releaseNs, values: { watchNamespaces: watched } });
-    await applyChart(c, rendered, cleanup);
-    sa = serviceAccountIdentity(releaseNs, rendered.deployment.spec.template.spec.serviceAccountName!);
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    for (const text of cleanup) await c?.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: text });
+  before(function () {
+    sa = serviceAccountIdentity(s.releaseNs, s.rendered.deployment.spec.template.spec.serviceAccountName!);
   });
 
   it('renders no cluster-wide binding for the operator but the one reading its own admission policy by name', () => {
-    expect(rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).to.deep.equal([`${rendered.deployment.metadata.name}-admission-policy-reader`]);
+    expect(s.rendered.objects.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).to.deep.equal([`${s.rendered.deployment.metadata.name}-admission-policy-reader`]);
   });
 
   it('can do everything the operator does in each watched namespace', async () => {
-    for (const ns of watched) await expectAll(c, sa, NEEDED, ns, true);
+    for (const ns of watched) await expectAll(s.c, sa, NEEDED, ns, true);
   });
 
   it('has no access in other namespaces and none across all namespaces', async () => {
-    await expectAll(c, sa, NEEDED, other, false);
-    await expectAll(c, sa, NEEDED, releaseNs, false);
-    await expectAll(c, sa, [['list', 'pods'], ['watch', 'pods'], ['list', 'logtails.logtail.dev'], ['watch', 'logtails.logtail.dev'], ['get', 'pods', ['--subresource=log']]], undefined, false);
+    await expectAll(s.c, sa, NEEDED, other, false);
+    await expectAll(s.c, sa, NEEDED, s.releaseNs, false);
+    await expectAll(s.c, sa, [['list', 'pods'], ['watch', 'pods'], ['list', 'logtails.logtail.dev'], ['watch', 'logtails.logtail.dev'], ['get', 'pods', ['--subresource=log']]], undefined, false);
   });
 
   it('is still denied secrets, exec/attach, pod changes and node proxy in the watched namespaces', async () => {
-    for (const ns of watched) await expectAll(c, sa, FORBIDDEN, ns, false);
-    await expectAll(c, sa, FORBIDDEN_CLUSTER, undefined, false);
+    for (const ns of watched) await expectAll(s.c, sa, FORBIDDEN, ns, false);
+    await expectAll(s.c, sa, FORBIDDEN_CLUSTER, undefined, false);
   });
 });

@@ -6,8 +6,8 @@
 import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { sleep } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, waitForLogTail, type OperatorProcess } from './harness.ts';
+import { uniqueName } from '../fixture.ts';
+import { apply, getLogTail, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, useOperatorSuite, waitForLogTail } from './harness.ts';
 
 function policy(name: string): Record<string, unknown> {
   return {
@@ -33,75 +33,60 @@ function binding(name: string): Record<string, unknown> {
 
 describe('operator: --require-admission-policy', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let ns: string;
-  let op: OperatorProcess | undefined;
   const name = uniqueName('lt-gate-policy');
-
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('gate');
-    await createNamespace(c, ns);
-  });
-
-  afterEach(function () {
-    if (op && this.currentTest?.state === 'failed') console.error('operator log tail:\n' + op.log().split('\n').slice(-40).join('\n'));
-  });
-
-  after(async function () {
-    this.timeout(90_000);
-    await op?.stop();
-    await c?.kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', name, '--ignore-not-found', '--wait=false']);
-    await c?.kubectl(['delete', 'logtails,pods', '--all', '-n', ns, '--wait=false']);
+  const s = useOperatorSuite({
+    namespaces: ['gate'],
+    afterStop: async (x) => {
+      await x.c.kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', name, '--ignore-not-found', '--wait=false']);
+      await x.c.kubectl(['delete', 'logtails,pods', '--all', '-n', x.ns, '--wait=false']);
+    },
   });
 
   it('with no policy: captures nothing, marks the LogTail AdmissionPolicyMissing, stays up without a crash loop', async () => {
-    op = await startOperator(c, {
-      args: ['--require-admission-policy', '--admission-policy-name', name, '--admission-policy-recheck-interval', '1s', '--watch-namespaces', ns],
+    s.op = await startOperator(s.c, {
+      args: ['--require-admission-policy', '--admission-policy-name', name, '--admission-policy-recheck-interval', '1s', '--watch-namespaces', s.ns],
       waitFor: '/healthz',
     });
-    await apply(c, podManifest(ns, 'app', { script: { containers: { main: { lines: 200, lineBytes: 40, linesPerSecond: 2000, exitCode: 0 } } } }));
-    await apply(c, logTailManifest(ns, 'held', { podName: 'app' }));
-    const lt = await waitForLogTail(c, ns, 'held', 30_000, (x) => x.status?.reason === 'AdmissionPolicyMissing');
+    await apply(s.c, podManifest(s.ns, 'app', { script: { containers: { main: { lines: 200, lineBytes: 40, linesPerSecond: 2000, exitCode: 0 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'held', { podName: 'app' }));
+    const lt = await waitForLogTail(s.c, s.ns, 'held', 30_000, (x) => x.status?.reason === 'AdmissionPolicyMissing');
     expect(lt.status?.phase).to.equal('Pending');
     expect(lt.status?.message).to.match(new RegExp(`ValidatingAdmissionPolicy "${name}" does not exist`));
     const cond = lt.status?.conditions?.find((x) => x.type === 'Streaming');
     expect(cond).to.deep.include({ status: 'False', reason: 'AdmissionPolicyMissing' });
     // Nothing captured, nothing stored, no finalizer taken, and the process lives on.
     await sleep(3_000);
-    const again = await getLogTail(c, ns, 'held');
+    const again = await getLogTail(s.c, s.ns, 'held');
     expect(again?.status?.phase).to.equal('Pending');
     expect(again?.status?.containers ?? []).to.deep.equal([]);
     expect(again?.metadata.finalizers ?? []).to.deep.equal([]);
-    expect(readdirSync(op.storeDir)).to.deep.equal([]);
-    expect(op.child.exitCode).to.equal(null);
-    const base = `http://127.0.0.1:${op.httpPort}`;
+    expect(readdirSync(s.op.storeDir)).to.deep.equal([]);
+    expect(s.op.child.exitCode).to.equal(null);
+    const base = `http://127.0.0.1:${s.op.httpPort}`;
     expect((await fetch(`${base}/healthz`)).status).to.equal(200);
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).to.equal(503);
     expect(await ready.text()).to.match(/--require-admission-policy is set and ValidatingAdmissionPolicy .* does not exist/);
-    expect(op.log()).to.match(/admission policy missing; not capturing/);
+    expect(s.op.log()).to.match(/admission policy missing; not capturing/);
   });
 
   it('with the policy but no binding: still captures nothing and says the binding is missing', async () => {
-    await apply(c, policy(name));
+    await apply(s.c, policy(name));
     const policyMissing = /ValidatingAdmissionPolicy "[^"]+" does not exist/;
-    const lt = await waitForLogTail(c, ns, 'held', 30_000, (x) => /Binding "[^"]+" does not exist/.test(x.status?.message ?? '') && !policyMissing.test(x.status?.message ?? ''));
+    const lt = await waitForLogTail(s.c, s.ns, 'held', 30_000, (x) => /Binding "[^"]+" does not exist/.test(x.status?.message ?? '') && !policyMissing.test(x.status?.message ?? ''));
     expect(lt.status?.reason).to.equal('AdmissionPolicyMissing');
     expect(lt.status?.phase).to.equal('Pending');
-    expect(readdirSync(op!.storeDir)).to.deep.equal([]);
+    expect(readdirSync(s.op.storeDir)).to.deep.equal([]);
   });
 
   it('once policy and binding exist, starts by itself and captures', async () => {
-    await apply(c, binding(name));
-    const lt = await waitForLogTail(c, ns, 'held', 60_000);
+    await apply(s.c, binding(name));
+    const lt = await waitForLogTail(s.c, s.ns, 'held', 60_000);
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     const obj = lt.status!.containers![0]!.object!;
     expect(await sha256File(uriToPath(obj.uri))).to.equal(obj.objectSha256);
-    expect(obj.sha256).to.equal(await sha256File(simOutputPath(c, ns, 'app', 'main')));
-    expect(op!.log()).to.match(/admission policy in place/);
-    expect((await fetch(`http://127.0.0.1:${op!.httpPort}/readyz`)).status).to.equal(200);
+    expect(obj.sha256).to.equal(await sha256File(simOutputPath(s.c, s.ns, 'app', 'main')));
+    expect(s.op.log()).to.match(/admission policy in place/);
+    expect((await fetch(`http://127.0.0.1:${s.op.httpPort}/readyz`)).status).to.equal(200);
   });
 });

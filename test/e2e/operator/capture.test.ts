@@ -9,23 +9,20 @@ import { gunzipSync } from 'node:zlib';
 import { nodeVersionOk } from '../../../src/cmd/node-version.ts';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { run as runCmd } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
+import type { TestCluster } from '../fixture.ts';
 import {
   apply,
-  createNamespace,
   events,
-  installCrd,
   logTailManifest,
   podManifest,
   sha256File,
   simOutputPath,
-  startOperator,
   uriToPath,
+  useOperatorSuite,
   waitForFile,
   waitForFinalizerRemoved,
   waitForLogTail,
   type LogTailObject,
-  type OperatorProcess,
   type PodOptions,
 } from './harness.ts';
 
@@ -45,32 +42,12 @@ async function expectByteExact(c: TestCluster, ns: string, pod: string, lt: LogT
 
 describe('operator: capture end to end (filesystem store)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let op: OperatorProcess;
-  let ns: string;
-
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('cap');
-    await createNamespace(c, ns);
-    op = await startOperator(c);
-  });
-
-  after(async () => {
-    const code = await op?.stop('SIGTERM');
-    if (code !== 0 && code !== null) console.error(op.log().split('\n').slice(-40).join('\n'));
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.error('operator log tail:\n' + op.log().split('\n').slice(-60).join('\n'));
-  });
+  const s = useOperatorSuite({ namespaces: ['cap'], operators: [{}], logLines: 60 });
 
   async function run(name: string, pod: PodOptions, spec: Record<string, unknown> = {}, timeoutMs = 90_000): Promise<LogTailObject> {
-    await apply(c, podManifest(ns, name, pod));
-    await apply(c, logTailManifest(ns, name, { podName: name, ...spec }));
-    return waitForLogTail(c, ns, name, timeoutMs);
+    await apply(s.c, podManifest(s.ns, name, pod));
+    await apply(s.c, logTailManifest(s.ns, name, { podName: name, ...spec }));
+    return waitForLogTail(s.c, s.ns, name, timeoutMs);
   }
 
   it('captures a single container byte-exactly and records its exit code', async () => {
@@ -80,13 +57,13 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(lt.status?.containers?.[0]?.exitCode).to.equal(0);
     expect(lt.status?.containers?.[0]?.reason).to.equal('Completed');
     expect(lt.status?.bytes).to.equal(2_000_000);
-    await expectByteExact(c, ns, 'single', lt, 'main');
+    await expectByteExact(s.c, s.ns, 'single', lt, 'main');
     const conds = Object.fromEntries((lt.status?.conditions ?? []).map((x) => [x.type, x.status]));
     expect(conds).to.include({ Complete: 'True', Finished: 'True', Streaming: 'False' });
     // Removed by a patch after the terminal status: waited for, bounded.
-    const after = await waitForFinalizerRemoved(c, ns, 'single');
+    const after = await waitForFinalizerRemoved(s.c, s.ns, 'single');
     expect(after.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
-    const evs = await events(c, ns, 'single');
+    const evs = await events(s.c, s.ns, 'single');
     expect(evs.filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason)).map((e) => e.reason)).to.deep.equal(['Complete']);
   });
 
@@ -107,7 +84,7 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(lt.status?.exitCode).to.equal(2);
     expect(lt.status?.containers?.map((x) => x.name).sort()).to.deep.equal(['build', 'setup', 'sidecar']);
     expect(lt.status?.containers?.find((x) => x.name === 'build')?.exitCode).to.equal(2);
-    for (const name of ['setup', 'build', 'sidecar']) await expectByteExact(c, ns, 'multi', lt, name);
+    for (const name of ['setup', 'build', 'sidecar']) await expectByteExact(s.c, s.ns, 'multi', lt, name);
     const uris = new Set(lt.status!.containers!.map((x) => x.object!.uri));
     expect(uris.size).to.equal(3);
   });
@@ -120,7 +97,7 @@ describe('operator: capture end to end (filesystem store)', function () {
     });
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     expect(lt.status?.retries).to.be.greaterThan(0);
-    await expectByteExact(c, ns, 'longlines', lt, 'main');
+    await expectByteExact(s.c, s.ns, 'longlines', lt, 'main');
   });
 
   it('seed #1: absorbs a new node answering "tls: internal error" for its first 15 s', async () => {
@@ -132,7 +109,7 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(lt.status?.result).to.equal('Succeeded');
     expect(lt.status?.retries).to.be.greaterThan(0);
     expect(lt.status?.containers?.[0]?.lastError ?? '').to.match(/tls|internal error|KubeletUnreachable|ServerError/i);
-    await expectByteExact(c, ns, 'tlsnode', lt, 'main');
+    await expectByteExact(s.c, s.ns, 'tlsnode', lt, 'main');
   });
 
   it('seed #2: waits for state.terminated when the phase turns Succeeded first', async () => {
@@ -143,7 +120,7 @@ describe('operator: capture end to end (filesystem store)', function () {
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     expect(lt.status?.containers?.[0]?.exitCode).to.equal(3);
     expect(lt.status?.result).to.equal('Failed');
-    await expectByteExact(c, ns, 'lateterm', lt, 'main');
+    await expectByteExact(s.c, s.ns, 'lateterm', lt, 'main');
   });
 
   it('resumes a stream cut five or more times mid-run without loss or duplicates (same-second bursts of identical lines)', async () => {
@@ -153,7 +130,7 @@ describe('operator: capture end to end (filesystem store)', function () {
     });
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     expect(lt.status?.retries).to.be.at.least(5);
-    await expectByteExact(c, ns, 'cuts', lt, 'main');
+    await expectByteExact(s.c, s.ns, 'cuts', lt, 'main');
   });
 
   it('treats a clean end of stream while the container runs as a break, not the end of the log', async () => {
@@ -165,7 +142,7 @@ describe('operator: capture end to end (filesystem store)', function () {
     });
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     expect(lt.status?.retries).to.be.greaterThan(0);
-    await expectByteExact(c, ns, 'cleanend', lt, 'main');
+    await expectByteExact(s.c, s.ns, 'cleanend', lt, 'main');
   });
 
   it('reports a pod deleted mid-run as PodDeleted, never as success', async () => {
@@ -196,16 +173,16 @@ describe('operator: capture end to end (filesystem store)', function () {
     for (const l of lines.slice(0, 5)) expect(l).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z /);
     // stripped of their timestamps, the lines are exactly what the container wrote
     const stripped = lines.map((l) => l.slice(31) + '\n').join('');
-    expect(stripped).to.equal(readFileSync(simOutputPath(c, ns, 'gz', 'main'), 'utf8'));
+    expect(stripped).to.equal(readFileSync(simOutputPath(s.c, s.ns, 'gz', 'main'), 'utf8'));
   });
 
   it('exposes metrics, health and readiness over HTTP', async () => {
-    const base = `http://127.0.0.1:${op.httpPort}`;
+    const base = `http://127.0.0.1:${s.op.httpPort}`;
     expect((await fetch(`${base}/healthz`)).status).to.equal(200);
     expect((await fetch(`${base}/readyz`)).status).to.equal(200);
     const text = await (await fetch(`${base}/metrics`)).text();
     const value = (re: RegExp) => Number(text.match(re)?.[1] ?? NaN);
-    expect(value(new RegExp(`^logtail_bytes_captured_total\\{namespace="${ns}"\\} (\\d+)`, 'm'))).to.be.greaterThan(2_000_000);
+    expect(value(new RegExp(`^logtail_bytes_captured_total\\{namespace="${s.ns}"\\} (\\d+)`, 'm'))).to.be.greaterThan(2_000_000);
     expect(value(/^logtail_captures_finished_total\{phase="Complete",result="Succeeded"\} (\d+)/m)).to.be.at.least(1);
     expect(value(/^logtail_stream_retries_total\{reason="KubeletUnreachable"\} (\d+)/m)).to.be.at.least(1);
     expect(value(/^logtail_exit_to_complete_seconds_count (\d+)/m)).to.be.at.least(1);
@@ -214,37 +191,37 @@ describe('operator: capture end to end (filesystem store)', function () {
   });
 
   describe('the logtail CLI', () => {
-    const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...c.env } });
+    const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...s.c.env } });
 
     it('get writes the captured log and verifies its sha256', async () => {
-      const r = await cli(['get', 'single', '-n', ns]);
+      const r = await cli(['get', 'single', '-n', s.ns]);
       expect(r.code, r.stderr).to.equal(0);
-      expect(createHash('sha256').update(r.stdout).digest('hex')).to.equal(await sha256File(simOutputPath(c, ns, 'single', 'main')));
+      expect(createHash('sha256').update(r.stdout).digest('hex')).to.equal(await sha256File(simOutputPath(s.c, s.ns, 'single', 'main')));
       expect(r.stderr).to.match(/^verified sha256 [0-9a-f]{64}/);
     });
 
     it('get -c picks one of several containers, and asks for -c when it is missing', async () => {
-      const r = await cli(['get', 'multi', '-n', ns, '-c', 'build']);
+      const r = await cli(['get', 'multi', '-n', s.ns, '-c', 'build']);
       expect(r.code, r.stderr).to.equal(0);
-      expect(Buffer.from(r.stdout).equals(readFileSync(simOutputPath(c, ns, 'multi', 'build')))).to.equal(true);
-      const ask = await cli(['get', 'multi', '-n', ns]);
+      expect(Buffer.from(r.stdout).equals(readFileSync(simOutputPath(s.c, s.ns, 'multi', 'build')))).to.equal(true);
+      const ask = await cli(['get', 'multi', '-n', s.ns]);
       expect(ask.code).to.equal(1);
       expect(ask.stderr).to.match(/captured 3 containers .*choose one with -c/);
     });
 
     it('says clearly when the LogTail is missing or not Complete', async () => {
-      const missing = await cli(['get', 'no-such-logtail', '-n', ns]);
+      const missing = await cli(['get', 'no-such-logtail', '-n', s.ns]);
       expect(missing.code).to.equal(1);
-      expect(missing.stderr).to.equal(`error: LogTail "no-such-logtail" not found in namespace "${ns}"\n`);
-      await apply(c, logTailManifest(ns, 'notyet', { podName: 'notyet-pod', podNotFoundTimeout: '1m' }));
-      await waitForLogTail(c, ns, 'notyet', 30_000, (lt) => lt.status?.phase === 'Pending');
-      const pending = await cli(['get', 'notyet', '-n', ns]);
+      expect(missing.stderr).to.equal(`error: LogTail "no-such-logtail" not found in namespace "${s.ns}"\n`);
+      await apply(s.c, logTailManifest(s.ns, 'notyet', { podName: 'notyet-pod', podNotFoundTimeout: '1m' }));
+      await waitForLogTail(s.c, s.ns, 'notyet', 30_000, (lt) => lt.status?.phase === 'Pending');
+      const pending = await cli(['get', 'notyet', '-n', s.ns]);
       expect(pending.code).to.equal(1);
       expect(pending.stderr).to.match(/is not Complete: phase Pending \(reason WaitingForPod/);
     });
 
     it('describe shows status, containers, conditions and events', async () => {
-      const r = await cli(['describe', 'multi', '-n', ns]);
+      const r = await cli(['describe', 'multi', '-n', s.ns]);
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stdout).to.match(/Phase: +Complete \(Captured\)/);
       expect(r.stdout).to.match(/Result: +Failed, exit code 2/);
@@ -255,18 +232,18 @@ describe('operator: capture end to end (filesystem store)', function () {
     });
 
     it('get refuses an object whose bytes no longer match the recorded checksum', async () => {
-      const lt = await waitForLogTail(c, ns, 'single', 5_000);
+      const lt = await waitForLogTail(s.c, s.ns, 'single', 5_000);
       const path = uriToPath(lt.status!.containers![0]!.object!.uri);
       const bytes = readFileSync(path);
       bytes[10] = bytes[10]! ^ 1;
       writeFileSync(path, bytes);
-      const r = await cli(['get', 'single', '-n', ns]);
+      const r = await cli(['get', 'single', '-n', s.ns]);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/checksum mismatch/);
       // verified before output: not one byte of the tampered object reaches stdout
       expect(r.stdout).to.equal('');
-      const dest = join(REPO_ROOT, '.test-results', `tampered-${ns}.log`);
-      const o = await cli(['get', 'single', '-n', ns, '-o', dest]);
+      const dest = join(REPO_ROOT, '.test-results', `tampered-${s.ns}.log`);
+      const o = await cli(['get', 'single', '-n', s.ns, '-o', dest]);
       expect(o.code).to.equal(1);
       expect(existsSync(dest), 'no -o file for a tampered object').to.equal(false);
     });
@@ -285,20 +262,20 @@ describe('operator: capture end to end (filesystem store)', function () {
   });
 
   it('fails with PodNotFound when the pod never appears', async () => {
-    await apply(c, logTailManifest(ns, 'nopod', { podName: 'does-not-exist', podNotFoundTimeout: '3s' }));
-    const lt = await waitForLogTail(c, ns, 'nopod', 30_000);
+    await apply(s.c, logTailManifest(s.ns, 'nopod', { podName: 'does-not-exist', podNotFoundTimeout: '3s' }));
+    const lt = await waitForLogTail(s.c, s.ns, 'nopod', 30_000);
     expect(lt.status?.phase).to.equal('Failed');
     expect(lt.status?.reason).to.equal('PodNotFound');
     expect(lt.status?.result).to.equal('Unknown');
   });
 
   it('answers kubectl wait on the Complete and Finished conditions', async () => {
-    const ok = await c.kubectl(['wait', '--for=condition=Complete', 'lt/single', '-n', ns, '--timeout=10s']);
+    const ok = await s.c.kubectl(['wait', '--for=condition=Complete', 'lt/single', '-n', s.ns, '--timeout=10s']);
     expect(ok.code, ok.stderr).to.equal(0);
     // a failed capture is Finished but never Complete, so waiting on Finished cannot hang
-    const finished = await c.kubectl(['wait', '--for=condition=Finished', 'lt/nopod', '-n', ns, '--timeout=10s']);
+    const finished = await s.c.kubectl(['wait', '--for=condition=Finished', 'lt/nopod', '-n', s.ns, '--timeout=10s']);
     expect(finished.code, finished.stderr).to.equal(0);
-    const notComplete = await c.kubectl(['wait', '--for=condition=Complete', 'lt/nopod', '-n', ns, '--timeout=2s']);
+    const notComplete = await s.c.kubectl(['wait', '--for=condition=Complete', 'lt/nopod', '-n', s.ns, '--timeout=2s']);
     expect(notComplete.code).to.not.equal(0);
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { freePort, sleep } from '../../../src/dev/proc.ts';
-import type { TestCluster } from '../fixture.ts';
+import { cluster, createNamespace, uniqueName, type TestCluster } from '../fixture.ts';
 
 export const CRD_FILE = join(REPO_ROOT, 'crds', 'logtail.dev_logtails.yaml');
 export const POLICY_CRD_FILE = join(REPO_ROOT, 'crds', 'logtail.dev_logtailpolicies.yaml');
@@ -224,9 +224,20 @@ export async function launchOperator(o: { args: string[]; env: NodeJS.ProcessEnv
   throw new Error(`operator not ready in ${readyTimeoutMs / 1000} s:\n${op.log()}`);
 }
 
+export interface StartOperatorOptions {
+  store?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  storeDir?: string;
+  kubeconfig?: string;
+  waitFor?: '/readyz' | '/healthz';
+  isUp?: (port: number) => Promise<boolean>;
+  /** Another build's src/cmd/main.ts (e.g. an older commit's, for an upgrade). */
+  main?: string;
+}
+
 /** The operator with the fixture's admin kubeconfig and environment, on a filesystem store. */
-/** `main`: another build's src/cmd/main.ts (e.g. an older commit's, for an upgrade). */
-export async function startOperator(c: TestCluster, o: { store?: string; args?: string[]; env?: Record<string, string>; storeDir?: string; kubeconfig?: string; waitFor?: '/readyz' | '/healthz'; isUp?: (port: number) => Promise<boolean>; main?: string } = {}): Promise<OperatorProcess> {
+export async function startOperator(c: TestCluster, o: StartOperatorOptions = {}): Promise<OperatorProcess> {
   const storeDir = o.storeDir ?? mkdtempSync(join(tmpdir(), 'logtail-store-'));
   mkdirSync(storeDir, { recursive: true });
   const op = await launchOperator({
@@ -237,4 +248,108 @@ export async function startOperator(c: TestCluster, o: { store?: string; args?: 
     ...(o.main ? { main: o.main } : {}),
   });
   return Object.assign(op, { storeDir });
+}
+
+const logTail = (op: LaunchedOperator, lines: number): string => op.log().split('\n').slice(-lines).join('\n');
+
+export interface OperatorSuiteOptions {
+  /** uniqueName prefixes of the namespaces created in `before`, in order (`suite.ns` is the first). */
+  namespaces?: string[];
+  /** Operators started in `before` after the namespaces, in order (`suite.ops`, `suite.op` the first); a function is given the suite. */
+  operators?: Array<StartOperatorOptions | ((s: OperatorSuite) => StartOperatorOptions)>;
+  /** Lines of each operator's log printed when a test fails (default 40). */
+  logLines?: number;
+  /** Cleanup in `after` while the operators still run (skipped if `before` did not get the cluster). */
+  beforeStop?: (s: OperatorSuite) => Promise<unknown>;
+  /** Cleanup in `after` once they are stopped (skipped likewise). */
+  afterStop?: (s: OperatorSuite) => Promise<unknown>;
+}
+
+export interface OperatorSuite {
+  readonly c: TestCluster;
+  /** The first namespace. */
+  readonly ns: string;
+  readonly namespaces: string[];
+  /** The first operator. Assign one started later (or a replacement): the suite stops it in `after`. */
+  op: OperatorProcess;
+  readonly ops: OperatorProcess[];
+  /** An operator for the running test only: stopped (SIGTERM) after it. */
+  operator(o?: StartOperatorOptions): Promise<OperatorProcess>;
+}
+
+/**
+ * The shared setup of the operator e2e suites, as mocha hooks of the calling
+ * `describe`: `before` gets the cluster, installs the CRDs, creates the
+ * namespaces and starts the operators; `afterEach` prints each operator's log
+ * tail when the test failed and stops the test's own operators; `after` stops
+ * the suite's operators (a SIGSTOPped one is continued first) and prints the
+ * log of one that did not exit 0. Hooks the caller registers later run after
+ * these, of the same kind.
+ */
+export function useOperatorSuite(o: OperatorSuiteOptions = {}): OperatorSuite {
+  let c: TestCluster | undefined;
+  const namespaces: string[] = [];
+  const ops: OperatorProcess[] = [];
+  const testOps: OperatorProcess[] = [];
+  const lines = o.logLines ?? 40;
+  const suite: OperatorSuite = {
+    get c() {
+      if (!c) throw new Error('useOperatorSuite: no cluster (before() failed)');
+      return c;
+    },
+    get ns() {
+      const ns = namespaces[0];
+      if (ns === undefined) throw new Error('useOperatorSuite: no namespace');
+      return ns;
+    },
+    namespaces,
+    get op() {
+      const op = ops[0];
+      if (!op) throw new Error('useOperatorSuite: no operator started');
+      return op;
+    },
+    set op(op: OperatorProcess) {
+      ops[0] = op;
+    },
+    ops,
+    async operator(so = {}) {
+      const op = await startOperator(suite.c, so);
+      testOps.push(op);
+      return op;
+    },
+  };
+
+  before(async function () {
+    this.timeout(300_000);
+    c = await cluster();
+    await installCrd(c);
+    for (const prefix of o.namespaces ?? []) {
+      const ns = uniqueName(prefix);
+      await createNamespace(c, ns);
+      namespaces.push(ns);
+    }
+    for (const so of o.operators ?? []) ops.push(await startOperator(c, typeof so === 'function' ? so(suite) : so));
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const op of [...ops, ...testOps]) console.error('operator log tail:\n' + logTail(op, lines));
+    await Promise.all(testOps.map((op) => op.stop('SIGTERM')));
+    testOps.length = 0;
+  });
+
+  after(async function () {
+    if (c && o.beforeStop) await o.beforeStop(suite);
+    const codes = await Promise.all(
+      ops.map((op) => {
+        if (op.child.exitCode === null && op.child.signalCode === null) op.child.kill('SIGCONT');
+        return op.stop('SIGTERM');
+      }),
+    );
+    codes.forEach((code, i) => {
+      if (code !== 0 && code !== null) console.error(`operator exited ${code}:\n` + logTail(ops[i]!, lines));
+    });
+    if (c && o.afterStop) await o.afterStop(suite);
+  });
+
+  return suite;
 }

@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, waitForLogTail, type OperatorProcess } from './harness.ts';
+import { uniqueName } from '../fixture.ts';
+import { apply, createNamespace, events, getLogTail, logTailManifest, podManifest, sha256File, simOutputPath, uriToPath, useOperatorSuite, waitForLogTail } from './harness.ts';
 
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
@@ -27,32 +27,10 @@ function filesUnder(dir: string): string[] {
 
 describe('operator: lifecycle', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let ns: string;
-  const ops: OperatorProcess[] = [];
-
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('life');
-    await createNamespace(c, ns);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const op of ops) console.error('operator log tail:\n' + op.log().split('\n').slice(-40).join('\n'));
-    await Promise.all(ops.map((op) => op.stop('SIGTERM')));
-    ops.length = 0;
-  });
-
-  async function operator(o: Parameters<typeof startOperator>[1] = {}): Promise<OperatorProcess> {
-    const op = await startOperator(c, o);
-    ops.push(op);
-    return op;
-  }
+  const s = useOperatorSuite({ namespaces: ['life'] });
 
   it('stores each instance of a restarting container as its own object', async () => {
-    await operator();
+    await s.operator();
     // The LogTail first, so the capture sees the first run. The kubelet's
     // container GC keeps one dead container per container by default
     // (cmd/kubelet/app/options MaxPerPodContainerCount 1): run k-1 is removed
@@ -61,9 +39,9 @@ describe('operator: lifecycle', function () {
     // while run k runs; with 0.5 s runs that race was lost now and then, and
     // the capture then rightly ends Incomplete/ContainerRemoved (the test
     // below and test/unit/runtime/capture-daemon.test.ts).
-    await apply(c, logTailManifest(ns, 'crashy', { podName: 'crashy' }));
-    await apply(c, podManifest(ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 200, lineBytes: 60, linesPerSecond: 100, exitCodes: [2, 2, 0], restartDelaySeconds: 2 } } } }));
-    const lt = await waitForLogTail(c, ns, 'crashy', 90_000);
+    await apply(s.c, logTailManifest(s.ns, 'crashy', { podName: 'crashy' }));
+    await apply(s.c, podManifest(s.ns, 'crashy', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 200, lineBytes: 60, linesPerSecond: 100, exitCodes: [2, 2, 0], restartDelaySeconds: 2 } } } }));
+    const lt = await waitForLogTail(s.c, s.ns, 'crashy', 90_000);
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
     expect(lt.status?.result).to.equal('Succeeded');
     const caps = [...(lt.status?.containers ?? [])].sort((a, b) => a.restart - b.restart);
@@ -72,8 +50,8 @@ describe('operator: lifecycle', function () {
       [1, 2],
       [2, 0],
     ]);
-    const dir = join(c.env.LOGTAIL_SIM_DIR!, ns, 'crashy');
-    const recorded = [join(dir, 'main.0.log'), join(dir, 'main.1.log'), simOutputPath(c, ns, 'crashy', 'main')];
+    const dir = join(s.c.env.LOGTAIL_SIM_DIR!, s.ns, 'crashy');
+    const recorded = [join(dir, 'main.0.log'), join(dir, 'main.1.log'), simOutputPath(s.c, s.ns, 'crashy', 'main')];
     for (let i = 0; i < 3; i++) {
       expect(caps[i]!.object?.uri, `restart ${i}`).to.match(new RegExp(`main-${i}\\.log$`));
       expect(await sha256File(uriToPath(caps[i]!.object!.uri)), `restart ${i}`).to.equal(await sha256File(recorded[i]!));
@@ -95,29 +73,29 @@ describe('operator: lifecycle', function () {
    * is stored byte-exactly.
    */
   async function lateRestartedPod(name: string, nodeName?: string): Promise<void> {
-    await operator();
-    await apply(c, podManifest(ns, name, { nodeName, restartPolicy: 'OnFailure', script: { containers: { main: { lines: 50, lineBytes: 60, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } }));
+    const op = await s.operator();
+    await apply(s.c, podManifest(s.ns, name, { nodeName, restartPolicy: 'OnFailure', script: { containers: { main: { lines: 50, lineBytes: 60, exitCodes: [3, 0], restartDelaySeconds: 0.2 } } } }));
     const end = Date.now() + 60_000;
-    while ((await c.kubectl(['get', 'pod', name, '-n', ns, '-o', 'jsonpath={.status.phase}'])).stdout !== 'Succeeded') {
+    while ((await s.c.kubectl(['get', 'pod', name, '-n', s.ns, '-o', 'jsonpath={.status.phase}'])).stdout !== 'Succeeded') {
       if (Date.now() > end) throw new Error('pod did not finish');
       await sleep(300);
     }
-    const pod = JSON.parse((await c.kubectl(['get', 'pod', name, '-n', ns, '-o', 'json'])).stdout) as { status: { containerStatuses: { lastState: { terminated: { containerID: string } } }[] } };
+    const pod = JSON.parse((await s.c.kubectl(['get', 'pod', name, '-n', s.ns, '-o', 'json'])).stdout) as { status: { containerStatuses: { lastState: { terminated: { containerID: string } } }[] } };
     const run0 = pod.status.containerStatuses[0]!.lastState.terminated.containerID;
     expect(run0).to.match(/^containerd:\/\/[0-9a-f]{64}$/);
-    const prev = await c.kubectl(['logs', name, '-n', ns, '--previous', '--timestamps']);
+    const prev = await s.c.kubectl(['logs', name, '-n', s.ns, '--previous', '--timestamps']);
     expect(prev.code, prev.stderr).to.equal(0);
     expect(prev.stdout).to.equal(`unable to retrieve container logs for ${run0}`);
-    await apply(c, logTailManifest(ns, name, { podName: name }));
-    const lt = await waitForLogTail(c, ns, name, 60_000);
+    await apply(s.c, logTailManifest(s.ns, name, { podName: name }));
+    const lt = await waitForLogTail(s.c, s.ns, name, 60_000);
     expect([lt.status?.phase, lt.status?.reason], lt.status?.message).to.deep.equal(['Incomplete', 'ContainerRemoved']);
     expect(lt.status?.result).to.equal('Succeeded');
     expect(lt.status?.uncapturedRuns).to.deep.equal([{ container: 'main', init: false, fromRestart: 0, toRestart: 0, reason: 'ContainerRemoved' }]);
     const caps = [...(lt.status?.containers ?? [])].sort((a, b) => a.restart - b.restart);
     expect(caps.map((x) => [x.restart, x.state, x.exitCode])).to.deep.equal([[1, 'Stored', 0]]);
-    expect(await sha256File(uriToPath(caps[0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, name, 'main')));
+    expect(await sha256File(uriToPath(caps[0]!.object!.uri))).to.equal(await sha256File(simOutputPath(s.c, s.ns, name, 'main')));
     // Nothing of run 0 reached the store: only run 1's object (and its .logtail.json record) exists.
-    const stored = filesUnder(join(ops[0]!.storeDir, ns, name));
+    const stored = filesUnder(join(op.storeDir, s.ns, name));
     const base = caps[0]!.object!.uri.replace(/^.*\//, '');
     expect(stored.map((f) => f.replace(/^.*\//, '')).sort()).to.deep.equal([base, `${base}.logtail.json`]);
   }
@@ -127,109 +105,109 @@ describe('operator: lifecycle', function () {
   });
 
   it('the same on the real kubelet (hollow kubelet node)', async () => {
-    await lateRestartedPod('late-k', c.kubeletNode);
+    await lateRestartedPod('late-k', s.c.kubeletNode);
   });
 
   it('holds the finalizer while capturing, and on delete aborts the upload and lets the LogTail go', async () => {
-    const op = await operator();
-    await apply(c, podManifest(ns, 'forever', { script: { containers: { main: { lines: 50, lineBytes: 80, linesPerSecond: 100, holdSeconds: -1 } } } }));
-    await apply(c, logTailManifest(ns, 'forever', { podName: 'forever' }));
+    const op = await s.operator();
+    await apply(s.c, podManifest(s.ns, 'forever', { script: { containers: { main: { lines: 50, lineBytes: 80, linesPerSecond: 100, holdSeconds: -1 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'forever', { podName: 'forever' }));
     let del;
     try {
-      const lt = await waitForLogTail(c, ns, 'forever', 60_000, (x) => x.status?.phase === 'Streaming' && (x.status?.bytes ?? 0) > 0);
+      const lt = await waitForLogTail(s.c, s.ns, 'forever', 60_000, (x) => x.status?.phase === 'Streaming' && (x.status?.bytes ?? 0) > 0);
       expect(lt.metadata.finalizers).to.include('logtail.dev/finalizer');
     } finally {
-      del = await c.kubectl(['delete', 'logtail', 'forever', '-n', ns, '--timeout=60s']);
+      del = await s.c.kubectl(['delete', 'logtail', 'forever', '-n', s.ns, '--timeout=60s']);
     }
     expect(del.code, del.stderr).to.equal(0);
-    expect(await getLogTail(c, ns, 'forever')).to.equal(undefined);
+    expect(await getLogTail(s.c, s.ns, 'forever')).to.equal(undefined);
     // nothing committed, no temp file left behind
-    expect(filesUnder(join(op.storeDir, ns, 'forever'))).to.deep.equal([]);
+    expect(filesUnder(join(op.storeDir, s.ns, 'forever'))).to.deep.equal([]);
     expect(op.log()).to.match(/"stopReason":"Deleted"/);
-    await c.kubectl(['delete', 'pod', 'forever', '-n', ns, '--wait=false']);
+    await s.c.kubectl(['delete', 'pod', 'forever', '-n', s.ns, '--wait=false']);
   });
 
   it('queues captures beyond --max-concurrent-streams as Pending/WaitingForSlot', async () => {
     // scoped to this namespace: leftovers elsewhere must not take the slot
-    await operator({ args: ['--max-concurrent-streams', '1', '--watch-namespaces', ns] });
-    await apply(c, podManifest(ns, 'slot-a', { script: { containers: { main: { lines: 60, lineBytes: 80, linesPerSecond: 10 } } } }));
-    await apply(c, logTailManifest(ns, 'slot-a', { podName: 'slot-a' }));
-    await waitForLogTail(c, ns, 'slot-a', 60_000, (x) => x.status?.phase === 'Streaming');
-    await apply(c, podManifest(ns, 'slot-b', { script: { containers: { main: { lines: 10, lineBytes: 80 } } } }));
-    await apply(c, logTailManifest(ns, 'slot-b', { podName: 'slot-b' }));
-    const waiting = await waitForLogTail(c, ns, 'slot-b', 30_000, (x) => x.status?.reason === 'WaitingForSlot');
+    await s.operator({ args: ['--max-concurrent-streams', '1', '--watch-namespaces', s.ns] });
+    await apply(s.c, podManifest(s.ns, 'slot-a', { script: { containers: { main: { lines: 60, lineBytes: 80, linesPerSecond: 10 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'slot-a', { podName: 'slot-a' }));
+    await waitForLogTail(s.c, s.ns, 'slot-a', 60_000, (x) => x.status?.phase === 'Streaming');
+    await apply(s.c, podManifest(s.ns, 'slot-b', { script: { containers: { main: { lines: 10, lineBytes: 80 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'slot-b', { podName: 'slot-b' }));
+    const waiting = await waitForLogTail(s.c, s.ns, 'slot-b', 30_000, (x) => x.status?.reason === 'WaitingForSlot');
     expect(waiting.status?.phase).to.equal('Pending');
-    const a = await waitForLogTail(c, ns, 'slot-a', 90_000);
-    const b = await waitForLogTail(c, ns, 'slot-b', 90_000);
+    const a = await waitForLogTail(s.c, s.ns, 'slot-a', 90_000);
+    const b = await waitForLogTail(s.c, s.ns, 'slot-b', 90_000);
     expect([a.status?.phase, b.status?.phase]).to.deep.equal(['Complete', 'Complete']);
   });
 
   it('deletes a finished LogTail after ttlSecondsAfterFinished, keeping the stored object', async () => {
-    await operator();
-    await apply(c, podManifest(ns, 'ttl', { script: { containers: { main: { lines: 10, lineBytes: 50 } } } }));
-    await apply(c, logTailManifest(ns, 'ttl', { podName: 'ttl', ttlSecondsAfterFinished: 2 }));
-    const lt = await waitForLogTail(c, ns, 'ttl', 60_000);
+    await s.operator();
+    await apply(s.c, podManifest(s.ns, 'ttl', { script: { containers: { main: { lines: 10, lineBytes: 50 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'ttl', { podName: 'ttl', ttlSecondsAfterFinished: 2 }));
+    const lt = await waitForLogTail(s.c, s.ns, 'ttl', 60_000);
     expect(lt.status?.phase).to.equal('Complete');
     const uri = lt.status!.containers![0]!.object!.uri;
     const end = Date.now() + 30_000;
-    while ((await getLogTail(c, ns, 'ttl')) !== undefined) {
+    while ((await getLogTail(s.c, s.ns, 'ttl')) !== undefined) {
       if (Date.now() > end) throw new Error('LogTail not deleted after its TTL');
       await sleep(500);
     }
-    expect(await sha256File(uriToPath(uri))).to.equal(await sha256File(simOutputPath(c, ns, 'ttl', 'main')));
+    expect(await sha256File(uriToPath(uri))).to.equal(await sha256File(simOutputPath(s.c, s.ns, 'ttl', 'main')));
   });
 
   it('with --watch-namespaces, captures only in those namespaces', async () => {
     const other = uniqueName('life-other');
-    await createNamespace(c, other);
-    await operator({ args: ['--watch-namespaces', ns] });
-    for (const n of [ns, other]) {
-      await apply(c, podManifest(n, 'scoped', { script: { containers: { main: { lines: 10, lineBytes: 50 } } } }));
-      await apply(c, logTailManifest(n, 'scoped', { podName: 'scoped' }));
+    await createNamespace(s.c, other);
+    await s.operator({ args: ['--watch-namespaces', s.ns] });
+    for (const n of [s.ns, other]) {
+      await apply(s.c, podManifest(n, 'scoped', { script: { containers: { main: { lines: 10, lineBytes: 50 } } } }));
+      await apply(s.c, logTailManifest(n, 'scoped', { podName: 'scoped' }));
     }
-    const mine = await waitForLogTail(c, ns, 'scoped', 60_000);
+    const mine = await waitForLogTail(s.c, s.ns, 'scoped', 60_000);
     expect(mine.status?.phase).to.equal('Complete');
     await sleep(2000);
-    const theirs = await getLogTail(c, other, 'scoped');
+    const theirs = await getLogTail(s.c, other, 'scoped');
     expect(theirs?.status).to.equal(undefined);
     expect(theirs?.metadata.finalizers ?? []).to.deep.equal([]);
   });
 
   it('on SIGTERM stops captures and exits 0; the next operator finishes the capture byte-exactly', async () => {
-    const op1 = await operator();
-    await apply(c, podManifest(ns, 'graceful', { script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 500 } } } }));
-    await apply(c, logTailManifest(ns, 'graceful', { podName: 'graceful' }));
-    await waitForLogTail(c, ns, 'graceful', 60_000, (x) => (x.status?.bytes ?? 0) > 20_000);
+    const op1 = await s.operator();
+    await apply(s.c, podManifest(s.ns, 'graceful', { script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 500 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'graceful', { podName: 'graceful' }));
+    await waitForLogTail(s.c, s.ns, 'graceful', 60_000, (x) => (x.status?.bytes ?? 0) > 20_000);
     const t0 = Date.now();
     const code = await op1.stop('SIGTERM');
     expect(code).to.equal(0);
     expect(Date.now() - t0).to.be.below(20_000);
     expect(op1.log()).to.match(/"stopReason":"OperatorExiting"/);
-    await operator({ storeDir: op1.storeDir });
-    const lt = await waitForLogTail(c, ns, 'graceful', 90_000);
+    await s.operator({ storeDir: op1.storeDir });
+    const lt = await waitForLogTail(s.c, s.ns, 'graceful', 90_000);
     expect(lt.status?.phase, lt.status?.message).to.equal('Complete');
-    expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, 'graceful', 'main')));
-    expect((await events(c, ns, 'graceful')).filter((e) => e.reason === 'Complete')).to.have.length(1);
+    expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(await sha256File(simOutputPath(s.c, s.ns, 'graceful', 'main')));
+    expect((await events(s.c, s.ns, 'graceful')).filter((e) => e.reason === 'Complete')).to.have.length(1);
   });
 
   it('with two replicas and leader election, the standby takes over a killed leader and finishes its captures', async () => {
     const lease = uniqueName('lease');
-    const args = ['--leader-elect', '--leader-election-namespace', ns, '--leader-election-id', lease];
-    const first = await operator({ args });
+    const args = ['--leader-elect', '--leader-election-namespace', s.ns, '--leader-election-id', lease];
+    const first = await s.operator({ args });
     await sleep(1000);
-    const second = await operator({ args, storeDir: first.storeDir });
-    await apply(c, podManifest(ns, 'ha', { script: { containers: { main: { lines: 4000, lineBytes: 100, linesPerSecond: 200 } } } }));
-    await apply(c, logTailManifest(ns, 'ha', { podName: 'ha' }));
-    await waitForLogTail(c, ns, 'ha', 60_000, (x) => (x.status?.bytes ?? 0) > 10_000);
-    const holder = (await c.kubectl(['get', 'lease', lease, '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+    const second = await s.operator({ args, storeDir: first.storeDir });
+    await apply(s.c, podManifest(s.ns, 'ha', { script: { containers: { main: { lines: 4000, lineBytes: 100, linesPerSecond: 200 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'ha', { podName: 'ha' }));
+    await waitForLogTail(s.c, s.ns, 'ha', 60_000, (x) => (x.status?.bytes ?? 0) > 10_000);
+    const holder = (await s.c.kubectl(['get', 'lease', lease, '-n', s.ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
     const leader = holder.endsWith(`-${first.child.pid}`) ? first : second;
     const standby = leader === first ? second : first;
     expect(holder).to.match(new RegExp(`-${leader.child.pid}$`));
     await leader.stop('SIGKILL');
-    const lt = await waitForLogTail(c, ns, 'ha', 120_000);
+    const lt = await waitForLogTail(s.c, s.ns, 'ha', 120_000);
     expect(lt.status?.phase, `${lt.status?.message}\n${standby.log().slice(-2000)}`).to.equal('Complete');
-    expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(await sha256File(simOutputPath(c, ns, 'ha', 'main')));
-    const newHolder = (await c.kubectl(['get', 'lease', lease, '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+    expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(await sha256File(simOutputPath(s.c, s.ns, 'ha', 'main')));
+    const newHolder = (await s.c.kubectl(['get', 'lease', lease, '-n', s.ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
     expect(newHolder).to.match(new RegExp(`-${standby.child.pid}$`));
   });
 });

@@ -13,8 +13,7 @@ import { GetObjectCommand, GetObjectTaggingCommand, S3Client } from '@aws-sdk/cl
 import { layout, truncateWhole } from '../../../src/core/truncate.ts';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { run as runCmd } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, installCrd, logTailManifest, podManifest, simOutputPath, startOperator, uriToPath, waitForFile, waitForLogTail, type LogTailObject, type OperatorProcess } from './harness.ts';
+import { apply, logTailManifest, podManifest, simOutputPath, uriToPath, useOperatorSuite, waitForFile, waitForLogTail, type LogTailObject } from './harness.ts';
 
 const MAX = 65_536;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -48,38 +47,18 @@ function expectTruncated(lt: LogTailObject, stored: Buffer, full: Buffer, timest
 
 describe('operator: spec.maxBytes and object labels', function () {
   this.timeout(120_000);
-  let c: TestCluster;
-  let nsF: string;
-  let nsS: string;
-  let fileOp: OperatorProcess;
-  let s3Op: OperatorProcess;
-
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    nsF = uniqueName('maxf');
-    nsS = uniqueName('maxs');
-    await createNamespace(c, nsF);
-    await createNamespace(c, nsS);
-    // One operator per store, each scoped to its namespace.
-    fileOp = await startOperator(c, { args: ['--watch-namespaces', nsF] });
-    s3Op = await startOperator(c, { store: `s3://${c.env.LOGTAIL_S3_BUCKET}/captures`, args: ['--s3-endpoint', c.env.LOGTAIL_S3_ENDPOINT!, '--watch-namespaces', nsS] });
-  });
-
-  after(async () => {
-    await Promise.all([fileOp?.stop('SIGTERM'), s3Op?.stop('SIGTERM')]);
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.error('operator logs:\n' + fileOp.log().split('\n').slice(-30).join('\n') + '\n' + s3Op.log().split('\n').slice(-30).join('\n'));
+  // One operator per store, each scoped to its namespace.
+  const s = useOperatorSuite({
+    namespaces: ['maxf', 'maxs'],
+    operators: [(x) => ({ args: ['--watch-namespaces', x.ns] }), (x) => ({ store: `s3://${x.c.env.LOGTAIL_S3_BUCKET}/captures`, args: ['--s3-endpoint', x.c.env.LOGTAIL_S3_ENDPOINT!, '--watch-namespaces', x.namespaces[1]!] })],
+    logLines: 30,
   });
 
   it('file store, gzip: a run over maxBytes is head + marker + tail before compression, Incomplete/Truncated, with a sidecar record; kubectl get lt shows Truncated', async () => {
-    await apply(c, podManifest(nsF, 'big', { script: { containers: { main: { lines: 3000, lineBytes: 90, linesPerSecond: 3000, exitCode: 0 } } } }));
-    await apply(c, logTailManifest(nsF, 'big', { podName: 'big', maxBytes: MAX, compression: 'gzip', retention: 'Delete' }));
-    const lt = await waitForLogTail(c, nsF, 'big', 60_000);
-    const recorded = simOutputPath(c, nsF, 'big', 'main');
+    await apply(s.c, podManifest(s.ns, 'big', { script: { containers: { main: { lines: 3000, lineBytes: 90, linesPerSecond: 3000, exitCode: 0 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'big', { podName: 'big', maxBytes: MAX, compression: 'gzip', retention: 'Delete' }));
+    const lt = await waitForLogTail(s.c, s.ns, 'big', 60_000);
+    const recorded = simOutputPath(s.c, s.ns, 'big', 'main');
     await waitForFile(recorded);
     const path = uriToPath(lt.status!.containers![0]!.object!.uri);
     const object = readFileSync(path);
@@ -89,31 +68,31 @@ describe('operator: spec.maxBytes and object labels', function () {
     expect(rec).to.include({ kind: 'StoredObject', size: object.length, sha256: lt.status!.containers![0]!.object!.sha256, objectSha256: sha(object) });
     expect(rec.labels).to.deep.equal({
       'logtail.dev/retention': 'Delete',
-      'logtail.dev/namespace': nsF,
+      'logtail.dev/namespace': s.ns,
       'logtail.dev/logtail': 'big',
       'logtail.dev/pod': 'big',
       'logtail.dev/container': 'main',
     });
-    const get = await c.kubectl(['get', 'lt', 'big', '-n', nsF]);
+    const get = await s.c.kubectl(['get', 'lt', 'big', '-n', s.ns]);
     expect(get.stdout.split('\n')[0]).to.match(/\bREASON\b/);
     expect(get.stdout.split('\n')[1]).to.match(/\bIncomplete\b.*\bTruncated\b/);
     // The CLI: describe says what was cut; get prints the stored (verified) content once told a cut log is fine.
-    const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...c.env } });
-    const d = await cli(['describe', 'big', '-n', nsF]);
+    const cli = (args: string[]) => runCmd(process.execPath, [join(REPO_ROOT, 'src', 'cmd', 'logtail.ts'), ...args], { env: { ...process.env, ...s.c.env } });
+    const d = await cli(['describe', 'big', '-n', s.ns]);
     expect(d.stdout).to.match(new RegExp(`truncated: ${lt.status!.containers![0]!.truncatedBytes} bytes left out between head and tail \\(spec.maxBytes=65536\\)`));
     expect(d.stdout).to.match(/Truncated +True +Truncated/);
-    expect((await cli(['get', 'big', '-n', nsF])).code, 'not Complete').to.equal(1);
-    const out = await cli(['get', 'big', '-n', nsF, '--allow-incomplete']);
+    expect((await cli(['get', 'big', '-n', s.ns])).code, 'not Complete').to.equal(1);
+    const out = await cli(['get', 'big', '-n', s.ns, '--allow-incomplete']);
     expect(out.code, out.stderr).to.equal(0);
     expect(sha(Buffer.from(out.stdout, 'latin1'))).to.equal(lt.status!.containers![0]!.object!.sha256);
   });
 
   it('file store: a run within maxBytes is stored whole and stays Complete', async () => {
-    await apply(c, podManifest(nsF, 'small', { script: { containers: { main: { lines: 500, lineBytes: 100, exitCode: 0 } } } }));
-    await apply(c, logTailManifest(nsF, 'small', { podName: 'small', maxBytes: MAX }));
-    const lt = await waitForLogTail(c, nsF, 'small', 60_000);
+    await apply(s.c, podManifest(s.ns, 'small', { script: { containers: { main: { lines: 500, lineBytes: 100, exitCode: 0 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'small', { podName: 'small', maxBytes: MAX }));
+    const lt = await waitForLogTail(s.c, s.ns, 'small', 60_000);
     expect([lt.status?.phase, lt.status?.reason], lt.status?.message).to.deep.equal(['Complete', 'Captured']);
-    const recorded = simOutputPath(c, nsF, 'small', 'main');
+    const recorded = simOutputPath(s.c, s.ns, 'small', 'main');
     await waitForFile(recorded);
     const path = uriToPath(lt.status!.containers![0]!.object!.uri);
     expect(readFileSync(path).equals(readFileSync(recorded))).to.equal(true);
@@ -123,16 +102,16 @@ describe('operator: spec.maxBytes and object labels', function () {
   });
 
   it('S3, timestamps: the marker is a timestamped line; the object carries the lifecycle tags', async () => {
-    await apply(c, podManifest(nsS, 'big', { script: { containers: { main: { lines: 3000, lineBytes: 90, linesPerSecond: 3000, exitCode: 0 } } } }));
-    await apply(c, logTailManifest(nsS, 'big', { podName: 'big', maxBytes: MAX, timestamps: true }));
-    const lt = await waitForLogTail(c, nsS, 'big', 60_000);
+    await apply(s.c, podManifest(s.namespaces[1]!, 'big', { script: { containers: { main: { lines: 3000, lineBytes: 90, linesPerSecond: 3000, exitCode: 0 } } } }));
+    await apply(s.c, logTailManifest(s.namespaces[1]!, 'big', { podName: 'big', maxBytes: MAX, timestamps: true }));
+    const lt = await waitForLogTail(s.c, s.namespaces[1]!, 'big', 60_000);
     // The whole timestamped log as the kubelet serves it.
-    const logs = await c.kubectl(['logs', 'big', '-n', nsS, '--timestamps']);
+    const logs = await s.c.kubectl(['logs', 'big', '-n', s.namespaces[1]!, '--timestamps']);
     expect(logs.code, logs.stderr).to.equal(0);
     const u = new URL(lt.status!.containers![0]!.object!.uri);
     const Bucket = u.host;
     const Key = decodeURIComponent(u.pathname.slice(1));
-    const s3 = new S3Client({ endpoint: c.env.LOGTAIL_S3_ENDPOINT, region: c.env.AWS_REGION, forcePathStyle: true, credentials: { accessKeyId: c.env.AWS_ACCESS_KEY_ID!, secretAccessKey: c.env.AWS_SECRET_ACCESS_KEY! } });
+    const s3 = new S3Client({ endpoint: s.c.env.LOGTAIL_S3_ENDPOINT, region: s.c.env.AWS_REGION, forcePathStyle: true, credentials: { accessKeyId: s.c.env.AWS_ACCESS_KEY_ID!, secretAccessKey: s.c.env.AWS_SECRET_ACCESS_KEY! } });
     try {
       const got = await s3.send(new GetObjectCommand({ Bucket, Key }));
       const stored = Buffer.from(await got.Body!.transformToByteArray());
@@ -144,7 +123,7 @@ describe('operator: spec.maxBytes and object labels', function () {
         sha256: sha(stored),
         objectSha256: sha(stored),
         'logtail.dev/retention': 'Retain',
-        'logtail.dev/namespace': nsS,
+        'logtail.dev/namespace': s.namespaces[1]!,
         'logtail.dev/logtail': 'big',
         'logtail.dev/pod': 'big',
         'logtail.dev/container': 'main',

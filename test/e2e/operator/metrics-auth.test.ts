@@ -7,8 +7,8 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { createNamespace, installCrd, startOperator, type OperatorProcess } from './harness.ts';
+import { uniqueName, type TestCluster } from '../fixture.ts';
+import { startOperator, useOperatorSuite } from './harness.ts';
 
 async function must(c: TestCluster, args: string[], input?: string): Promise<string> {
   const r = await c.kubectl(args, input === undefined ? {} : { input });
@@ -18,34 +18,26 @@ async function must(c: TestCluster, args: string[], input?: string): Promise<str
 
 describe('operator: --metrics-auth (TokenReview + SubjectAccessReview)', function () {
   this.timeout(120_000);
-  let c: TestCluster;
-  let ns: string;
-  let op: OperatorProcess | undefined;
   let scraperToken: string;
   let otherToken: string;
   const role = uniqueName('lt-metrics-reader');
+  const s = useOperatorSuite({
+    namespaces: ['mauth'],
+    afterStop: (x) => x.c.kubectl(['delete', 'clusterrolebinding,clusterrole', role, '--ignore-not-found', '--wait=false']),
+  });
 
   before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('mauth');
-    await createNamespace(c, ns);
+    const { c, ns } = s;
     await must(c, ['create', 'serviceaccount', 'scraper', '-n', ns]);
     await must(c, ['create', 'serviceaccount', 'other', '-n', ns]);
     await must(c, ['create', 'clusterrole', role, '--verb=get', '--non-resource-url=/metrics']);
     await must(c, ['create', 'clusterrolebinding', role, `--clusterrole=${role}`, `--serviceaccount=${ns}:scraper`]);
     scraperToken = (await must(c, ['create', 'token', 'scraper', '-n', ns])).trim();
     otherToken = (await must(c, ['create', 'token', 'other', '-n', ns])).trim();
-    op = await startOperator(c, { args: ['--metrics-auth', '--watch-namespaces', ns] });
+    s.op = await startOperator(c, { args: ['--metrics-auth', '--watch-namespaces', ns] });
   });
 
-  after(async function () {
-    await op?.stop();
-    await c?.kubectl(['delete', 'clusterrolebinding,clusterrole', role, '--ignore-not-found', '--wait=false']);
-  });
-
-  const get = (path: string, token?: string) => fetch(`http://127.0.0.1:${op!.httpPort}${path}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+  const get = (path: string, token?: string) => fetch(`http://127.0.0.1:${s.op.httpPort}${path}`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
 
   it('refuses /metrics without a token (401) and with a forged one (401)', async () => {
     const none = await get('/metrics');
@@ -59,7 +51,7 @@ describe('operator: --metrics-auth (TokenReview + SubjectAccessReview)', functio
   it('refuses an authenticated ServiceAccount that may not get /metrics (403)', async () => {
     const r = await get('/metrics', otherToken);
     expect(r.status).to.equal(403);
-    expect(await r.text()).to.match(new RegExp(`system:serviceaccount:${ns}:other may not get /metrics`));
+    expect(await r.text()).to.match(new RegExp(`system:serviceaccount:${s.ns}:other may not get /metrics`));
   });
 
   it('serves the scraper bound to get /metrics', async () => {
@@ -87,8 +79,8 @@ describe('operator: --metrics-auth (TokenReview + SubjectAccessReview)', functio
         });
         req.on('error', reject);
       });
-    const tlsOp = await startOperator(c, {
-      args: ['--metrics-auth', '--watch-namespaces', ns, '--http-tls-cert-file', join(dir, 'tls.crt'), '--http-tls-key-file', join(dir, 'tls.key')],
+    const tlsOp = await startOperator(s.c, {
+      args: ['--metrics-auth', '--watch-namespaces', s.ns, '--http-tls-cert-file', join(dir, 'tls.crt'), '--http-tls-key-file', join(dir, 'tls.key')],
       isUp: async (port) => (await httpsGetStatus(port, '/readyz').catch(() => ({ status: 0 }))).status === 200,
     });
     try {

@@ -18,8 +18,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, installCrd, logTailManifest, podManifest, sha256File, startOperator, uriToPath, waitForFile, waitForLogTail, type LogTailObject, type OperatorProcess, type PodOptions } from './harness.ts';
+import { apply, logTailManifest, podManifest, sha256File, uriToPath, useOperatorSuite, waitForFile, waitForLogTail, type LogTailObject, type PodOptions } from './harness.ts';
 
 interface ContainerStatus {
   name: string;
@@ -35,9 +34,8 @@ type Cap = NonNullable<NonNullable<LogTailObject['status']>['containers']>[numbe
 
 describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fault proxy)', function () {
   this.timeout(240_000);
-  let c: TestCluster;
-  let op: OperatorProcess;
-  let ns: string;
+  // scoped: no other operator's LogTails, and ours untouched by others
+  const s = useOperatorSuite({ namespaces: ['onkl'], operators: [(x) => ({ args: ['--watch-namespaces', x.ns] })], logLines: 60 });
   let t0: number;
   const cases = new Map<string, Promise<LogTailObject>>();
 
@@ -57,10 +55,10 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     cases.set(name, p);
   }
 
-  const pod = (name: string, o: PodOptions): Record<string, unknown> => podManifest(ns, name, { nodeName: c.kubeletNode, ...o });
+  const pod = (name: string, o: PodOptions): Record<string, unknown> => podManifest(s.ns, name, { nodeName: s.c.kubeletNode, ...o });
 
   async function getPod(name: string): Promise<PodJson | undefined> {
-    const r = await c.kubectl(['get', 'pod', name, '-n', ns, '-o', 'json']);
+    const r = await s.c.kubectl(['get', 'pod', name, '-n', s.ns, '-o', 'json']);
     if (r.code !== 0) return undefined;
     return JSON.parse(r.stdout) as PodJson;
   }
@@ -78,12 +76,12 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
 
   /** Pod first, then the LogTail, then its terminal status. */
   async function podThenLogTail(name: string, o: PodOptions, spec: Record<string, unknown> = {}, timeoutMs = 150_000): Promise<LogTailObject> {
-    await apply(c, pod(name, o));
-    await apply(c, logTailManifest(ns, name, { podName: name, ...spec }));
-    return waitForLogTail(c, ns, name, timeoutMs);
+    await apply(s.c, pod(name, o));
+    await apply(s.c, logTailManifest(s.ns, name, { podName: name, ...spec }));
+    return waitForLogTail(s.c, s.ns, name, timeoutMs);
   }
 
-  const recordedPath = (podName: string, container: string, restart?: number) => join(c.env.LOGTAIL_SIM_DIR!, ns, podName, restart === undefined ? `${container}.log` : `${container}.${restart}.log`);
+  const recordedPath = (podName: string, container: string, restart?: number) => join(s.c.env.LOGTAIL_SIM_DIR!, s.ns, podName, restart === undefined ? `${container}.log` : `${container}.${restart}.log`);
 
   function capsOf(lt: LogTailObject, container: string): Cap[] {
     return [...(lt.status?.containers ?? [])].filter((x) => x.name === container).sort((a, b) => a.restart - b.restart);
@@ -100,13 +98,7 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     expect(cap.bytes).to.equal(readFileSync(recorded).length);
   }
 
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('onkl');
-    await createNamespace(c, ns);
-    op = await startOperator(c, { args: ['--watch-namespaces', ns] }); // scoped: no other operator's LogTails, and ours untouched by others
+  before(function () {
     t0 = Date.now();
 
     // Restarts under OnFailure, the LogTail first: runs 0 (exit 2) and 1 (exit 3)
@@ -116,9 +108,9 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     // capture to prove run 0's end (under load 16 on 2 cores 3 s were not
     // enough: Incomplete/LogGap, run 0 no longer served).
     start('onfailure', async () => {
-      await apply(c, logTailManifest(ns, 'onfailure', { podName: 'onfailure' }));
-      await apply(c, pod('onfailure', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCodes: [2, 3, 0] } } } }));
-      return waitForLogTail(c, ns, 'onfailure', 150_000);
+      await apply(s.c, logTailManifest(s.ns, 'onfailure', { podName: 'onfailure' }));
+      await apply(s.c, pod('onfailure', { restartPolicy: 'OnFailure', script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCodes: [2, 3, 0] } } } }));
+      return waitForLogTail(s.c, s.ns, 'onfailure', 150_000);
     });
 
     // An init container that fails once (restarted under OnFailure at once),
@@ -126,9 +118,9 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     // it before it ends (checked): a capture that first asks after run 0 ended
     // can be served run 1 under run 0's number (uncommitted findings case).
     start('init-restart', async () => {
-      await apply(c, logTailManifest(ns, 'init-restart', { podName: 'init-restart' }));
+      await apply(s.c, logTailManifest(s.ns, 'init-restart', { podName: 'init-restart' }));
       await apply(
-        c,
+        s.c,
         pod('init-restart', {
           restartPolicy: 'OnFailure',
           initContainers: ['setup'],
@@ -141,9 +133,9 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
           },
         }),
       );
-      await waitForLogTail(c, ns, 'init-restart', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 700);
+      await waitForLogTail(s.c, s.ns, 'init-restart', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 700);
       if (existsSync(recordedPath('init-restart', 'setup', 0)) || readFileSync(recordedPath('init-restart', 'setup')).length !== 700) throw new Error('precondition: the capture was not reading setup run 0 before it ended');
-      return waitForLogTail(c, ns, 'init-restart', 150_000);
+      return waitForLogTail(s.c, s.ns, 'init-restart', 150_000);
     });
 
     // A sidecar (restartable init container) running until the main container is done.
@@ -160,9 +152,9 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
         },
       }) as { spec: { initContainers: Array<Record<string, unknown>> } };
       m.spec.initContainers[0]!.restartPolicy = 'Always';
-      await apply(c, logTailManifest(ns, 'sidecar', { podName: 'sidecar' }));
-      await apply(c, m);
-      return waitForLogTail(c, ns, 'sidecar', 150_000);
+      await apply(s.c, logTailManifest(s.ns, 'sidecar', { podName: 'sidecar' }));
+      await apply(s.c, m);
+      return waitForLogTail(s.c, s.ns, 'sidecar', 150_000);
     });
 
     // Rotation by the runtime while the stream follows: 5 lines, then a pause
@@ -172,12 +164,12 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     // rotated after every 59th record (8 KiB): 6 rotations, 51 records in the
     // last file.
     start('rotation', async () => {
-      await apply(c, pod('rotation', { script: { containers: { main: { segments: [{ lines: 5, lineBytes: 100 }, { pauseSeconds: 12, lines: 400, lineBytes: 100, linesPerSecond: 100 }], exitCode: 0 } } }, faults: { containerLogMaxSize: '8Ki' } }));
-      await apply(c, logTailManifest(ns, 'rotation', { podName: 'rotation' }));
-      await waitForLogTail(c, ns, 'rotation', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 500);
+      await apply(s.c, pod('rotation', { script: { containers: { main: { segments: [{ lines: 5, lineBytes: 100 }, { pauseSeconds: 12, lines: 400, lineBytes: 100, linesPerSecond: 100 }], exitCode: 0 } } }, faults: { containerLogMaxSize: '8Ki' } }));
+      await apply(s.c, logTailManifest(s.ns, 'rotation', { podName: 'rotation' }));
+      await waitForLogTail(s.c, s.ns, 'rotation', 60_000, (lt) => (lt.status?.bytes ?? 0) >= 500);
       const size = readFileSync(recordedPath('rotation', 'main')).length;
       if (size !== 500) throw new Error(`precondition: the capture was not streaming before the first rotation (recorded ${size} B when it had stored 500)`);
-      return waitForLogTail(c, ns, 'rotation', 150_000);
+      return waitForLogTail(s.c, s.ns, 'rotation', 150_000);
     });
 
     // Cuts through the proxy: ~52 KB/s with timestamps, a cut every 150 KB (~3 s).
@@ -190,14 +182,14 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
 
     // Timestamps with an offset (CRI-O on a node not on UTC): one pod, two LogTails.
     start('tsoff', async () => {
-      await apply(c, pod('tsoff', { script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCode: 0 } } }, faults: { timestampOffset: '-03:30' } }));
-      await apply(c, logTailManifest(ns, 'tsoff', { podName: 'tsoff' }));
-      return waitForLogTail(c, ns, 'tsoff', 150_000);
+      await apply(s.c, pod('tsoff', { script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCode: 0 } } }, faults: { timestampOffset: '-03:30' } }));
+      await apply(s.c, logTailManifest(s.ns, 'tsoff', { podName: 'tsoff' }));
+      return waitForLogTail(s.c, s.ns, 'tsoff', 150_000);
     });
     start('tsoff-ts', async () => {
       await waitForFile(recordedPath('tsoff', 'main'), 60_000);
-      await apply(c, logTailManifest(ns, 'tsoff-ts', { podName: 'tsoff', timestamps: true }));
-      return waitForLogTail(c, ns, 'tsoff-ts', 150_000);
+      await apply(s.c, logTailManifest(s.ns, 'tsoff-ts', { podName: 'tsoff', timestamps: true }));
+      return waitForLogTail(s.c, s.ns, 'tsoff-ts', 150_000);
     });
 
     // Lines of 64 KiB (four 16 KiB records each), ending with a newline.
@@ -211,17 +203,17 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
     // Always: runs 0 (exit 1) and 1 (exit 0), then deleted (grace 5 s) during the
     // back-off before run 2, once run 1 shows terminated.
     start('always', async () => {
-      await apply(c, logTailManifest(ns, 'always', { podName: 'always' }));
-      await apply(c, pod('always', { restartPolicy: 'Always', script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCodes: [1, 0] } } } }));
+      await apply(s.c, logTailManifest(s.ns, 'always', { podName: 'always' }));
+      await apply(s.c, pod('always', { restartPolicy: 'Always', script: { containers: { main: { lines: 500, lineBytes: 80, linesPerSecond: 100, exitCodes: [1, 0] } } } }));
       await waitPod('always', 'run 1 ended', (x) => {
         const s = x.status.containerStatuses?.[0];
         return s?.restartCount === 1 && (s.state.terminated !== undefined || s.state.waiting?.reason === 'CrashLoopBackOff');
       });
       // run 1 ended: give the capture a moment to prove its end before the pod goes
-      await waitForLogTail(c, ns, 'always', 30_000, (lt) => capsOf(lt, 'main').filter((x) => x.state === 'Stored').length >= 2).catch(() => undefined);
-      const d = await c.kubectl(['delete', 'pod', 'always', '-n', ns, '--grace-period=5', '--wait=false']);
+      await waitForLogTail(s.c, s.ns, 'always', 30_000, (lt) => capsOf(lt, 'main').filter((x) => x.state === 'Stored').length >= 2).catch(() => undefined);
+      const d = await s.c.kubectl(['delete', 'pod', 'always', '-n', s.ns, '--grace-period=5', '--wait=false']);
       if (d.code !== 0) throw new Error(d.stderr);
-      return waitForLogTail(c, ns, 'always', 150_000);
+      return waitForLogTail(s.c, s.ns, 'always', 150_000);
     });
   });
 
@@ -233,22 +225,14 @@ describe('operator on the real kubelet (kubelet-1: hollow kubelet behind the fau
   before(function () {
     for (const name of DELETED) {
       start(name, async () => {
-        await apply(c, pod(name, { script: { containers: { main: { lines: 2000, lineBytes: 60, linesPerSecond: 10, exitCode: 0 } } } }));
-        await apply(c, logTailManifest(ns, name, { podName: name }));
-        await waitForLogTail(c, ns, name, 90_000, (lt) => (lt.status?.bytes ?? 0) > 0);
-        const d = await c.kubectl(['delete', 'pod', name, '-n', ns, '--grace-period=3', '--wait=false']);
+        await apply(s.c, pod(name, { script: { containers: { main: { lines: 2000, lineBytes: 60, linesPerSecond: 10, exitCode: 0 } } } }));
+        await apply(s.c, logTailManifest(s.ns, name, { podName: name }));
+        await waitForLogTail(s.c, s.ns, name, 90_000, (lt) => (lt.status?.bytes ?? 0) > 0);
+        const d = await s.c.kubectl(['delete', 'pod', name, '-n', s.ns, '--grace-period=3', '--wait=false']);
         if (d.code !== 0) throw new Error(d.stderr);
-        return waitForLogTail(c, ns, name, 150_000);
+        return waitForLogTail(s.c, s.ns, name, 150_000);
       });
     }
-  });
-
-  after(async () => {
-    await op?.stop('SIGTERM');
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.error('operator log tail:\n' + op.log().split('\n').slice(-60).join('\n'));
   });
 
   it('OnFailure restarts (exit 2, 3, then 0): each run its own object, byte-exact, with its exit code', async () => {

@@ -4,42 +4,33 @@ import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { run as runCmd, sleep } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, waitForFile, waitForFinalizerRemoved, waitForLogTail } from './harness.ts';
+import { cluster, uniqueName } from '../fixture.ts';
+import { apply, createNamespace, events, getLogTail, installCrd, logTailManifest, podManifest, sha256File, simOutputPath, startOperator, uriToPath, useOperatorSuite, waitForFile, waitForFinalizerRemoved, waitForLogTail } from './harness.ts';
 
 describe('operator: crash safety', function () {
   this.timeout(240_000);
-  let c: TestCluster;
-  let ns: string;
-
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('crash');
-    await createNamespace(c, ns);
-  });
+  const s = useOperatorSuite({ namespaces: ['crash'] });
 
   it('resumes after SIGKILL mid-stream: byte-exact object, exactly one terminal event', async () => {
-    const op1 = await startOperator(c);
+    const op1 = await startOperator(s.c);
     const storeDir = op1.storeDir;
-    await apply(c, podManifest(ns, 'victim', { script: { containers: { main: { lines: 6000, lineBytes: 100, linesPerSecond: 600, exitCode: 0 } } } }));
-    await apply(c, logTailManifest(ns, 'victim', { podName: 'victim' }));
-    await waitForLogTail(c, ns, 'victim', 60_000, (lt) => (lt.status?.bytes ?? 0) > 50_000);
+    await apply(s.c, podManifest(s.ns, 'victim', { script: { containers: { main: { lines: 6000, lineBytes: 100, linesPerSecond: 600, exitCode: 0 } } } }));
+    await apply(s.c, logTailManifest(s.ns, 'victim', { podName: 'victim' }));
+    await waitForLogTail(s.c, s.ns, 'victim', 60_000, (lt) => (lt.status?.bytes ?? 0) > 50_000);
     await op1.stop('SIGKILL');
-    const mid = await getLogTail(c, ns, 'victim');
+    const mid = await getLogTail(s.c, s.ns, 'victim');
     expect(mid?.status?.phase).to.equal('Streaming');
     await sleep(1500);
-    const op2 = await startOperator(c, { storeDir });
+    const op2 = await startOperator(s.c, { storeDir });
     try {
-      const lt = await waitForLogTail(c, ns, 'victim', 90_000);
+      const lt = await waitForLogTail(s.c, s.ns, 'victim', 90_000);
       expect(lt.status?.phase, `${lt.status?.message}\n${op2.log().slice(-3000)}`).to.equal('Complete');
-      const want = await sha256File(simOutputPath(c, ns, 'victim', 'main'));
+      const want = await sha256File(simOutputPath(s.c, s.ns, 'victim', 'main'));
       expect(await sha256File(uriToPath(lt.status!.containers![0]!.object!.uri))).to.equal(want);
-      const terminal = (await events(c, ns, 'victim')).filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason));
+      const terminal = (await events(s.c, s.ns, 'victim')).filter((e) => ['Complete', 'Incomplete', 'Failed'].includes(e.reason));
       expect(terminal).to.have.length(1);
       // Removed by a patch after the terminal status: waited for, bounded.
-      const after = await waitForFinalizerRemoved(c, ns, 'victim');
+      const after = await waitForFinalizerRemoved(s.c, s.ns, 'victim');
       expect(after.metadata.finalizers ?? []).to.not.include('logtail.dev/finalizer');
     } finally {
       await op2.stop();

@@ -4,36 +4,19 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { sleep } from '../../../src/dev/proc.ts';
-import { cluster, uniqueName, type TestCluster } from '../fixture.ts';
-import { apply, createNamespace, getLogTail, installCrd, logTailManifest, podManifest, startOperator, uriToPath, waitForLogTail, type OperatorProcess } from './harness.ts';
+import { apply, getLogTail, logTailManifest, podManifest, uriToPath, useOperatorSuite, waitForLogTail } from './harness.ts';
 
 describe('operator: spec.retention (Retain | Delete)', function () {
   this.timeout(180_000);
-  let c: TestCluster;
-  let op: OperatorProcess;
-  let ns: string;
+  const s = useOperatorSuite({ namespaces: ['ret'], operators: [{}] });
 
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-    ns = uniqueName('ret');
-    await createNamespace(c, ns);
-    op = await startOperator(c);
-    await apply(c, podManifest(ns, 'p', { script: { containers: { main: { lines: 2000, lineBytes: 80, linesPerSecond: 4000, exitCode: 0 } } } }));
-  });
-
-  after(async () => {
-    await op?.stop('SIGTERM');
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.error('operator log tail:\n' + op.log().split('\n').slice(-40).join('\n'));
+  before(async () => {
+    await apply(s.c, podManifest(s.ns, 'p', { script: { containers: { main: { lines: 2000, lineBytes: 80, linesPerSecond: 4000, exitCode: 0 } } } }));
   });
 
   async function complete(name: string, spec: Record<string, unknown>): Promise<string> {
-    await apply(c, logTailManifest(ns, name, { podName: 'p', ...spec }));
-    const lt = await waitForLogTail(c, ns, name, 60_000);
+    await apply(s.c, logTailManifest(s.ns, name, { podName: 'p', ...spec }));
+    const lt = await waitForLogTail(s.c, s.ns, name, 60_000);
     expect(lt.status?.phase, JSON.stringify(lt.status)).to.equal('Complete');
     const path = uriToPath(lt.status!.containers![0]!.object!.uri);
     expect(existsSync(path)).to.equal(true);
@@ -44,18 +27,18 @@ describe('operator: spec.retention (Retain | Delete)', function () {
   it('Delete: the finished LogTail keeps its finalizer; deleting it deletes the object first', async () => {
     const path = await complete('drop', { retention: 'Delete' });
     await sleep(1500);
-    expect((await getLogTail(c, ns, 'drop'))?.metadata.finalizers).to.deep.equal(['logtail.dev/finalizer']);
-    const d = await c.kubectl(['delete', 'lt', 'drop', '-n', ns, '--timeout=60s']);
+    expect((await getLogTail(s.c, s.ns, 'drop'))?.metadata.finalizers).to.deep.equal(['logtail.dev/finalizer']);
+    const d = await s.c.kubectl(['delete', 'lt', 'drop', '-n', s.ns, '--timeout=60s']);
     expect(d.code, d.stderr).to.equal(0);
-    expect(await getLogTail(c, ns, 'drop')).to.equal(undefined);
+    expect(await getLogTail(s.c, s.ns, 'drop')).to.equal(undefined);
     expect(existsSync(path), `${path} must be deleted`).to.equal(false);
     expect(existsSync(`${path}.logtail.json`), 'its record is deleted with it').to.equal(false);
   });
 
   it('Retain (default): deleting the LogTail leaves the object', async () => {
     const path = await complete('keep', {});
-    await waitForLogTail(c, ns, 'keep', 20_000, (lt) => (lt.metadata.finalizers ?? []).length === 0);
-    const d = await c.kubectl(['delete', 'lt', 'keep', '-n', ns, '--timeout=60s']);
+    await waitForLogTail(s.c, s.ns, 'keep', 20_000, (lt) => (lt.metadata.finalizers ?? []).length === 0);
+    const d = await s.c.kubectl(['delete', 'lt', 'keep', '-n', s.ns, '--timeout=60s']);
     expect(d.code, d.stderr).to.equal(0);
     expect(existsSync(path)).to.equal(true);
   });
@@ -63,8 +46,8 @@ describe('operator: spec.retention (Retain | Delete)', function () {
   it('Delete with ttlSecondsAfterFinished: the TTL deletion deletes the object too', async () => {
     const path = await complete('ttl', { retention: 'Delete', ttlSecondsAfterFinished: 2 });
     const end = Date.now() + 60_000;
-    while ((await getLogTail(c, ns, 'ttl')) && Date.now() < end) await sleep(300);
-    expect(await getLogTail(c, ns, 'ttl')).to.equal(undefined);
+    while ((await getLogTail(s.c, s.ns, 'ttl')) && Date.now() < end) await sleep(300);
+    expect(await getLogTail(s.c, s.ns, 'ttl')).to.equal(undefined);
     expect(existsSync(path)).to.equal(false);
     expect(existsSync(`${path}.logtail.json`)).to.equal(false);
   });

@@ -8,25 +8,18 @@ import { join } from 'node:path';
 import { REPO_ROOT } from '../../../src/dev/cluster.ts';
 import { run } from '../../../src/dev/proc.ts';
 import { startStandIn, type StandIn } from '../../unit/adapters/s3-standin.ts';
-import { cluster, type TestCluster } from '../fixture.ts';
-import { installCrd, startOperator } from './harness.ts';
+import { startOperator, useOperatorSuite } from './harness.ts';
 
 describe('operator: refuses an S3 store that ignores If-None-Match', function () {
   this.timeout(120_000);
-  let c: TestCluster;
+  const suite = useOperatorSuite();
   const standIns: StandIn[] = [];
-
-  before(async function () {
-    this.timeout(300_000);
-    c = await cluster();
-    await installCrd(c);
-  });
 
   after(async () => {
     for (const s of standIns) await s.close();
   });
 
-  const env = () => ({ ...process.env, ...c.env, KUBECONFIG: c.kubeconfigPath, AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK', AWS_REGION: 'us-east-1' });
+  const env = () => ({ ...process.env, ...suite.c.env, KUBECONFIG: suite.c.kubeconfigPath, AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK', AWS_REGION: 'us-east-1' });
 
   it('exits 1 at start-up with a message naming the store and the header, having captured nothing', async () => {
     const s = await startStandIn({ honourOnPut: false, honourOnComplete: false });
@@ -42,7 +35,7 @@ describe('operator: refuses an S3 store that ignores If-None-Match', function ()
   it('starts normally on a stand-in that honours the header', async () => {
     const s = await startStandIn({ honourOnPut: true, honourOnComplete: true });
     standIns.push(s);
-    const op = await startOperator(c, { store: 's3://honouring-bucket/logs', args: ['--s3-endpoint', s.endpoint], env: { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK', AWS_REGION: 'us-east-1' } });
+    const op = await startOperator(suite.c, { store: 's3://honouring-bucket/logs', args: ['--s3-endpoint', s.endpoint], env: { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK', AWS_REGION: 'us-east-1' } });
     try {
       expect(op.log()).to.match(/store refuses overwrites/);
     } finally {

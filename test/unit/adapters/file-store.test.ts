@@ -7,18 +7,10 @@ import { pathToFileURL } from 'node:url';
 import { CaptureError } from '../../../src/adapters/errors.ts';
 import { classifyFsError, FileStore } from '../../../src/adapters/store/file-store.ts';
 import type { ObjectWriter } from '../../../src/adapters/store/types.ts';
+import { rejection } from '../support/errors.ts';
 
 const META = { sha256: 'a'.repeat(64), objectSha256: 'b'.repeat(64) };
 const OPTS = { contentType: 'text/plain' };
-
-async function rejection(p: Promise<unknown>): Promise<CaptureError> {
-  const got = await p.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(got).to.be.instanceOf(CaptureError);
-  return got as CaptureError;
-}
 
 function listAll(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();

@@ -10,20 +10,12 @@ import { join } from 'node:path';
 import { CaptureError } from '../../../src/adapters/errors.ts';
 import { CONDITIONAL_WRITE_PROBE_KEY, S3Store, sseParams } from '../../../src/adapters/store/s3-store.ts';
 import { startStandIn, type StandIn } from './s3-standin.ts';
+import { rejection } from '../support/errors.ts';
 
 const CREDS = { accessKeyId: 'AK', secretAccessKey: 'SK' };
 
 /** A PutObject (the SDK adds ?x-id=PutObject), not a part upload or a tagging call. */
 const isPutObject = (r: { method: string; url: string }) => r.method === 'PUT' && !/[?&](partNumber|tagging)\b/.test(r.url);
-
-async function rejection(p: Promise<unknown>): Promise<CaptureError> {
-  const got = await p.then(
-    () => new Error('expected a rejection'),
-    (e: unknown) => e,
-  );
-  expect(got, String(got)).to.be.instanceOf(CaptureError);
-  return got as CaptureError;
-}
 
 describe('adapters/store/s3-store: start-up check and options (stand-in S3 server)', function () {
   this.timeout(30_000);

@@ -11,6 +11,17 @@ function writeLines(cap: Capture, pod: ModelPod, name: string, n: number, startM
   return startMs + n * everyMs;
 }
 
+/** Container `main` exits 0, then the pod turns `phase` (the kubelet's order: the container's status first). */
+function exits(cap: Capture, pod: ModelPod, phase: 'Succeeded' | 'Failed' = 'Succeeded'): void {
+  cap.model.exit(pod, 'main', 0);
+  cap.model.setPhase(pod, phase);
+}
+
+/** `exits` at `atMs` on the virtual clock. */
+function exitsAt(cap: Capture, atMs: number, pod: ModelPod, phase: 'Succeeded' | 'Failed' = 'Succeeded'): void {
+  cap.clock.at(atMs, () => exits(cap, pod, phase));
+}
+
 function entries(cap: Capture) {
   return cap
     .status()
@@ -26,10 +37,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
     cap.model.start(pod, 'main');
     const end = writeLines(cap, pod, 'main', 200, 0, 10);
-    cap.clock.at(end + 5, () => {
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
-    });
+    exitsAt(cap, end + 5, pod);
     const st = await cap.run();
     expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Complete', 'Captured', 'Succeeded', 0]);
     expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
@@ -65,10 +73,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       const end = writeLines(cap, pod, 'main', 100, 0, 10);
-      cap.clock.at(end + 5, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end + 5, pod);
       const st = await cap.run();
       expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
       const f = 'logtail.dev/hold-lt-uid-0001';
@@ -86,10 +91,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       const end = writeLines(cap, pod, 'main', 20, 0, 10);
-      cap.clock.at(end + 5, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end + 5, pod);
       const st = await cap.run();
       expect(st.phase).to.equal('Complete');
       expect(state.log).to.deep.equal([]);
@@ -102,10 +104,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
     cap.model.start(pod, 'main');
     const end = writeLines(cap, pod, 'main', 20, 0, 10);
-    cap.clock.at(end + 5, () => {
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
-    });
+    exitsAt(cap, end + 5, pod);
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Complete');
     // direct reads in this capture: 4 (5 when the pass after the follow stream read the pod again)
@@ -120,8 +119,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       cap.model.write(pod, 'main', 'hello\n');
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
     });
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Complete');
@@ -140,10 +138,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.model.backoff(pod, 'main'); // restartCount 2, lastState = run 2
       cap.clock.at(5000, () => cap.model.start(pod, 'main'));
       cap.clock.at(5100, () => cap.model.write(pod, 'main', 'run 3 only line\n'));
-      cap.clock.at(5200, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, 5200, pod);
       const st = await cap.run();
       expect(entries(cap)).to.deep.equal([
         ['main', 2, 'Stored'],
@@ -170,8 +165,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         expect(cap.model.requests.length, 'log requests during a 5 min back-off').to.equal(duringBackoff);
         cap.model.start(pod, 'main');
         cap.model.write(pod, 'main', 'c\n');
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
+        exits(cap, pod);
       });
       const st = await cap.run();
       expect(st.phase, st.message).to.equal('Complete');
@@ -191,10 +185,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.clock.at(end + 1, () => cap.model.backoff(pod, 'main'));
       cap.clock.at(end + 2, () => cap.model.start(pod, 'main'));
       const end2 = writeLines(cap, pod, 'main', 30, end + 10, 5, 'second ');
-      cap.clock.at(end2, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Failed');
-      });
+      exitsAt(cap, end2, pod, 'Failed');
       const st = await cap.run();
       expect(st.phase, st.message).to.equal('Complete');
       expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
@@ -256,8 +247,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         previousReads++;
         if (previousReads === 1) return { cutAt: 400 };
         if (previousReads === 2) {
-          cap.model.exit(pod, 'main', 0);
-          cap.model.setPhase(pod, 'Succeeded');
+          exits(cap, pod);
         }
         return {};
       };
@@ -300,10 +290,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         atRestart();
       });
       const end = writeLines(cap, pod, 'main', 20, 10_200, 10, 'run 2 ');
-      cap.clock.at(end + 10, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end + 10, pod);
       return pod;
     }
 
@@ -376,10 +363,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       // The LogTail appears now; the apiserver catches up 0.5 s later, run 2 ends 3 s later.
       cap.clock.at(500, () => cap.model.lagApiserver(false));
       cap.clock.at(1000, () => cap.model.write(pod, 'main', 'run 2 line 1\n'));
-      cap.clock.at(3000, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, 3000, pod);
       const st = await cap.run();
       // The first request was "previous" for run 0, answered by the kubelet with run 1.
       expect(cap.model.requests[0]?.previous).to.equal(true);
@@ -418,8 +402,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
           cap.model.backoff(pod, 'main');
           cap.model.start(pod, 'main');
           cap.model.write(pod, 'main', 'run 1 line\n');
-          cap.model.exit(pod, 'main', 0);
-          cap.model.setPhase(pod, 'Succeeded');
+          exits(cap, pod);
         }
         return undefined;
       };
@@ -451,10 +434,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         cap.model.backoff(pod, 'main');
         cap.model.start(pod, 'main');
         cap.model.write(pod, 'main', 'run 1 line\n');
-        cap.clock.at(5000, () => {
-          cap.model.exit(pod, 'main', 0);
-          cap.model.setPhase(pod, 'Succeeded');
-        });
+        exitsAt(cap, 5000, pod);
       }
       return undefined;
     };
@@ -481,8 +461,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       for (let i = 0; i < 100; i++) cap.model.write(pod, 'main', `line ${i}\n`);
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
       // The first data request is cut cleanly right after line 40's newline.
       const lineLen = (i: number) => 31 + `line ${i}\n`.length;
       let cut = 0;
@@ -498,8 +477,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       for (let i = 0; i < 10; i++) cap.model.write(pod, 'main', `line ${i}\n`);
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
       cap.model.fault = (req) => (req.tailLines !== undefined ? { cutAt: 5 } : {});
       const st = await cap.run();
       expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
@@ -513,8 +491,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       for (let i = 0; i < 10; i++) cap.model.write(pod, 'main', `line ${i}\n`);
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
       cap.model.fault = () => ({ error: captureError('KubeletUnreachable', 'remote error: tls: internal error') });
       const st = await cap.run();
       expect([st.phase, st.reason], st.message).to.deep.equal(['Failed', 'KubeletUnreachable']);
@@ -527,10 +504,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       const end = writeLines(cap, pod, 'main', 20, 0, 10);
-      cap.clock.at(end + 1, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end + 1, pod);
       cap.model.fault = (req) => (req.tailLines !== undefined ? { error: captureError('KubeletUnreachable', 'connect: connection refused') } : {});
       const st = await cap.run();
       expect([st.phase, st.reason], JSON.stringify(st)).to.deep.equal(['Incomplete', 'KubeletUnreachable']);
@@ -542,8 +516,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       for (let i = 0; i < 5; i++) cap.model.write(pod, 'main', 'same\n', 0n);
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
       const st = await cap.run();
       expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
       expect(cap.object('main', 0)!.toString()).to.equal('same\n'.repeat(5));
@@ -560,8 +533,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.model.apiFault = () => (cap.clock.now() < failUntil ? new KubeApiError(503, 'ServiceUnavailable', 'apiserver restarting') : undefined);
       cap.clock.at(end + 1, () => {
         failUntil = cap.clock.now() + 8000;
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
+        exits(cap, pod);
       });
       const st = await cap.run();
       expect(st.phase, st.message).to.equal('Complete');
@@ -577,8 +549,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.model.apiFault = () => (down ? new KubeApiError(429, 'TooManyRequests', 'rejected by APF') : undefined);
       cap.clock.at(end + 1, () => {
         down = true;
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
+        exits(cap, pod);
       });
       cap.clock.at(end + 120_000, () => (down = false));
       const st = await cap.run();
@@ -595,8 +566,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         cap.model.start(pod, 'main');
         cap.model.write(pod, 'main', 'one\n');
         cap.model.write(pod, 'main', 'two\n');
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
+        exits(cap, pod);
       });
       const st = await cap.run();
       expect(st.phase, st.message).to.equal('Complete');
@@ -615,8 +585,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         pod2 = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
         cap.model.start(pod2, 'main');
         for (let i = 0; i < 20; i++) cap.model.write(pod2, 'main', `NEW POD ${i}\n`);
-        cap.model.exit(pod2, 'main', 0);
-        cap.model.setPhase(pod2, 'Succeeded');
+        exits(cap, pod2);
       });
       const st = await cap.run();
       expect(st.reason, st.message).to.equal('PodDeleted');
@@ -650,8 +619,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
       cap.model.start(pod, 'main');
       cap.model.write(pod, 'main', 'old\n');
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
       // The pod is replaced between the capture's check of the pod and its first read from the top.
       let replaced = false;
       cap.model.fault = (req) => {
@@ -714,10 +682,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.model.start(pod, 'main');
       cap.model.write(pod, 'main', 'main\n');
     });
-    cap.clock.at(10_200, () => {
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
-    });
+    exitsAt(cap, 10_200, pod);
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Complete');
     expect(entries(cap)).to.deep.equal([
@@ -736,8 +701,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     cap.model.write(pod, 'main', 'then quiet\n');
     cap.clock.at(120_000, () => {
       cap.model.write(pod, 'main', 'bye\n');
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
+      exits(cap, pod);
     });
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Complete');
@@ -754,10 +718,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     cap.model.start(pod, 'main');
     const end = writeLines(cap, pod, 'main', 300, 0, 10);
     cap.model.fault = (req, n) => (n <= 3 ? { cutAt: 1000 + n * 313 } : {});
-    cap.clock.at(end, () => {
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
-    });
+    exitsAt(cap, end, pod);
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Complete');
     expect(st.containers[0]!.malformedLines).to.equal(undefined);
@@ -773,8 +734,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     run.builder.records.push({ ts: '2026-13-45T99:99:99.000000000Z', ns: run.builder.now, content: Buffer.from('odd\n') });
     cap.model.write(pod, 'main', 'good 2\n');
     cap.model.write(pod, 'main', 'good 3\n');
-    cap.model.exit(pod, 'main', 0);
-    cap.model.setPhase(pod, 'Succeeded');
+    exits(cap, pod);
     const st = await cap.run();
     expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'MalformedLines']);
     expect(st.containers[0]!.malformedLines).to.equal(1);
@@ -787,8 +747,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     cap.model.start(pod, 'main');
     cap.model.write(pod, 'main', 'short\n');
     cap.model.write(pod, 'main', 'L'.repeat(40 * 1024) + '\n');
-    cap.model.exit(pod, 'main', 0);
-    cap.model.setPhase(pod, 'Succeeded');
+    exits(cap, pod);
     const st = await cap.run(600_000);
     expect(st.phase, st.message).to.equal('Complete');
     expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
@@ -829,10 +788,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         if (n === 2) cap.model.rotate(pod, 'main');
         return {};
       };
-      cap.clock.at(end, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end, pod);
       const st = await cap.run();
       expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
       const want = pod.container('main').runs[0]!.expected();
@@ -852,10 +808,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
         cap.model.rotate(pod, 'main');
         cap.restart();
       });
-      cap.clock.at(end, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end, pod);
       const st = await cap.run();
       expect(cap.launches).to.equal(2);
       expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'LogGap']);
@@ -868,10 +821,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       cap.model.start(pod, 'main');
       const end = writeLines(cap, pod, 'main', 200, 0, 10);
       cap.clock.at(700, () => cap.restart());
-      cap.clock.at(end, () => {
-        cap.model.exit(pod, 'main', 0);
-        cap.model.setPhase(pod, 'Succeeded');
-      });
+      exitsAt(cap, end, pod);
       const st = await cap.run();
       expect(cap.launches).to.equal(2);
       expect(st.phase, st.message).to.equal('Complete');
@@ -886,10 +836,7 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     cap.model.start(pod, 'main');
     const end = writeLines(cap, pod, 'main', 300, 0, 10);
     cap.model.fault = (req, n) => (n === 1 ? { cutAt: 777 } : {});
-    cap.clock.at(end, () => {
-      cap.model.exit(pod, 'main', 0);
-      cap.model.setPhase(pod, 'Succeeded');
-    });
+    exitsAt(cap, end, pod);
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Complete');
     expect(st.retries).to.equal(1);

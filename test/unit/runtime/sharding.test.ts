@@ -106,6 +106,39 @@ function member(server: FakeServer, clock: FakeClock, id: string, pod?: { name: 
   return { m, api, events, gate: new Sharding({ membership: m, api, logger: silentLogger(), clock }) };
 }
 
+type Member = ReturnType<typeof member>;
+
+/**
+ * One test's world: the fake apiserver, a fake clock, and the members made in
+ * it. `started` makes and starts members in order, then lets the clock run
+ * `settleMs` (a list round: each sees the others live); `stop` stops every
+ * member made here that still runs, in the order they were made.
+ */
+function world() {
+  const server = new FakeServer();
+  const clock = new FakeClock();
+  const made: Member[] = [];
+  const add = (id: string, pod?: { name: string; uid: string }): Member => {
+    const x = member(server, clock, id, pod);
+    made.push(x);
+    return x;
+  };
+  return {
+    server,
+    clock,
+    member: add,
+    async started<const T extends readonly string[]>(ids: T, settleMs = 0): Promise<{ -readonly [K in keyof T]: Member }> {
+      const xs = ids.map((id) => add(id));
+      for (const x of xs) await x.m.start();
+      if (settleMs > 0) await clock.advance(settleMs);
+      return xs as { -readonly [K in keyof T]: Member };
+    },
+    async stop(): Promise<void> {
+      for (const x of made) await x.m.stop();
+    },
+  };
+}
+
 /** A controller's captures as the gate sees them: `running` keys stop after `stopTicks` asks. */
 class Local implements LocalCaptures {
   readonly running = new Map<string, number>();
@@ -130,28 +163,24 @@ function uidFor(winner: string, members: string[], from = 0): string {
 
 describe('runtime/sharding: membership on Leases', () => {
   it('each replica creates its own labelled Lease (owned by its pod) and sees every member live', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const ms = ['op-a', 'op-b', 'op-c'].map((id) => member(server, clock, id, { name: id, uid: `pod-${id}` }));
+    const w = world();
+    const ms = ['op-a', 'op-b', 'op-c'].map((id) => w.member(id, { name: id, uid: `pod-${id}` }));
     for (const x of ms) await x.m.start();
-    await clock.advance(2_000);
+    await w.clock.advance(2_000);
     for (const x of ms) expect(x.m.live()).to.deep.equal(['op-a', 'op-b', 'op-c']);
-    const lease = server.leases.get('logtail-operator-shard-op-b')!;
+    const lease = w.server.leases.get('logtail-operator-shard-op-b')!;
     expect(lease.metadata?.labels?.[SHARD_GROUP_LABEL]).to.equal(GROUP);
     expect(lease.metadata?.annotations?.[SHARD_ID_ANNOTATION]).to.equal('op-b');
     expect(lease.metadata?.ownerReferences).to.deep.equal([{ apiVersion: 'v1', kind: 'Pod', name: 'op-b', uid: 'pod-op-b' }]);
     expect(lease.spec?.holderIdentity).to.equal('op-b');
     expect(lease.spec?.leaseDurationSeconds).to.equal(15);
-    for (const x of ms) await x.m.stop();
+    await w.stop();
   });
 
   it('a replica cut off stops itself at the renew deadline, before the others consider its Lease expired', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const [a, b] = [member(server, clock, 'op-a'), member(server, clock, 'op-b')];
-    await a.m.start();
-    await b.m.start();
-    await clock.advance(4_000);
+    const w = world();
+    const clock = w.clock;
+    const [a, b] = await w.started(['op-a', 'op-b'], 4_000);
     expect(a.m.live()).to.deep.equal(['op-a', 'op-b']);
     const changesBefore = a.events.changes;
     b.api.down = true;
@@ -173,54 +202,38 @@ describe('runtime/sharding: membership on Leases', () => {
     expect(a.m.live()).to.deep.equal(['op-a']);
     expect(a.events.changes).to.be.greaterThan(changesBefore);
     expect(a.events.lost).to.equal(0);
-    await a.m.stop();
-    await b.m.stop();
+    await w.stop();
   });
 
   it('a released Lease (graceful stop) is dead at once; the same id renewing again is live again', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const a = member(server, clock, 'op-a');
-    let b = member(server, clock, 'op-b');
-    await a.m.start();
-    await b.m.start();
-    await clock.advance(2_000);
+    const w = world();
+    const [a, b] = await w.started(['op-a', 'op-b'], 2_000);
     expect(a.m.state('op-b')).to.equal('live');
     await b.m.stop();
-    expect(server.leases.get('logtail-operator-shard-op-b')?.spec?.holderIdentity).to.equal(undefined);
-    await clock.advance(2_000);
+    expect(w.server.leases.get('logtail-operator-shard-op-b')?.spec?.holderIdentity).to.equal(undefined);
+    await w.clock.advance(2_000);
     expect(a.m.state('op-b')).to.equal('dead');
-    b = member(server, clock, 'op-b');
-    await b.m.start();
-    await clock.advance(2_000);
+    await w.started(['op-b'], 2_000);
     expect(a.m.state('op-b')).to.equal('live');
-    await a.m.stop();
-    await b.m.stop();
+    await w.stop();
   });
 
   it('an owner never seen is unknown for a lease duration (its Lease may be newer than our list), then dead', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const a = member(server, clock, 'op-a');
-    await a.m.start();
+    const w = world();
+    const [a] = await w.started(['op-a']);
     expect(a.m.state('ghost')).to.equal('unknown');
-    await clock.advance(LEASE_MS - 2_000);
+    await w.clock.advance(LEASE_MS - 2_000);
     expect(a.m.state('ghost')).to.equal('unknown');
-    await clock.advance(2_000);
+    await w.clock.advance(2_000);
     expect(a.m.state('ghost')).to.equal('dead');
-    await a.m.stop();
+    await w.stop();
   });
 });
 
 describe('runtime/sharding: terms', () => {
   it('a replica back after losing its Lease starts a new term; its old claims are dead for everybody and are claimed afresh (RV-guarded)', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const a = member(server, clock, 'op-a');
-    const b = member(server, clock, 'op-b');
-    await a.m.start();
-    await b.m.start();
-    await clock.advance(2_000);
+    const { server, clock, ...w } = world();
+    const [a, b] = await w.started(['op-a', 'op-b'], 2_000);
     const uid = uidFor('op-b', ['op-a', 'op-b']);
     server.addLogTail('x', uid);
     await b.gate.gate('app/x', server.lt('x'), new Local());
@@ -253,20 +266,16 @@ describe('runtime/sharding: terms', () => {
     // a, deciding from the same (now stale) version, is refused
     await a.gate.gate('app/x', seen, new Local());
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal('op-b');
-    await a.m.stop();
-    await b.m.stop();
+    await w.stop();
   });
 
   it('a restarted process of the same replica (same id, Lease still there) starts a new term', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const first = member(server, clock, 'op-a');
-    await first.m.start();
+    const w = world();
+    const [first] = await w.started(['op-a']);
     expect(first.m.term).to.match(/\.0$/);
     // killed: no release
     first.api.down = true;
-    const second = member(server, clock, 'op-a');
-    await second.m.start();
+    const [second] = await w.started(['op-a']);
     expect(second.m.term).to.equal(first.m.term.replace(/\.0$/, '.1'));
     expect(second.m.isLive()).to.equal(true);
     await second.m.stop();
@@ -276,10 +285,8 @@ describe('runtime/sharding: terms', () => {
 
 describe('runtime/sharding: term edge cases', () => {
   it('a renewal of the old term answered after the fence fired does not revive that term', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const b = member(server, clock, 'op-b');
-    await b.m.start();
+    const { clock, ...w } = world();
+    const [b] = await w.started(['op-b']);
     const term0 = b.m.term;
     // the next renewals hang at the server until released
     let release!: () => void;
@@ -297,14 +304,12 @@ describe('runtime/sharding: term edge cases', () => {
     await clock.advance(2_000);
     expect(b.m.isLive()).to.equal(true);
     expect(b.m.term).to.equal(term0.replace(/\.0$/, '.1'));
-    await b.m.stop();
+    await w.stop();
   });
 
   it('our Lease deleted under us: fence first, then a new Lease (new UID) is a new term', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const b = member(server, clock, 'op-b');
-    await b.m.start();
+    const { server, clock, ...w } = world();
+    const [b] = await w.started(['op-b']);
     const term0 = b.m.term;
     server.leases.delete('logtail-operator-shard-op-b');
     await clock.advance(2_000);
@@ -313,16 +318,15 @@ describe('runtime/sharding: term edge cases', () => {
     expect(b.m.isLive()).to.equal(true);
     expect(b.m.term).to.not.equal(term0);
     expect(b.m.term).to.match(/\.0$/);
-    await b.m.stop();
+    await w.stop();
   });
 });
 
 describe('runtime/sharding: the claim on the LogTail', () => {
   it('of two replicas that both decide to claim (different views), exactly one wins (409 for the other)', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
+    const { server, clock, ...w } = world();
     // two separate groups: each replica sees only itself, so each thinks the LogTail is its own
-    const a = member(server, clock, 'op-a');
+    const a = w.member('op-a');
     const b = new ShardMembership({ api: server.client(), namespace: NS, group: 'other', id: 'op-b', leaseDurationMs: LEASE_MS, logger: silentLogger(), clock });
     const gb = new Sharding({ membership: b, api: server.client(), logger: silentLogger(), clock });
     await a.m.start();
@@ -345,11 +349,8 @@ describe('runtime/sharding: the claim on the LogTail', () => {
   });
 
   it('with one view, only the hash winner claims, and the owner works on it', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const ms = ['op-a', 'op-b', 'op-c'].map((id) => member(server, clock, id));
-    for (const x of ms) await x.m.start();
-    await clock.advance(2_000);
+    const { server, ...w } = world();
+    const ms = await w.started(['op-a', 'op-b', 'op-c'], 2_000);
     const uid = uidFor('op-b', ['op-a', 'op-b', 'op-c']);
     server.addLogTail('x', uid);
     const local = new Local();
@@ -361,23 +362,19 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     expect(await ms[0]!.gate.gate('app/x', server.lt('x'), local)).to.deep.equal({ kind: 'done' });
     expect(ms[1]!.gate.owned()).to.equal(1);
     expect(ms[0]!.gate.owned()).to.equal(0);
-    for (const x of ms) await x.m.stop();
+    await w.stop();
   });
 
   it('a joining member wins a LogTail: the owner stops its capture (ShardMoved) before it clears the claim, then the new member claims', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const a = member(server, clock, 'op-a');
-    await a.m.start();
+    const { server, ...w } = world();
+    const [a] = await w.started(['op-a']);
     const uid = uidFor('op-d', ['op-a', 'op-d']);
     server.addLogTail('x', uid);
     const localA = new Local();
     await a.gate.gate('app/x', server.lt('x'), localA);
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal('op-a');
     localA.running.set('app/x', 2); // its capture takes two looks to stop
-    const d = member(server, clock, 'op-d');
-    await d.m.start();
-    await clock.advance(2_000);
+    const [d] = await w.started(['op-d'], 2_000);
     expect(a.m.live()).to.deep.equal(['op-a', 'op-d']);
     // first look: stop requested, claim still held
     expect(await a.gate.gate('app/x', server.lt('x'), localA)).to.deep.equal({ kind: 'requeueAfter', ms: 250 });
@@ -391,35 +388,26 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal(undefined);
     await d.gate.gate('app/x', server.lt('x'), new Local());
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal('op-d');
-    await a.m.stop();
-    await d.m.stop();
+    await w.stop();
   });
 
   it('a release written from a stale cache (our own last status write not seen yet) is refused and retried', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const a = member(server, clock, 'op-a');
-    await a.m.start();
+    const { server, ...w } = world();
+    const [a] = await w.started(['op-a']);
     server.addLogTail('x', uidFor('op-d', ['op-a', 'op-d']), { annotations: { [OWNER_ANNOTATION]: 'op-a', [OWNER_TERM_ANNOTATION]: a.m.term } });
     const stale = server.lt('x');
     server.logTails.get('x')!.metadata.resourceVersion = String(++server.rv); // a status write the cache has not delivered
-    const d = member(server, clock, 'op-d');
-    await d.m.start();
-    await clock.advance(2_000);
+    await w.started(['op-d'], 2_000);
     expect(await a.gate.gate('app/x', stale, new Local())).to.deep.equal({ kind: 'requeueAfter', ms: 300 });
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal('op-a');
     await a.gate.gate('app/x', server.lt('x'), new Local());
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal(undefined);
-    await a.m.stop();
-    await d.m.stop();
+    await w.stop();
   });
 
   it('a killed owner\'s LogTails are taken over only after its Lease expired, by the hash winner among the survivors', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const ms = ['op-a', 'op-b', 'op-c'].map((id) => member(server, clock, id));
-    for (const x of ms) await x.m.start();
-    await clock.advance(2_000);
+    const { server, clock, ...w } = world();
+    const ms = await w.started(['op-a', 'op-b', 'op-c'], 2_000);
     const uid = uidFor('op-c', ['op-a', 'op-b', 'op-c']);
     server.addLogTail('x', uid, { annotations: { [OWNER_ANNOTATION]: 'op-c', [OWNER_TERM_ANNOTATION]: ms[2]!.m.term } });
     const heir = rendezvousOwner(uid, ['op-a', 'op-b'])!;
@@ -435,23 +423,17 @@ describe('runtime/sharding: the claim on the LogTail', () => {
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal('op-c');
     await byId.get(heir)!.gate.gate('app/x', server.lt('x'), new Local());
     expect(server.lt('x').metadata.annotations?.[OWNER_ANNOTATION]).to.equal(heir);
-    for (const x of ms) await x.m.stop();
+    await w.stop();
   });
 
   it('a capture of a LogTail that is not ours is stopped (ShardMoved)', async () => {
-    const server = new FakeServer();
-    const clock = new FakeClock();
-    const a = member(server, clock, 'op-a');
-    const b = member(server, clock, 'op-b');
-    await a.m.start();
-    await b.m.start();
-    await clock.advance(2_000);
+    const { server, ...w } = world();
+    const [a, b] = await w.started(['op-a', 'op-b'], 2_000);
     server.addLogTail('x', 'u', { annotations: { [OWNER_ANNOTATION]: 'op-b', [OWNER_TERM_ANNOTATION]: b.m.term } });
     const local = new Local();
     local.running.set('app/x', 1);
     expect(await a.gate.gate('app/x', server.lt('x'), local)).to.deep.equal({ kind: 'done' });
     expect(local.asked).to.deep.equal([['app/x', 'ShardMoved']]);
-    await a.m.stop();
-    await b.m.stop();
+    await w.stop();
   });
 });
