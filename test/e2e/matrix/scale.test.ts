@@ -84,7 +84,9 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
     const base = await logRequests(c, true);
     expect(base.open, 'no log request in flight before the run').to.equal(0);
     const t0 = Date.now();
-    await create((i) => logTailManifest(ns, name(i), { podName: name(i) }));
+    // The LogTails come first, then the pods; on a loaded machine (load average 34) creating 1 000 of each took
+    // longer than the default podNotFoundTimeout (2m): 354 ended Failed/PodNotFound. This row is about the stream limit.
+    await create((i) => logTailManifest(ns, name(i), { podName: name(i), podNotFoundTimeout: '15m' }));
     await create((i) => podManifest(ns, name(i), { script: { containers: { main: { lines: 15, lineBytes: 90, linesPerSecond: 5, exitCode: 0, startDelaySeconds: (i / CAPTURES) * 12.5 } } } }));
     let maxSeen = 0;
     let done: LogTailObject[] = [];
@@ -106,7 +108,9 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
     console.log(`      [F17] ${done.length}/${CAPTURES} finished in ${seconds.toFixed(1)} s; log requests at the kubelet: ${counts.total - base.total} in all, at most ${maxSeen} at once (limit ${STREAMS}); apiserver 429s: ${await apiserver429s(c)}; load average ${load}`);
     expect(done.length, `finished in ${seconds.toFixed(0)} s`).to.equal(CAPTURES);
     const notComplete = done.filter((x) => x.status?.phase !== 'Complete').map((x) => `${x.metadata.name}: ${x.status?.phase}/${x.status?.reason} ${x.status?.message ?? ''}`);
-    expect(notComplete).to.deep.equal([]);
+    const byReason: Record<string, number> = {};
+    for (const x of done) if (x.status?.phase !== 'Complete') byReason[`${x.status?.phase}/${x.status?.reason}`] = (byReason[`${x.status?.phase}/${x.status?.reason}`] ?? 0) + 1;
+    expect(notComplete.slice(0, 5), `${notComplete.length} not Complete: ${JSON.stringify(byReason)}`).to.deep.equal([]);
     expect(maxSeen, 'streams open at once at the kubelet').to.be.at.most(STREAMS);
     expect(maxSeen, 'the limit was reached (otherwise the count proves nothing)').to.be.at.least(Math.ceil(STREAMS / 2));
     const mismatched: string[] = [];
