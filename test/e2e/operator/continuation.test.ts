@@ -228,10 +228,15 @@ describe('operator: continuation after a crash', function () {
   // S3 versions of (b) and (c). On S3 only uploaded parts are durable, cut at checkpoints from 8 MiB of content, so
   // the kill comes once a part is (status.containers[].upload.parts >= 1). The runtime rotates at 10 MiB (140 bytes a
   // record: the second file starts at line ~74 900); the first part ends past line 83 886 (8 MiB of 100-byte lines),
-  // so the durable checkpoint is in the last file, and the container (140 000 lines in 14 s) ends before the second
-  // rotation. Reading again from the top would find the log starting at line ~74 900: LogGap, not Complete.
+  // so the durable checkpoint is in the last file, and the container (140 000 lines in 19 s: 90 000 at 10 000/s, the
+  // rest at 5 000/s so that an operator lagging under load is still reading when it is killed) ends before the
+  // second rotation. Reading again from the top would find the log starting at line ~74 900: LogGap, not Complete.
   const S3_ROTATION_RECORDS = Math.floor((10 * 1024 * 1024) / 140);
-  const rotatingS3 = (name: string) => podManifest(ns, name, { script: { containers: { main: { lines: 140_000, lineBytes: 100, linesPerSecond: 10_000, exitCode: 0 } } }, faults: { containerLogMaxSize: '10Mi' } });
+  const rotatingS3 = (name: string) =>
+    podManifest(ns, name, {
+      script: { containers: { main: { segments: [{ lines: 90_000, lineBytes: 100, linesPerSecond: 10_000 }, { lines: 50_000, lineBytes: 100, linesPerSecond: 5_000 }], exitCode: 0 } } },
+      faults: { containerLogMaxSize: '10Mi' },
+    });
   const partDurable = (lt: LogTailObject) => (uploadOf(lt)?.parts ?? 0) >= 1;
 
   /** The durable checkpoint after the kill: at least one part, past the rotation. */
@@ -283,7 +288,7 @@ describe('operator: continuation after a crash', function () {
     const standby = leader === first ? second : first;
     await leader.stop('SIGKILL');
     const durable = await durableS3('lrots3');
-    // The standby takes over once the lease has expired (15 s): the container has ended by then (14 s of output).
+    // The standby takes over once the lease has expired (15 s): the container has ended by then (19 s of output).
     const lt = await waitForLogTail(c, ns, 'lrots3', 120_000);
     expect(`${lt.status?.phase}/${lt.status?.reason}`, `${lt.status?.message}\n${standby.log().slice(-3000)}`).to.equal('Complete/Captured');
     await expectExact(lt, 'lrots3');
