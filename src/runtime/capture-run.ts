@@ -458,7 +458,7 @@ class RunCapture {
   }
 
   /** Asks for the last `n` records of the ended run; the run must be where it was before and after. */
-  private async proofWindow(n: number): Promise<ReturnType<typeof judgeWindow> | { kind: 'failed'; error: unknown }> {
+  private async proofWindow(n: number, confirming = false): Promise<Exclude<ReturnType<typeof judgeWindow>, { kind: 'confirm' }> | { kind: 'failed'; error: unknown }> {
     const before = this.run;
     const chunks: Buffer[] = [];
     let size = 0;
@@ -494,12 +494,14 @@ class RunCapture {
     }
     if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: MOVED_WHY };
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
-    const judged = judgeWindow(body, this.stored(), n);
+    const judged = judgeWindow(body, this.stored(), n, confirming);
     // A window that proves the end ends with our checkpoint line (its
     // nanosecond timestamp, ordinal and length): another run's log cannot, so
     // it is this run's even if the run moved. Anything else from a moved
     // window says nothing (it may be the next run's).
     if (moved && judged.kind !== 'drained') return { kind: 'inconclusive', why: MOVED_WHY };
+    // A single stored line: proven only by a second window, one record wider, holding it alone.
+    if (judged.kind === 'confirm') return this.proofWindow(judged.tailLines, true);
     // Only a window proving the end counts as a read of this run (it may be another run's: foreignStart).
     if (judged.kind === 'drained') this.answered = true;
     return judged;

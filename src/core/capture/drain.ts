@@ -69,7 +69,13 @@ export type DrainVerdict =
   /** The window shows lines after our checkpoint: read on. */
   | { kind: 'more'; why: string }
   /** `wider`: a larger window may decide (it did not reach back past the lines sharing the last timestamp). */
-  | { kind: 'inconclusive'; why: string; wider?: boolean };
+  | { kind: 'inconclusive'; why: string; wider?: boolean }
+  /**
+   * A single stored line ends the window, but so would the last of a burst of
+   * identical lines sharing its timestamp: ask `tailLines` (one record more)
+   * and judge that window with `confirming`; it must hold the line alone.
+   */
+  | { kind: 'confirm'; tailLines: number };
 
 interface WindowLine {
   ts: string;
@@ -93,8 +99,8 @@ function parseWindow(resp: Buffer): WindowLine[] | string {
   return lines;
 }
 
-/** Judges the response to the window `proofPlan` asked for. */
-export function judgeWindow(resp: Buffer, s: StoredSoFar, tailLines: number): DrainVerdict {
+/** Judges the response to the window `proofPlan` asked for (`confirming`: the window a `confirm` verdict asked for). */
+export function judgeWindow(resp: Buffer, s: StoredSoFar, tailLines: number, confirming = false): DrainVerdict {
   const cp = s.checkpoint;
   if (!cp) {
     return resp.length === 0 ? { kind: 'drained' } : { kind: 'more', why: `the window has ${resp.length} bytes, none are stored` };
@@ -109,13 +115,16 @@ export function judgeWindow(resp: Buffer, s: StoredSoFar, tailLines: number): Dr
   let run = 0;
   while (run < parsed.length && compareTimestamps(parsed[parsed.length - 1 - run]!.ts, cp.time) === 0) run++;
   if (vsCp < 0) return { kind: 'inconclusive', why: `the window ends at ${last.ts}, before the checkpoint ${cp.time}` };
+  // More lines of that timestamp than stored, counted from the window's end: the log has more.
+  if (run > cp.ordinal + 1) return { kind: 'more', why: `the window has ${run} lines stamped ${cp.time}, ${cp.ordinal + 1} are stored` };
   const single = s.lines === 1 && cp.ordinal === 0 && parsed.length === 1;
   if (run === parsed.length && !single) return { kind: 'inconclusive', why: `every line of the window carries the checkpoint's timestamp ${cp.time}`, wider: true };
-  if (run > cp.ordinal + 1) return { kind: 'more', why: `the window has ${run} lines stamped ${cp.time}, ${cp.ordinal + 1} are stored` };
   if (run < cp.ordinal + 1) return { kind: 'inconclusive', why: `the window has ${run} lines stamped ${cp.time}, ${cp.ordinal + 1} are stored` };
   if (last.len !== cp.offset) return { kind: 'inconclusive', why: `the last line has ${last.len} bytes, ${cp.offset} are stored` };
   let records = 0;
   for (const l of parsed) records += Math.max(1, Math.ceil(l.len / RECORD_MAX));
-  if (records < tailLines) return { kind: 'inconclusive', why: `the window holds ${parsed.length} lines (at least ${records} records), ${tailLines} were asked: it may be cut` };
+  // A confirming window of a single-line log holds that line alone, fewer records than asked.
+  if (records < tailLines && !(single && confirming)) return { kind: 'inconclusive', why: `the window holds ${parsed.length} lines (at least ${records} records), ${tailLines} were asked: it may be cut` };
+  if (single && !confirming) return { kind: 'confirm', tailLines: tailLines + 1 };
   return { kind: 'drained' };
 }

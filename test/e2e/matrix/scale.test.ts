@@ -39,6 +39,15 @@ function logRequests(c: TestCluster, reset = false): Promise<LogRequests> {
   });
 }
 
+/** Requests the apiserver answered 429 (APF or "storage is (re)initializing"), from its own metrics. */
+async function apiserver429s(c: TestCluster): Promise<string> {
+  const r = await c.kubectl(['get', '--raw', '/metrics'], { timeoutMs: 60_000 });
+  if (r.code !== 0) return `unknown (${r.stderr.trim()})`;
+  let n = 0;
+  for (const line of r.stdout.split('\n')) if (line.startsWith('apiserver_request_total{') && line.includes('code="429"')) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return String(n);
+}
+
 describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams ${STREAMS}`, function () {
   let wallStart = 0;
   this.timeout(Math.max(300_000, CAPTURES * 1_500));
@@ -75,7 +84,9 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
     const base = await logRequests(c, true);
     expect(base.open, 'no log request in flight before the run').to.equal(0);
     const t0 = Date.now();
-    await create((i) => logTailManifest(ns, name(i), { podName: name(i) }));
+    // The LogTails come first, then the pods; on a loaded machine (load average 34) creating 1 000 of each took
+    // longer than the default podNotFoundTimeout (2m): 354 ended Failed/PodNotFound. This row is about the stream limit.
+    await create((i) => logTailManifest(ns, name(i), { podName: name(i), podNotFoundTimeout: '15m' }));
     await create((i) => podManifest(ns, name(i), { script: { containers: { main: { lines: 15, lineBytes: 90, linesPerSecond: 5, exitCode: 0, startDelaySeconds: (i / CAPTURES) * 12.5 } } } }));
     let maxSeen = 0;
     let done: LogTailObject[] = [];
@@ -93,10 +104,13 @@ describe(`fault matrix: F17 ${CAPTURES} LogTails with --max-concurrent-streams $
     const seconds = (Date.now() - t0) / 1000;
     const counts = await logRequests(c);
     maxSeen = Math.max(maxSeen, counts.max);
-    console.log(`      [F17] ${done.length}/${CAPTURES} finished in ${seconds.toFixed(1)} s; log requests at the kubelet: ${counts.total - base.total} in all, at most ${maxSeen} at once (limit ${STREAMS})`);
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    console.log(`      [F17] ${done.length}/${CAPTURES} finished in ${seconds.toFixed(1)} s; log requests at the kubelet: ${counts.total - base.total} in all, at most ${maxSeen} at once (limit ${STREAMS}); apiserver 429s: ${await apiserver429s(c)}; load average ${load}`);
     expect(done.length, `finished in ${seconds.toFixed(0)} s`).to.equal(CAPTURES);
     const notComplete = done.filter((x) => x.status?.phase !== 'Complete').map((x) => `${x.metadata.name}: ${x.status?.phase}/${x.status?.reason} ${x.status?.message ?? ''}`);
-    expect(notComplete).to.deep.equal([]);
+    const byReason: Record<string, number> = {};
+    for (const x of done) if (x.status?.phase !== 'Complete') byReason[`${x.status?.phase}/${x.status?.reason}`] = (byReason[`${x.status?.phase}/${x.status?.reason}`] ?? 0) + 1;
+    expect(notComplete.slice(0, 5), `${notComplete.length} not Complete: ${JSON.stringify(byReason)}`).to.deep.equal([]);
     expect(maxSeen, 'streams open at once at the kubelet').to.be.at.most(STREAMS);
     expect(maxSeen, 'the limit was reached (otherwise the count proves nothing)').to.be.at.least(Math.ceil(STREAMS / 2));
     const mismatched: string[] = [];

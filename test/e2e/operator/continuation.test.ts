@@ -225,6 +225,78 @@ describe('operator: continuation after a crash', function () {
     expect(tempFiles(first.storeDir)).to.deep.equal([]);
   });
 
+  // S3 versions of (b) and (c). On S3 only uploaded parts are durable, cut at checkpoints from 8 MiB of content, so
+  // the kill comes once a part is (status.containers[].upload.parts >= 1). The runtime rotates at 10 MiB (140 bytes a
+  // record: the second file starts at line ~74 900); the first part ends past line 83 886 (8 MiB of 100-byte lines),
+  // so the durable checkpoint is in the last file, and the container (140 000 lines in 19 s: 90 000 at 10 000/s, the
+  // rest at 5 000/s so that an operator lagging under load is still reading when it is killed) ends before the
+  // second rotation. Reading again from the top would find the log starting at line ~74 900: LogGap, not Complete.
+  const S3_ROTATION_RECORDS = Math.floor((10 * 1024 * 1024) / 140);
+  const rotatingS3 = (name: string) =>
+    podManifest(ns, name, {
+      script: { containers: { main: { segments: [{ lines: 90_000, lineBytes: 100, linesPerSecond: 10_000 }, { lines: 50_000, lineBytes: 100, linesPerSecond: 5_000 }], exitCode: 0 } } },
+      faults: { containerLogMaxSize: '10Mi' },
+    });
+  const partDurable = (lt: LogTailObject) => (uploadOf(lt)?.parts ?? 0) >= 1;
+
+  /** The durable checkpoint after the kill: at least one part, past the rotation. */
+  async function durableS3(name: string): Promise<Upload> {
+    const lt = await getLogTail(c, ns, name);
+    expect(lt?.status?.phase, 'still capturing at the kill').to.equal('Streaming');
+    const u = uploadOf(lt)!;
+    expect(u.parts, 'parts durable at the kill').to.be.at.least(1);
+    expect(u.lines, 'the durable checkpoint is past the rotation').to.be.greaterThan(S3_ROTATION_RECORDS + 1);
+    return u;
+  }
+
+  it('(b) S3: SIGKILL after the log was rotated and a part is durable, restart after the container ended: Complete, byte-exact', async () => {
+    const s3Store = `s3://${c.env.LOGTAIL_S3_BUCKET}/cont-b`;
+    const args = ['--s3-endpoint', c.env.LOGTAIL_S3_ENDPOINT!];
+    const op1 = await operator({ args, store: s3Store });
+    await apply(c, rotatingS3('rots3'));
+    await apply(c, logTailManifest(ns, 'rots3', { podName: 'rots3' }));
+    await waitForLogTail(c, ns, 'rots3', 90_000, partDurable);
+    await op1.stop('SIGKILL');
+    const durable = await durableS3('rots3');
+    await waitForFile(simOutputPath(c, ns, 'rots3', 'main'), 60_000);
+    // What a read from the top gets now: the last file only, not the run's first line.
+    const served = await c.kubectl(['logs', 'rots3', '-n', ns, '--limit-bytes=300']);
+    expect(served.code, served.stderr).to.equal(0);
+    const firstLine = (b: string) => b.slice(0, b.indexOf('\n') + 1);
+    expect(firstLine(served.stdout)).to.not.equal(firstLine(readFileSync(simOutputPath(c, ns, 'rots3', 'main')).subarray(0, 300).toString('latin1')));
+    const op2 = await operator({ args, store: s3Store, storeDir: op1.storeDir });
+    const lt = await waitForLogTail(c, ns, 'rots3', 90_000);
+    expect(`${lt.status?.phase}/${lt.status?.reason}`, `${lt.status?.message}\n${op2.log().slice(-3000)}`).to.equal('Complete/Captured');
+    await expectExact(lt, 'rots3');
+    expect(lt.status!.containers![0]!.object!.size).to.be.greaterThan(durable.objectBytes);
+    expect(op2.log()).to.include('continuing an object an earlier process left');
+    expect(await multipartUploads(`cont-b/${ns}/`)).to.deep.equal([]);
+  });
+
+  it('(c) S3: a leader change between two replicas after the log was rotated and a part is durable: Complete, byte-exact', async () => {
+    const s3Store = `s3://${c.env.LOGTAIL_S3_BUCKET}/cont-c`;
+    const lease = uniqueName('lease');
+    const args = ['--s3-endpoint', c.env.LOGTAIL_S3_ENDPOINT!, '--leader-elect', '--leader-election-namespace', ns, '--leader-election-id', lease];
+    const first = await operator({ args, store: s3Store });
+    await sleep(1000);
+    const second = await operator({ args, store: s3Store, storeDir: first.storeDir });
+    await apply(c, rotatingS3('lrots3'));
+    await apply(c, logTailManifest(ns, 'lrots3', { podName: 'lrots3' }));
+    await waitForLogTail(c, ns, 'lrots3', 90_000, partDurable);
+    const holder = (await c.kubectl(['get', 'lease', lease, '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+    const leader = holder.endsWith(`-${first.child.pid}`) ? first : second;
+    const standby = leader === first ? second : first;
+    await leader.stop('SIGKILL');
+    const durable = await durableS3('lrots3');
+    // The standby takes over once the lease has expired (15 s): the container has ended by then (19 s of output).
+    const lt = await waitForLogTail(c, ns, 'lrots3', 120_000);
+    expect(`${lt.status?.phase}/${lt.status?.reason}`, `${lt.status?.message}\n${standby.log().slice(-3000)}`).to.equal('Complete/Captured');
+    await expectExact(lt, 'lrots3');
+    expect(lt.status!.containers![0]!.object!.size).to.be.greaterThan(durable.objectBytes);
+    expect(standby.log()).to.include('continuing an object an earlier process left');
+    expect(await multipartUploads(`cont-c/${ns}/`)).to.deep.equal([]);
+  });
+
   it('(d) an upgrade mid-capture: the previous commit\'s operator starts it, this one finishes it', async () => {
     // The earlier build, from git history, with this checkout's node_modules.
     const dir = mkdtempSync(join(tmpdir(), 'logtail-prev-'));

@@ -521,6 +521,38 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
       expect(cap.object('main', 0)!.toString()).to.equal('same\n'.repeat(5));
     });
+
+    // Found for issue 10: a single stored line was proven by a window of one record, and the last of a burst of
+    // identical lines sharing its timestamp looks exactly like it: Complete with one line of two.
+    for (const lines of [2, 3]) {
+      it(`${lines} identical lines sharing one timestamp, the read cut after the first: never Complete with one line`, async () => {
+        const cap = makeCapture();
+        const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+        cap.model.start(pod, 'main');
+        cap.model.write(pod, 'main', 'a\n');
+        for (let i = 1; i < lines; i++) cap.model.write(pod, 'main', 'a\n', 0n);
+        cap.model.exit(pod, 'main', 0);
+        cap.model.setPhase(pod, 'Succeeded');
+        let reads = 0;
+        cap.model.fault = (req) => (req.tailLines === undefined && ++reads === 1 ? { cutAt: 31 + 2 } : {});
+        const st = await cap.run();
+        expect(cap.object('main', 0)!.toString(), st.message).to.equal('a\n'.repeat(lines));
+        expect([st.phase, st.reason], st.message).to.deep.equal(['Incomplete', 'DrainUnproven']);
+      });
+    }
+
+    it('a log of one line is proven by two windows: Complete', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'a\n');
+      cap.model.exit(pod, 'main', 0);
+      cap.model.setPhase(pod, 'Succeeded');
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+      expect(cap.object('main', 0)!.toString()).to.equal('a\n');
+      expect(cap.model.requests.filter((r) => r.tailLines !== undefined).map((r) => r.tailLines).slice(-2)).to.deep.equal([1, 2]);
+    });
   });
 
   describe('defect 4: API errors after the log was read discard nothing', () => {

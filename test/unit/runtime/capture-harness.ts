@@ -4,6 +4,7 @@
 // runs in milliseconds.
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
+import { Gzip } from 'node:zlib';
 import { captureError } from '../../../src/adapters/errors.ts';
 import type { KubeEvent } from '../../../src/adapters/kube-api.ts';
 import type { Checkpointing, CommitMeta, CreateOptions, DurableUpload, ObjectStore, ObjectWriter, UploadFacts } from '../../../src/adapters/store/types.ts';
@@ -21,6 +22,45 @@ interface Timer {
   id: number;
   at: number;
   fn: () => void;
+}
+
+/**
+ * zlib (gzip members, the continuation's gunzip) runs on libuv's thread pool,
+ * outside the virtual clock. Time must not jump while a chunk is being
+ * (de)compressed: on a loaded machine (a busy pool) the capture's timers would
+ * fire under it (idle timeouts, retry budgets, an hour of virtual time in a
+ * second), a different capture from the same seed. Every zlib transform in
+ * flight is counted here; runUntil waits for them before it moves time.
+ */
+const zlibInFlight = new Set<{ stream: { destroyed: boolean } }>();
+type ZlibTransform = (this: { destroyed: boolean }, chunk: Buffer, encoding: string, cb: (...args: unknown[]) => void) => void;
+const zlibBase = Object.getPrototypeOf(Object.getPrototypeOf(Gzip.prototype) as object) as { _transform: ZlibTransform };
+const zlibTransform = zlibBase._transform;
+let zlibDelayMs = 0;
+zlibBase._transform = function (chunk, encoding, cb) {
+  const token = { stream: this };
+  zlibInFlight.add(token);
+  const run = () =>
+    zlibTransform.call(this, chunk, encoding, (...args: unknown[]) => {
+      zlibInFlight.delete(token);
+      cb(...args);
+    });
+  if (zlibDelayMs > 0) setTimeout(() => (this.destroyed ? zlibInFlight.delete(token) : run()), zlibDelayMs);
+  else run();
+};
+
+/** Test hook: every zlib chunk starts `ms` of real time late, as behind a busy thread pool on a loaded machine. */
+export function setZlibDelay(ms: number): void {
+  zlibDelayMs = ms;
+}
+
+/** True while a zlib stream that is not destroyed has a chunk on the thread pool. */
+export function zlibBusy(): boolean {
+  for (const t of zlibInFlight) {
+    if (!t.stream.destroyed) return true;
+    zlibInFlight.delete(t);
+  }
+  return false;
 }
 
 /** A clock whose time passes only when every task is waiting on it. */
@@ -74,6 +114,10 @@ export class VirtualClock implements CaptureClock {
     const end = this.t + maxMs;
     while (!done) {
       await settle(30);
+      for (const waitEnd = Date.now() + 60_000; zlibBusy() && !done; await settle(30)) {
+        if (Date.now() > waitEnd) throw new Error('zlib work pending for 60 s of real time');
+        await new Promise((r) => setTimeout(r, 1));
+      }
       if (done) break;
       const next = this.timers.reduce<Timer | undefined>((a, b) => (!a || b.at < a.at || (b.at === a.at && b.id < a.id) ? b : a), undefined);
       if (!next) throw new Error('deadlock: nothing scheduled and the capture has not finished');

@@ -42,11 +42,26 @@ describe('core/capture/drain', () => {
       ['no timestamp prefix: inconclusive', win('garbage\n'), s, 2, 'inconclusive'],
       ['same-timestamp run whole and counted: drained', win(line(ts(1), 'x'), line(ts(2), 'abc'), line(ts(2), 'abc')), stored(ts(2), 1, 4, 10), 3, 'drained'],
       ['same-timestamp run without an older line: inconclusive', win(line(ts(2), 'abc'), line(ts(2), 'abc')), stored(ts(2), 1, 4, 10), 2, 'inconclusive'],
-      ['single-line log, one record equal: drained', win(line(ts(2), 'abc')), stored(ts(2), 0, 4, 1), 1, 'drained'],
+      // A single line ending the window is confirmed by a window one record wider: the last of a burst of
+      // identical lines sharing its timestamp ends the first window the same way.
+      ['single-line log, one record equal: confirm', win(line(ts(2), 'abc')), stored(ts(2), 0, 4, 1), 1, 'confirm'],
       ['empty log, empty window: drained', win(), { checkpoint: undefined, bytes: 0, lines: 0 }, 1, 'drained'],
       ['empty log, a line in the window: more', win(line(ts(2), 'abc')), { checkpoint: undefined, bytes: 0, lines: 0 }, 1, 'more'],
     ];
     for (const [what, resp, st, n, want] of table) it(what, () => expect(judgeWindow(resp, st, n).kind).to.equal(want));
+
+    it('confirms a single line with a window one record wider that holds it alone', () => {
+      const one = stored(ts(2), 0, 4, 1);
+      expect(judgeWindow(win(line(ts(2), 'abc')), one, 1)).to.deep.equal({ kind: 'confirm', tailLines: 2 });
+      expect(judgeWindow(win(line(ts(2), 'abc')), one, 2, true).kind, 'the log is that line').to.equal('drained');
+      expect(judgeWindow(win(line(ts(2), 'abc'), line(ts(2), 'abc')), one, 2, true).kind, 'a burst: two lines of its timestamp').to.equal('more');
+      expect(judgeWindow(win(line(ts(1), 'x'), line(ts(2), 'abc')), one, 2, true).kind, 'an older line before it').to.equal('drained');
+      expect(judgeWindow(win(line(ts(2), 'abc')), one, 2).kind, 'not confirming: a window of fewer records than asked').to.equal('inconclusive');
+      const long = 'y'.repeat(40 * 1024 - 1);
+      const oneLong = stored(ts(2), 0, long.length + 1, 1);
+      expect(judgeWindow(win(line(ts(2), long)), oneLong, 3)).to.deep.equal({ kind: 'confirm', tailLines: 4 });
+      expect(judgeWindow(win(line(ts(2), long)), oneLong, 4, true).kind).to.equal('drained');
+    });
 
     it('asks for a wider window when it does not reach back past the last timestamp', () => {
       const v = judgeWindow(win(line(ts(2), 'abc'), line(ts(2), 'abc')), stored(ts(2), 1, 4, 10), 2);
