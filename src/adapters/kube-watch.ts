@@ -23,7 +23,7 @@ import { STATUS_CODES } from 'node:http';
 import type { KubeCredentials } from './kube-credentials.ts';
 import type { WatchCallback, WatchDone, WatchLike } from './list-watch.ts';
 
-/** Watch connections, one per informer (namespace); kept alive for the reconnect after a clean end. */
+/** Watch connections, one per open watch; a connection whose watch ended cleanly is reused by the next one. */
 const httpsAgent = new https.Agent({ keepAlive: true });
 const httpAgent = new http.Agent({ keepAlive: true });
 
@@ -69,7 +69,8 @@ export class KubeWatch implements WatchLike {
         finished = true;
         clearTimeout(timer);
         controller.abort();
-        req.destroy();
+        // After a clean end the socket goes back to the agent's pool; otherwise it is closed.
+        if (err !== null) req.destroy();
         resolve(controller);
         done(err);
       };

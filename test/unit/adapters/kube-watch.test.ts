@@ -46,6 +46,7 @@ describe('adapters/kube-watch', function () {
   let handler: Handler;
   const requests: Array<{ url: URL; auth: string | undefined }> = [];
   const sockets = new Set<Socket>();
+  let handshakes = 0;
 
   before(async function () {
     dir = mkdtempSync(join(tmpdir(), 'logtail-watch-'));
@@ -60,6 +61,7 @@ describe('adapters/kube-watch', function () {
       handler(req, res, url);
     });
     server.on('secureConnection', (s: Socket) => {
+      handshakes++;
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     });
@@ -114,6 +116,31 @@ describe('adapters/kube-watch', function () {
     expect(Object.fromEntries(q)).to.deep.equal({ watch: 'true', resourceVersion: '4', labelSelector: 'a=b', allowWatchBookmarks: 'true' });
     await delay(50);
     expect(dones).to.have.length(1);
+  });
+
+  it('the next watch after a clean end reuses the connection; one after an abort does not', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200);
+      res.end(line('ADDED', cm('a', 1)));
+    };
+    const w = new KubeWatch(creds);
+    for (const s of sockets) s.destroy();
+    await until(() => sockets.size === 0);
+    handshakes = 0;
+    for (let i = 0; i < 3; i++) {
+      const { p, dones } = watchOnce(w);
+      await p;
+      await until(() => dones.length > 0);
+      expect(dones[0]!.err).to.equal(null);
+    }
+    expect(handshakes).to.equal(1);
+    handler = (_req, res) => {
+      res.writeHead(200);
+      res.write(line('ADDED', cm('a', 1)));
+    };
+    const { p } = watchOnce(w);
+    (await p).abort();
+    await until(() => sockets.size === 0);
   });
 
   it('a non-200 answer is done(err) with statusCode (410 Gone: ListWatch relists)', async () => {
