@@ -1,4 +1,4 @@
-// npm run bench -- idle [--settle 20 --samples 10 --dist dist]
+// npm run bench -- idle [--settle 20 --samples 10 --dist dist --operator-env K=V,K2=V2]
 // Idle cost (issue 11 item 2): the operator started against the local control
 // plane with nothing to capture, as `npm start` runs it (src/cmd/main.ts,
 // type-stripped) and as the image runs it (the compiled DIST/src/cmd/main.js,
@@ -21,7 +21,9 @@ export async function idleBench(argv: string[]): Promise<void> {
     settle: { default: 20, help: 'seconds after /readyz before sampling' },
     samples: { default: 10, help: 'samples, one a second' },
     dist: { default: 'dist', help: 'directory of the compiled build (relative to the repository)' },
+    'operator-env': { default: '', help: 'extra environment for the operator, "K=V,K2=V2" (e.g. NODE_OPTIONS=--max-semi-space-size=2)' },
   });
+  const env: Record<string, string> = Object.fromEntries(o['operator-env'].split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const distMain = join(isAbsolute(o.dist) ? o.dist : join(REPO_ROOT, o.dist), 'src', 'cmd', 'main.js');
   if (!existsSync(distMain)) throw new Error(`${distMain} missing: npm run build first`);
   await withCluster(async (state, dir) => {
@@ -33,7 +35,7 @@ export async function idleBench(argv: string[]): Promise<void> {
     ];
     const rows: Array<Record<string, number | string>> = [];
     for (const c of configs) {
-      const op = await startOperator(state, dir, { name: `op-idle-${rows.length}`, entry: c.entry, store: c.store, args: ['--watch-namespaces', 'idle', ...c.args] });
+      const op = await startOperator(state, dir, { name: `op-idle-${rows.length}`, entry: c.entry, store: c.store, args: ['--watch-namespaces', 'idle', ...c.args], env });
       const l = load1();
       await sleep(o.settle * 1000);
       const rss: number[] = [];

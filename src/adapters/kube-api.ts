@@ -1,9 +1,10 @@
 // The operator's few writes and direct reads, as plain JSON over HTTPS with the
-// KubeConfig's credentials. Plain requests keep the patch content types and the
+// operator's credentials (kube-credentials.ts). Plain requests keep the patch content types and the
 // error statuses explicit (the generated client hides both).
 import { Agent, request, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { KubeCredentials } from './kube-credentials.ts';
 import { logTailPath, logTailsPath } from '../core/spec.ts';
 import { policyPath } from '../core/policy.ts';
 
@@ -45,11 +46,11 @@ export interface KubeEvent {
 const MAX_SOCKETS = 32;
 
 export class KubeApi {
-  private readonly kc: KubeConfig;
+  private readonly kc: KubeCredentials;
   private readonly agent: Agent;
   private readonly server: URL;
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeCredentials) {
     this.kc = kc;
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
@@ -73,7 +74,7 @@ export class KubeApi {
       timeout: timeoutMs,
     };
     await this.kc.applyToHTTPSOptions(opts);
-    // client-node puts its own agent here, one that does not keep connections
+    // client-node's KubeConfig (the fallback) puts its own agent here, one that does not keep connections
     // alive: every request would be a new TLS handshake (CPU on both sides,
     // and at 1,000 captures thousands of them). Ours keeps them, at most
     // MAX_SOCKETS; a proxy agent is kept, ours cannot replace it.

@@ -1,9 +1,18 @@
-// client-node's list+watch machinery (ListWatch in cache.js, Watch in
-// watch.js) behind two small interfaces, so that src/runtime (the supervised
-// informer) imports no client-node values: it gets a watch transport and a
-// ListWatch through the functions here.
-import { ListWatch, Watch } from '@kubernetes/client-node';
+// client-node's ListWatch (cache.js) behind two small interfaces, so that
+// src/runtime (the supervised informer) imports no client-node values: it gets
+// a watch transport and a ListWatch through the functions here.
+//
+// Imported by path, not from the package's index (which loads every module of
+// client-node, KubeConfig and the generated API clients included). cache.js
+// itself loads informer.js → watch.js (undici) and serializer.js (the
+// generated models); that is the price of keeping client-node's ListWatch.
+// The watch requests go through our own transport (kube-watch.ts), so
+// client-node's Watch is only the base class ListWatch's type asks for.
+import { ListWatch } from '@kubernetes/client-node/dist/cache.js';
+import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeCredentials } from './kube-credentials.ts';
+import { KubeWatch } from './kube-watch.ts';
 
 export type WatchCallback = (phase: string, apiObj: any, watchObj?: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 export type WatchDone = (err: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -21,17 +30,25 @@ export interface ListWatchRun<T extends KubernetesObject> {
   stop(): Promise<void>;
 }
 
-/** client-node's Watch on `kc`: the default transport of the informers. */
-export function kubeWatch(kc: KubeConfig): WatchLike {
-  return new Watch(kc);
+/** Our watch transport (kube-watch.ts) on `creds`: the default transport of the informers. */
+export function kubeWatch(creds: KubeCredentials): WatchLike {
+  return new KubeWatch(creds);
 }
+
+// Watch's constructor only stores its config, which only Watch.watch (never
+// called here: it is overridden) reads, through these two methods. This
+// stand-in (not a KubeConfig: that would load config.js) says so if that changes.
+const unused = (): never => {
+  throw new Error('DelegatingWatch: client-node Watch used its config; every request must go through the inner transport');
+};
+const NO_CONFIG = { getCurrentCluster: unused, applySecurityAuthentication: unused } as unknown as KubeConfig;
 
 // ListWatch wants a Watch instance; this one hands every request to `inner`.
 class DelegatingWatch extends Watch {
   readonly #inner: WatchLike;
 
-  constructor(kc: KubeConfig, inner: WatchLike) {
-    super(kc);
+  constructor(inner: WatchLike) {
+    super(NO_CONFIG);
     this.#inner = inner;
   }
 
@@ -42,11 +59,10 @@ class DelegatingWatch extends Watch {
 
 /** A client-node ListWatch (not started) whose watch requests go through `watch`. */
 export function newListWatch<T extends KubernetesObject>(o: {
-  kc: KubeConfig;
   path: string;
   watch: WatchLike;
   listFn: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string | undefined;
 }): ListWatchRun<T> {
-  return new ListWatch<T>(o.path, new DelegatingWatch(o.kc, o.watch), o.listFn, false, o.labelSelector);
+  return new ListWatch<T>(o.path, new DelegatingWatch(o.watch), o.listFn, false, o.labelSelector);
 }

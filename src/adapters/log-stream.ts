@@ -4,7 +4,7 @@
 // line: socket chunks are handed to the consumer as they arrive.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeCredentials } from './kube-credentials.ts';
 import { type CaptureError, captureError, classifyHttpStatus, describeError, isNetworkError, parseRetryAfter } from './errors.ts';
 
 export interface LogStreamRequest {
@@ -105,7 +105,7 @@ function readErrorBody(res: http.IncomingMessage, timeoutMs: number): Promise<st
   });
 }
 
-export async function openLogStream(kc: KubeConfig, req: LogStreamRequest): Promise<LogStream> {
+export async function openLogStream(kc: KubeCredentials, req: LogStreamRequest): Promise<LogStream> {
   const { signal, idleTimeoutMs } = req;
   signal?.throwIfAborted();
   const cluster = kc.getCurrentCluster();
@@ -130,8 +130,8 @@ export async function openLogStream(kc: KubeConfig, req: LogStreamRequest): Prom
     });
   }
   signal?.throwIfAborted();
-  // client-node hands out a non-keepalive agent; keep its agent only when it
-  // is a proxy agent, which ours cannot replace.
+  // client-node's KubeConfig (the fallback) hands out a non-keepalive agent;
+  // keep its agent only when it is a proxy agent, which ours cannot replace.
   if (!cluster.proxyUrl) opts.agent = secure ? httpsAgent : httpAgent;
   const what = `log of ${req.namespace}/${req.pod}/${req.container}`;
 

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../adapters/kube-api.ts';
+import { loadKubeCredentials, type LoadedCredentials } from '../adapters/kube-credentials.ts';
 import { readAheadBudget } from '../adapters/log-stream.ts';
 import { CaptureError } from '../adapters/errors.ts';
 import { retry } from '../adapters/retry.ts';
@@ -37,9 +37,18 @@ try {
 const config = cfg;
 const logger = createLogger({ level: config.logLevel });
 
-const kc = new KubeConfig();
-if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-else kc.loadFromDefault();
+// Our own loader (in-cluster service account, kubeconfig files with tokens or
+// client certificates); client-node's KubeConfig only for what it does not
+// handle (exec, auth-provider, basic auth, impersonation, proxy-url).
+let kc: LoadedCredentials;
+try {
+  kc = await loadKubeCredentials({ kubeconfig: config.kubeconfig });
+} catch (err) {
+  logger.error('cannot load credentials', { error: (err as Error).message });
+  process.stderr.write(`logtail-operator: cannot load credentials: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+logger.info('credentials', { source: kc.source, clientNodeKubeConfig: kc.fallback });
 
 const storeUrl = normalizeStoreUrl(config.store);
 const store = await storeFromUrl(storeUrl, {

@@ -1,7 +1,8 @@
 // The LogTail controller: informers feed a work queue of namespace/name keys;
 // reconcile re-reads the LogTail from the cache (never an event's payload),
 // owns the finalizer, and starts, stops or forgets one capture daemon per key.
-import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { KubeCredentials } from '../adapters/kube-credentials.ts';
 import { type KubeApi, KubeApiError, isNotFound } from '../adapters/kube-api.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
 import { API_VERSION, FINALIZER, logTailsPath, resolveSpec, type LogTail, type ResolvedSpec } from '../core/spec.ts';
@@ -28,7 +29,7 @@ const RETENTION_SETTLE_MS = 2_000;
 export const DEFAULT_STATUS_WRITES_PER_SECOND = 20;
 
 export interface ControllerOptions {
-  kc: KubeConfig;
+  kc: KubeCredentials;
   api: KubeApi;
   store: ObjectStore;
   logger: Logger;

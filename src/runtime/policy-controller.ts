@@ -5,7 +5,8 @@
 // event: the policy in its label), and reconcile re-reads everything from the
 // caches. The LogTails it creates are ordinary ones, captured by the LogTail
 // controller like any other.
-import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { KubeCredentials } from '../adapters/kube-credentials.ts';
 import type { KubeApi } from '../adapters/kube-api.ts';
 import { logTailsPath, type LogTail } from '../core/spec.ts';
 import { POLICY_LABEL, decideCreate, logTailFor, policiesPath, policyStatus, statusEqual, type LogTailPolicy } from '../core/policy.ts';
@@ -15,7 +16,7 @@ import { informerFor, resourcePath, type ObjectInformer } from './supervised-inf
 import { WorkQueue } from './work-queue.ts';
 
 export interface PolicyControllerOptions {
-  kc: KubeConfig;
+  kc: KubeCredentials;
   api: KubeApi;
   logger: Logger;
   metrics?: Metrics;

@@ -1,10 +1,11 @@
 // An informer that keeps itself alive.
 //
-// What client-node 2.0.1's informer (ListWatch in cache.js, Watch in watch.js;
-// reached through src/adapters/list-watch.ts) does by itself, and what this
+// What client-node 2.0.1's informer (ListWatch in cache.js, reached through
+// src/adapters/list-watch.ts, with our watch transport src/adapters/kube-watch.ts
+// in place of its Watch, same contract) does by itself, and what this
 // wrapper adds:
 // - A watch that ends cleanly is re-opened from the last resourceVersion, with
-//   a 1 s..30 s backoff reset by every event. watch.js aborts a connection that
+//   a 1 s..30 s backoff reset by every event. The transport aborts a connection that
 //   carried nothing for 30 s (TimeoutError) and ListWatch re-opens it at once,
 //   so a healthy watch on a quiet resource reconnects every 30 s.
 // - 410 Gone is handled: an `ERROR` event whose Status has code 410 clears the
@@ -27,7 +28,8 @@
 //   add/update/delete callbacks live here: a restart relists and this class
 //   diffs the list against what it holds, delivering what was missed while the
 //   informer was down (deletes included) and nothing twice.
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeCredentials } from '../adapters/kube-credentials.ts';
 import { kubeWatch, newListWatch, type ListWatchRun, type WatchCallback, type WatchDone, type WatchLike } from '../adapters/list-watch.ts';
 import { Backoff } from '../adapters/retry.ts';
 import type { Logger } from './logger.ts';
@@ -47,7 +49,8 @@ export interface RestartInfo {
 
 export interface SupervisedInformerOptions<T extends KubernetesObject> {
   name: string;
-  kc: KubeConfig;
+  /** Credentials of the watch requests (our loader, or client-node's KubeConfig: same shape). */
+  kc: KubeCredentials;
   /** e.g. /api/v1/pods, /api/v1/namespaces/NS/pods, /apis/logtail.dev/v1alpha1/logtails */
   path: string;
   /** Lists what `path` watches (same namespace, same selector). */
@@ -61,7 +64,7 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   watchdogMs?: number;
   onRestart?: (info: RestartInfo) => void;
   clock?: Clock;
-  /** Transport for the watch requests. Default: client-node's Watch on `kc`. Tests pass a fake. */
+  /** Transport for the watch requests. Default: our watch transport (adapters/kube-watch.ts) on `kc`. Tests pass a fake. */
   watch?: WatchLike;
 }
 
@@ -171,7 +174,6 @@ function sameVersion(a: KubernetesObject, b: KubernetesObject): boolean {
 
 export class SupervisedInformer<T extends KubernetesObject> implements ObjectInformer<T> {
   readonly name: string;
-  readonly #kc: KubeConfig;
   readonly #path: string;
   readonly #listFn: () => Promise<KubernetesListObject<T>>;
   readonly #logger: Logger;
@@ -200,7 +202,6 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
 
   constructor(opts: SupervisedInformerOptions<T>) {
     this.name = opts.name;
-    this.#kc = opts.kc;
     this.#path = opts.path;
     this.#listFn = opts.listFn;
     this.#logger = opts.logger.child({ informer: opts.name });
@@ -299,7 +300,7 @@ export class SupervisedInformer<T extends KubernetesObject> implements ObjectInf
         this.#touch(gen);
       },
     );
-    const lw = newListWatch<T>({ kc: this.#kc, path: this.#path, watch: guard, listFn: () => this.#list(gen), labelSelector: this.#labelSelector });
+    const lw = newListWatch<T>({ path: this.#path, watch: guard, listFn: () => this.#list(gen), labelSelector: this.#labelSelector });
     const run: Run<T> = { gen, lw, guard, listed: false };
     this.#run = run;
     lw.on('add', (o) => this.#upsert(gen, o));

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { V1ConfigMap } from '@kubernetes/client-node';
+import { loadKubeCredentials } from '../../../src/adapters/kube-credentials.ts';
 import { memoryLogger } from '../../../src/runtime/logger.ts';
 import { SupervisedInformer } from '../../../src/runtime/supervised-informer.ts';
 import { cluster, uniqueName } from '../fixture.ts';
@@ -28,7 +29,8 @@ describe('runtime/SupervisedInformer against a real apiserver', function () {
     const { logger, lines } = memoryLogger('info');
     const informer = new SupervisedInformer<V1ConfigMap>({
       name: 'configmaps',
-      kc,
+      // Our loader and watch transport (the operator's), client-node's generated client for the test's own writes.
+      kc: await loadKubeCredentials({ kubeconfig: c.kubeconfigPath }),
       path: `/api/v1/namespaces/${namespace}/configmaps`,
       listFn: () => core.listNamespacedConfigMap({ namespace }),
       logger,
