@@ -10,6 +10,8 @@ import { KubeApi } from '../../../src/adapters/kube-api.ts';
 import { shareSecureContext } from '../../../src/adapters/tls-context.ts';
 import { selfSignedCert } from '../support/tls.ts';
 
+type Opts = https.RequestOptions & { secureContext?: unknown };
+
 // Each connection to the apiserver used to build its own OpenSSL context from
 // the CA in the request options (~70 KiB of C heap per log stream).
 describe('adapters/tls-context', function () {
@@ -75,17 +77,17 @@ describe('adapters/tls-context', function () {
   }
 
   it('gives requests with the same CA, certificate and key (by content) one context, and others their own', () => {
-    const a: https.RequestOptions = { ca: Buffer.from(cert) };
-    const b: https.RequestOptions = { ca: Buffer.from(cert) };
+    const a: Opts = { ca: Buffer.from(cert) };
+    const b: Opts = { ca: Buffer.from(cert) };
     shareSecureContext(a);
     shareSecureContext(b);
     expect(a.secureContext).to.not.equal(undefined);
     expect(b.secureContext).to.equal(a.secureContext);
-    const other: https.RequestOptions = {};
+    const other: Opts = {};
     shareSecureContext(other);
     expect(other.secureContext).to.not.equal(undefined).and.not.equal(a.secureContext);
     // options that shape a context in other ways keep building their own
-    const ciphers: https.RequestOptions = { ca: cert, ciphers: 'TLS_AES_128_GCM_SHA256' };
+    const ciphers: Opts = { ca: cert, ciphers: 'TLS_AES_128_GCM_SHA256' };
     shareSecureContext(ciphers);
     expect(ciphers.secureContext).to.equal(undefined);
     const given = { ca: cert, secureContext: a.secureContext };
