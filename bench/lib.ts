@@ -179,7 +179,10 @@ export async function startOperator(state: ClusterState, dir: string, o: { name:
           /* gone */
         }
       }
-      await Promise.race([exited, sleep(o.wrap?.length ? 300_000 : 25_000)]);
+      // a timer that does not keep the bench alive (and its lock held) once the operator has exited
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, o.wrap?.length ? 300_000 : 25_000)))]);
+      clearTimeout(timer);
       if (proc.exitCode === null) proc.kill('SIGKILL');
     },
   };
