@@ -8,7 +8,7 @@
 // apiserver's own apiserver_request_total (all clients: the bench's own
 // requests are listed apart).
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { apiRequest, cpuSeconds, finish, kubectl, load1, logTail, parseOptions, quantile, rssKiB, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState } from './lib.ts';
@@ -50,6 +50,9 @@ interface MemSample {
   heapTotalMiB: number;
   externalMiB: number;
   lagP99ms: number;
+  /** Resident size of the C heap (`[heap]` in /proc/PID/smaps: glibc's main arena) and of the other anonymous mappings (V8's heap, mmap'd allocations, other arenas). */
+  cHeapMiB: number;
+  otherAnonMiB: number;
   /** Bytes the containers have written (the simulator's records) less the bytes the operator has flushed to its store. */
   behindMiB: number;
 }
@@ -67,12 +70,32 @@ function writtenBytes(dir: string): number {
   return n;
 }
 
+/** Resident MiB of the `[heap]` mapping and of the other anonymous mappings, from /proc/PID/smaps. */
+function smapsSplit(pid: number): { heap: number; anon: number } {
+  let heap = 0;
+  let anon = 0;
+  let kind: 'heap' | 'anon' | 'file' = 'file';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (m) kind = m[2] === '[heap]' ? 'heap' : m[2] === '' || m[2]!.startsWith('[anon') ? 'anon' : 'file';
+    else if (line.startsWith('Rss:')) {
+      const kib = Number(line.split(/\s+/)[1]);
+      if (kind === 'heap') heap += kib;
+      else if (kind === 'anon') anon += kib;
+    }
+  }
+  return { heap: Math.round(heap / 102.4) / 10, anon: Math.round(anon / 102.4) / 10 };
+}
+
 /** RSS from /proc; heap, external memory and event-loop lag from the operator's /metrics. */
 async function operatorMemory(port: number, pid: number, simNs: string): Promise<MemSample> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const get = (name: string) => Number(text.match(new RegExp(`^${name} ([0-9.e+-]+)`, 'm'))?.[1] ?? NaN);
   const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  const split = smapsSplit(pid);
   return {
+    cHeapMiB: split.heap,
+    otherAnonMiB: split.anon,
     t: Date.now(),
     rssMiB: mib(rssKiB(pid) * 1024),
     heapUsedMiB: mib(get('nodejs_heap_size_used_bytes')),
@@ -119,6 +142,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     'heap-mib': { default: '', help: 'the operator\'s V8 old-space limit in MiB (NODE_OPTIONS=--max-old-space-size; empty: V8\'s default)' },
     'operator-args': { default: '', help: 'extra operator flags without their dashes, "log-level=info,idle-timeout=30s"' },
     'operator-log': { default: '', help: 'copy the operator\'s log to this file at the end' },
+    'operator-wrap': { default: '', help: 'a command the operator runs under, its words separated by commas, e.g. "heaptrack,-o,/tmp/op" (RSS is then the operator\'s own process)' },
     'operator-env': { default: '', help: 'extra environment for the operator, "K=V,K2=V2" (e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536)' },
   });
   const ns = 'concurrency';
@@ -129,7 +153,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     const extra = [...(o['status-writes'] ? ['--status-writes-per-second', o['status-writes']] : []), ...o['operator-args'].split(',').filter(Boolean).map((a) => `--${a}`)];
     const env: Record<string, string> = Object.fromEntries(o['operator-env'].split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     if (o['heap-mib']) env.NODE_OPTIONS = `--max-old-space-size=${o['heap-mib']}`;
-    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams']), ...extra], env });
+    const op = await startOperator(state, dir, { name: 'op-concurrency', store: `s3://${state.s3.bucket}/concurrency`, args: ['--watch-namespaces', ns, '--s3-endpoint', state.s3.endpoint, '--max-concurrent-streams', String(o['max-streams']), ...extra], env, ...(o['operator-wrap'] ? { wrap: o['operator-wrap'].split(',') } : {}) });
     const idleRss = rssKiB(op.pid) / 1024;
     // before the bench opens its own two watches: the operator's informers are already open
     const before = await requestCounts(state);
@@ -246,7 +270,7 @@ export async function concurrencyBench(argv: string[]): Promise<void> {
     table(['verb resource (all clients)', 'requests during the run', 'mean ms in the apiserver'], delta.map(([k, d]) => [k, d, k.startsWith('WATCH') || k.startsWith('CONNECT') ? '-' : meanMs(k, d)]));
     console.log('the bench itself made: 2 WATCH (pods, logtails), the POSTs of pods and logtails (kubectl create, 100 per call); the simulator: pods/binding, pods/status, events');
     const top = memSamples.reduce<MemSample | undefined>((a, b) => (!a || b.rssMiB > a.rssMiB ? b : a), undefined);
-    if (top) console.log(`operator memory at its highest sampled RSS (every 5 s): rss ${top.rssMiB} MiB, V8 heap used ${top.heapUsedMiB} / total ${top.heapTotalMiB} MiB, external ${top.externalMiB} MiB; event-loop lag p99 max over the run ${Math.max(...memSamples.map((m) => m.lagP99ms))} ms; most bytes written by the containers and not yet stored (every 5 s): ${Math.max(...memSamples.map((m) => m.behindMiB))} MiB`);
+    if (top) console.log(`operator memory at its highest sampled RSS (every 5 s): rss ${top.rssMiB} MiB, V8 heap used ${top.heapUsedMiB} / total ${top.heapTotalMiB} MiB, external ${top.externalMiB} MiB, C heap ([heap]) ${top.cHeapMiB} MiB, other anonymous mappings ${top.otherAnonMiB} MiB; event-loop lag p99 max over the run ${Math.max(...memSamples.map((m) => m.lagP99ms))} ms; most bytes written by the containers and not yet stored (every 5 s): ${Math.max(...memSamples.map((m) => m.behindMiB))} MiB`);
     const patches = after.get('PATCH logtails/status')! - (before.get('PATCH logtails/status') ?? 0);
     console.log(`status PATCHes per capture: ${(patches / o.captures).toFixed(1)} (${patches} in all); the operator's own count by kind: ${JSON.stringify(opWrites)}; operator CPU ${opCpu.toFixed(1)} s over ${secs.toFixed(0)} s`);
     console.log(`open watches at the end of the run beyond those open before it, other than the bench's two: ${watches} (${openBefore} open before, ${openDuring} at the end; the operator's informers were open before)`);

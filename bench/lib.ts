@@ -2,7 +2,7 @@
 // a child process, CPU and RSS from /proc, a raw HTTPS watch, statistics and
 // the result files (bench/results/NAME-TIME.json, one `BENCH name k=v …` line).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,12 +145,13 @@ export interface Operator {
  * `npm start` runs it) unless `entry` names another, e.g. the compiled
  * dist/src/cmd/main.js the image runs.
  */
-export async function startOperator(state: ClusterState, dir: string, o: { name: string; store: string; args?: string[]; env?: Record<string, string>; entry?: string }): Promise<Operator> {
+export async function startOperator(state: ClusterState, dir: string, o: { name: string; store: string; args?: string[]; env?: Record<string, string>; entry?: string; wrap?: string[] }): Promise<Operator> {
   const port = await freePort();
   const fd = openSync(join(dir, `${o.name}.log`), 'a');
   const entry = o.entry ?? join(REPO_ROOT, 'src', 'cmd', 'main.ts');
   const args = [entry, '--store', o.store, '--http-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...(o.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...state.env, ...(o.env ?? {}) } });
+  // `wrap`: a command the operator runs under (e.g. heaptrack); its pid is then the wrapper's child, found below
+  const proc = o.wrap?.length ? spawn(o.wrap[0]!, [...o.wrap.slice(1), process.execPath, ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, ...state.env, ...(o.env ?? {}) } }) : spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...state.env, ...(o.env ?? {}) } });
   closeSync(fd);
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const deadline = Date.now() + 60_000;
@@ -164,16 +165,55 @@ export async function startOperator(state: ClusterState, dir: string, o: { name:
     if (Date.now() > deadline) throw new Error(`operator ${o.name} not ready after 60 s`);
     await sleep(100);
   }
+  const pid = o.wrap?.length ? (descendantRunning(proc.pid!, process.execPath) ?? proc.pid!) : proc.pid!;
   return {
     proc,
-    pid: proc.pid!,
+    pid,
     port,
     stop: async () => {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(25_000)]);
+      // under a wrapper: stop the operator itself and give the wrapper time to write its output
+      if (proc.exitCode === null) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+      }
+      // a timer that does not keep the bench alive (and its lock held) once the operator has exited
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, o.wrap?.length ? 300_000 : 25_000)))]);
+      clearTimeout(timer);
       if (proc.exitCode === null) proc.kill('SIGKILL');
     },
   };
+}
+
+/** The first process under `pid` (depth first) whose executable is `exe`: the operator under a wrapper. */
+function descendantRunning(pid: number, exe: string): number | undefined {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {
+      /* gone */
+    }
+  }
+  const walk = (p: number): number | undefined => {
+    for (const c of kids.get(p) ?? []) {
+      try {
+        if (realpathSync(`/proc/${c}/exe`) === realpathSync(exe)) return c;
+      } catch {
+        /* gone */
+      }
+      const found = walk(c);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(pid);
 }
 
 /** GET or POST to the apiserver with the cluster's admin token, JSON in and out. */

@@ -2,6 +2,7 @@
 // operator's credentials (kube-credentials.ts). Plain requests keep the patch content types and the
 // error statuses explicit (the generated client hides both).
 import { Agent, request, type RequestOptions } from 'node:https';
+import { shareSecureContext } from './tls-context.ts';
 import { request as httpRequest } from 'node:http';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { KubeCredentials } from './kube-credentials.ts';
@@ -79,6 +80,7 @@ export class KubeApi {
     // and at 1,000 captures thousands of them). Ours keeps them, at most
     // MAX_SOCKETS; a proxy agent is kept, ours cannot replace it.
     if (this.server.protocol === 'https:' && !this.kc.getCurrentCluster()?.proxyUrl) opts.agent = this.agent;
+    if (this.server.protocol === 'https:') shareSecureContext(opts);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {
       (opts.headers as Record<string, string>)['Content-Type'] = contentType;

@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { KubeCredentials } from './kube-credentials.ts';
+import { shareSecureContext } from './tls-context.ts';
 import { type CaptureError, captureError, classifyHttpStatus, describeError, isNetworkError, parseRetryAfter } from './errors.ts';
 
 export interface LogStreamRequest {
@@ -133,6 +134,8 @@ export async function openLogStream(kc: KubeCredentials, req: LogStreamRequest):
   // client-node's KubeConfig (the fallback) hands out a non-keepalive agent;
   // keep its agent only when it is a proxy agent, which ours cannot replace.
   if (!cluster.proxyUrl) opts.agent = secure ? httpsAgent : httpAgent;
+  // one TLS context for every stream, not one per connection (tls-context.ts)
+  if (secure) shareSecureContext(opts);
   const what = `log of ${req.namespace}/${req.pod}/${req.container}`;
 
   return new Promise<LogStream>((resolve, reject) => {

@@ -64,6 +64,16 @@ export function sseParams(opts: Pick<S3Options, 'sse' | 'sseKmsKeyId'>): { Serve
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Read size of the file streams a part or a small object is uploaded from
+ * (Node's default is 64 KiB). Up to a few reads are held per upload at once
+ * (read ahead, the socket's queue, and buffers not yet collected), and at the
+ * end of many captures together every writer uploads at once: at 200 commits
+ * in the same seconds 64 KiB reads held ~70 MiB (heaptrack,
+ * docs/benchmarks.md). 16 KiB matches the request socket's write high-water mark.
+ */
+export const UPLOAD_READ_BYTES = 16 * 1024;
+
 /** Spool writes smaller than this are gathered per writer first (one such buffer per open object). */
 const SPOOL_BATCH = 32 * 1024;
 
@@ -548,7 +558,7 @@ class S3Writer implements ObjectWriter {
 
   private async uploadPart(part: SpoolPart, PartNumber: number): Promise<void> {
     const out = await retry(
-      () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber, ContentLength: part.bytes, Body: createReadStream(part.path) })),
+      () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber, ContentLength: part.bytes, Body: createReadStream(part.path, { highWaterMark: UPLOAD_READ_BYTES }) })),
       this.retryPolicy,
       { classify: (e) => classifyS3Error(e, '').kind },
     ).catch((err: unknown) => {
@@ -572,7 +582,7 @@ class S3Writer implements ObjectWriter {
       // A fresh body per attempt. A retry after a PUT that landed but whose
       // answer was lost gets 412 (KeyExists): the caller adopts identical bytes.
       await this.retried(() =>
-        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: last ? createReadStream(last.path) : Buffer.alloc(0), ContentLength: last?.bytes ?? 0, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse, ...guard })),
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: last ? createReadStream(last.path, { highWaterMark: UPLOAD_READ_BYTES }) : Buffer.alloc(0), ContentLength: last?.bytes ?? 0, ContentType: this.opts.contentType, ...(this.opts.contentEncoding ? { ContentEncoding: this.opts.contentEncoding } : {}), ...this.sse, ...guard })),
       );
       return;
     }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { S3Store } from '../../../src/adapters/store/s3-store.ts';
+import { S3Store, UPLOAD_READ_BYTES } from '../../../src/adapters/store/s3-store.ts';
 import { startStandIn, type StandIn } from './s3-standin.ts';
 
 const CREDS = { accessKeyId: 'AK', secretAccessKey: 'SK' };
@@ -76,6 +76,28 @@ describe('adapters/store/s3-store: parts spooled to disk (stand-in S3 server)', 
     expect(stored?.subarray(0, 9).toString()).to.equal('one line\n');
     expect(s.requests.some((r) => r.method === 'POST' && /[?&]uploads\b/.test(r.url))).to.equal(false);
     expect(spoolBytes(spool).files).to.equal(0);
+  });
+
+  // Many captures end together and every writer uploads at once: what each
+  // upload holds in flight scales with the size of its file stream's reads.
+  it('uploads parts and single PUTs from the spool in reads of UPLOAD_READ_BYTES (16 KiB), not Node\'s 64 KiB', async () => {
+    const bodies: Array<{ command: string; highWaterMark: number }> = [];
+    const send = st.client.send.bind(st.client);
+    (st.client as unknown as { send: (c: { constructor: { name: string }; input: { Body?: unknown } }) => unknown }).send = (c) => {
+      const body = c.input.Body as { readableHighWaterMark?: number } | undefined;
+      if (body && typeof body.readableHighWaterMark === 'number') bodies.push({ command: c.constructor.name, highWaterMark: body.readableHighWaterMark });
+      return send(c as never);
+    };
+    const multi = await st.create('ns/lt/pod/main/3.log', { contentType: 'text/plain' });
+    await multi.write(Buffer.alloc(2 * PART + 100, 120));
+    await multi.commit({ sha256: 'a'.repeat(64), objectSha256: 'a'.repeat(64) });
+    const single = await st.create('ns/lt/pod/main/4.log', { contentType: 'text/plain' });
+    await single.write(Buffer.alloc(PART - 1, 121));
+    await single.commit({ sha256: 'a'.repeat(64), objectSha256: 'a'.repeat(64) });
+    expect(bodies.map((b) => b.command).sort()).to.deep.equal(['PutObjectCommand', 'UploadPartCommand', 'UploadPartCommand', 'UploadPartCommand']);
+    for (const b of bodies) expect(b.highWaterMark, b.command).to.equal(UPLOAD_READ_BYTES).and.equal(16 * 1024);
+    expect([...s.objects.values()].some((o) => o.length === 2 * PART + 100)).to.equal(true);
+    expect([...s.objects.values()].some((o) => o.length === PART - 1)).to.equal(true);
   });
 
   it('abort removes the spooled parts', async () => {
