@@ -143,6 +143,8 @@ class RunCapture {
   private kubeletError: string | undefined;
   /** A read of the pod made at the end of a follow pass, for the next pass to use. */
   private located: Where | undefined;
+  /** The last read after a request was the informer's copy (locateInCopy), no direct read since. */
+  private fromCopy = false;
   private pieces: Buffer[] = [];
   private pendingBytes = 0;
   /** A relaxed read's bytes are held (not in the sink): the filter is ahead of the object. */
@@ -191,6 +193,7 @@ class RunCapture {
     try {
       await this.announce();
       await this.passes();
+      await this.confirmPod();
       if (this.gap && !this.gap.discard && this.filter.bytes === 0 && (!this.answered || this.gap.reason === Reason.ContainerRemoved)) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
         this.sink.destroy();
@@ -350,8 +353,40 @@ class RunCapture {
     return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it (the pod's status no longer names container ${this.run.id}); ${kept}` };
   }
 
+  /**
+   * Where the run is, from the informer's copy of our pod, when that copy
+   * shows the run ended (else undefined: read the pod). Used after a follow
+   * stream, as the read before the proof window: runs only move on (current,
+   * previous, gone), so a run at the same place in this earlier copy and in
+   * the direct read after the window was there during the window too, as
+   * with a direct read before it; and that read after the window confirms
+   * our pod (by UID) after the follow request as well (unconfirmedFromTop
+   * stays set until a direct read; commit() reads directly if none came).
+   */
+  private locateInCopy(): Where | undefined {
+    const pod = this.d.cachedPod();
+    if (!pod) return undefined;
+    const run = locateRun(containerView(containerStatus(pod, this.t.name)), this.run.id);
+    if (!run?.ended) return undefined;
+    this.fromCopy = true;
+    return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(pod) };
+  }
+
+  /**
+   * A read from the top stored bytes and only the informer's copy was read
+   * after it (the drain then ended without its direct read, e.g. a window
+   * request refused for good): read the pod now, as the read after the follow
+   * request would have, before anything is committed.
+   */
+  private async confirmPod(): Promise<void> {
+    if (!this.fromCopy || !this.unconfirmedFromTop) return;
+    const where = await this.locate();
+    if (where.kind === 'gone' || where.kind === 'unavailable') this.end(this.gapFor(where));
+  }
+
   /** A fresh read of the pod, and where the run is served now. */
   private async locate(): Promise<Where> {
+    this.fromCopy = false;
     const seen = await this.d.observePod();
     if (seen.kind === 'unavailable') return seen;
     if (seen.kind === 'gone') return seen;
@@ -375,7 +410,7 @@ class RunCapture {
     this.d.endStep('streamEnded');
     if (r.error) return this.onFailure(r.error, r.progressed, false);
     if (this.stopped) return;
-    const where = await this.locate();
+    const where = this.locateInCopy() ?? (await this.locate());
     this.d.endStep('located');
     if (where.kind !== 'run') {
       this.end(this.gapFor(where));
@@ -418,7 +453,7 @@ class RunCapture {
     for (let delay = b.next(); delay !== undefined; delay = b.next()) {
       // Woken by the pod's event showing the run ended; the back-off only bounds the wait for one.
       await this.d.waitUntil(() => this.endShown(false), delay);
-      const where = await this.locate();
+      const where = this.locateInCopy() ?? (await this.locate());
       if (where.kind !== 'run') return false;
       if (where.run.ended) {
         // Handed on: the drain's first pass needs no second read.

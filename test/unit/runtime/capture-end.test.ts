@@ -4,6 +4,7 @@
 // the cost of a guarantee (the proof window and the reads around it stay;
 // what is committed reaches status no later than `Complete`).
 import { expect } from 'chai';
+import { captureError } from '../../../src/adapters/errors.ts';
 import type { ModelPod } from '../core/kubelet-model.ts';
 import { type Capture, makeCapture } from './capture-harness.ts';
 
@@ -28,19 +29,19 @@ function exitAt(cap: Capture, pod: ModelPod, at: number, before?: () => void): v
 describe('runtime/capture: the end of a capture (requests per completion)', function () {
   this.timeout(30_000);
 
-  it('after the follow stream: a pod read, the proof window, a pod read, the commit, ONE status write (Stored and Complete together), then the event', async () => {
+  it('after the follow stream: the proof window (the read before it is the informer\'s copy showing the run ended), a pod read after it, the commit, ONE status write (Stored and Complete together), then the event', async () => {
     const cap = makeCapture();
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
     cap.model.start(pod, 'main');
     exitAt(cap, pod, writeLines(cap, pod, 'main', 50, 0, 10) + 5);
     const st = await cap.run();
     expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
-    expect(afterLastFollow(cap)).to.deep.equal(['GET pod', 'CONNECT log tail', 'GET pod', 'PUT object', 'PATCH status Complete Stored', 'POST event Complete']);
+    expect(afterLastFollow(cap)).to.deep.equal(['CONNECT log tail', 'GET pod', 'PUT object', 'PATCH status Complete Stored', 'POST event Complete']);
     // No status ever showed the run Stored without the terminal phase: one write carried both.
     expect(cap.statuses.filter((s) => s.containers[0]?.state === 'Stored').map((s) => s.phase)).to.deep.equal(['Complete']);
   });
 
-  it('the outcome is read again when the informer\'s copy does not show the run ended yet', async () => {
+  it('the pod is read directly before the window and for the outcome when the informer\'s copy does not show the run ended', async () => {
     const cap = makeCapture();
     const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
     cap.model.start(pod, 'main');
@@ -48,8 +49,7 @@ describe('runtime/capture: the end of a capture (requests per completion)', func
     exitAt(cap, pod, writeLines(cap, pod, 'main', 50, 0, 10) + 5, () => cap.freezeInformer());
     const st = await cap.run();
     expect([st.phase, st.result], st.message).to.deep.equal(['Complete', 'Succeeded']);
-    const after = afterLastFollow(cap);
-    expect(after.slice(after.indexOf('PUT object'))).to.deep.equal(['PUT object', 'GET pod', 'PATCH status Complete Stored', 'POST event Complete']);
+    expect(afterLastFollow(cap)).to.deep.equal(['GET pod', 'CONNECT log tail', 'GET pod', 'PUT object', 'GET pod', 'PATCH status Complete Stored', 'POST event Complete']);
   });
 
   it('a follow stream that ends before the pod status shows the exit: no retry counted, no Warning, on at the pod\'s event', async () => {
@@ -98,8 +98,19 @@ describe('runtime/capture: the end of a capture (requests per completion)', func
     expect([st.phase, st.retries], st.message).to.deep.equal(['Complete', 0]);
     // The terminatedRetry back-off's first read would come at 200 ms ± 20 %; the event comes at 150 ms.
     expect(Date.parse(st.completionTime!) - t0 - exit).to.be.lessThan(160);
-    // One read after the stream, one when the event shows the end (handed on to the drain, not read again), one after the window.
-    expect(afterLastFollow(cap)).to.deep.equal(['GET pod', 'GET pod', 'CONNECT log tail', 'GET pod', 'PUT object', 'PATCH status Complete Stored', 'POST event Complete']);
+    // One read after the stream (the copy still shows the run running), none when the event's copy shows the end, one after the window.
+    expect(afterLastFollow(cap)).to.deep.equal(['GET pod', 'CONNECT log tail', 'GET pod', 'PUT object', 'PATCH status Complete Stored', 'POST event Complete']);
+  });
+
+  it('a read from the top confirmed only by the informer\'s copy is confirmed by a direct read before the commit (the window refused for good)', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    exitAt(cap, pod, writeLines(cap, pod, 'main', 50, 0, 10) + 5);
+    cap.model.fault = (req) => (req.tailLines !== undefined ? { error: captureError('Forbidden', 'window refused') } : {});
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Incomplete');
+    expect(afterLastFollow(cap).slice(0, 3)).to.deep.equal(['CONNECT log tail', 'GET pod', 'PUT object']);
   });
 
   it('a container that ends while another is still captured: its Stored goes to status at once', async () => {
