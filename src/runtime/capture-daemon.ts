@@ -328,6 +328,8 @@ export class CaptureDaemon {
   }
 
   async event(type: 'Normal' | 'Warning', reason: string, message: string, name?: string): Promise<void> {
+    const lane = this.deps.events;
+    await lane?.acquire();
     try {
       await this.deps.api.createEvent({
         name,
@@ -338,6 +340,8 @@ export class CaptureDaemon {
       });
     } catch (err) {
       this.log.warn('event not recorded', { reason, error: String(err) });
+    } finally {
+      lane?.release();
     }
   }
 

@@ -15,7 +15,7 @@ import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import { systemCaptureClock } from './capture-ports.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { FairSlots } from './semaphore.ts';
+import { FairSlots, Semaphore } from './semaphore.ts';
 import { fileSpool } from './truncating-sink.ts';
 import type { Sharding } from './sharding.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -26,6 +26,8 @@ import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 const STOP_POLL_MS = 250;
 const RETENTION_SETTLE_MS = 2_000;
 export const DEFAULT_STATUS_WRITES_PER_SECOND = 20;
+/** Capture events in flight at once: reports, kept from crowding out pod reads and status writes when many captures end together. */
+const EVENTS_IN_FLIGHT = 4;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -65,6 +67,8 @@ export class Controller {
   private readonly slots: FairSlots;
   /** The one writer of every capture's status (coalescing, priority, a global budget). */
   readonly statusWriter: StatusWriter;
+  /** Capture events in flight at once, all captures (DaemonDeps.events). */
+  private readonly eventLane = new Semaphore(EVENTS_IN_FLIGHT);
   private readonly daemons = new Map<string, CaptureDaemon>();
   /** The same daemons by `namespace/podName`, for pod events. */
   private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
@@ -312,6 +316,7 @@ export class Controller {
       openSpool: fileSpool(this.o.spoolDir),
       hold: { api: this.o.api, enabled: this.o.holdPodEnabled ?? false },
       statusWriter: this.statusWriter,
+      events: this.eventLane,
     });
     this.addDaemon(key, d);
     d.start();

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { captureError } from '../../../src/adapters/errors.ts';
 import type { ModelPod } from '../core/kubelet-model.ts';
+import { Semaphore } from '../../../src/runtime/semaphore.ts';
 import { type Capture, makeCapture } from './capture-harness.ts';
 
 function writeLines(cap: Capture, pod: ModelPod, name: string, n: number, startMs: number, everyMs: number): number {
@@ -111,6 +112,23 @@ describe('runtime/capture: the end of a capture (requests per completion)', func
     const st = await cap.run();
     expect(st.phase, st.message).to.equal('Incomplete');
     expect(afterLastFollow(cap).slice(0, 3)).to.deep.equal(['CONNECT log tail', 'GET pod', 'PUT object']);
+  });
+
+  it('events wait for the process-wide event lane; the terminal status does not wait for them', async () => {
+    const lane = new Semaphore(1);
+    // Other captures' events hold the lane until 60 s.
+    await lane.acquire();
+    const cap = makeCapture({ events: lane });
+    cap.clock.at(60_000, () => lane.release());
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    const t0 = cap.clock.now();
+    exitAt(cap, pod, writeLines(cap, pod, 'main', 50, 0, 10) + 5);
+    const st = await cap.run();
+    expect(st.phase, st.message).to.equal('Complete');
+    expect(Date.parse(st.completionTime!) - t0, 'Complete long before the lane was free').to.be.lessThan(2000);
+    expect(cap.events.map((e) => e.reason)).to.deep.equal(['Streaming', 'Complete']);
+    expect(cap.clock.now() - t0, 'the events went out once the lane was free').to.be.at.least(60_000);
   });
 
   it('a container that ends while another is still captured: its Stored goes to status at once', async () => {

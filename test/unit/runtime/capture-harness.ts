@@ -363,7 +363,7 @@ export interface Capture {
   thawInformer(): void;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; events?: DaemonDeps['events'] } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   let rs = (opts.seed ?? 1) * 2654435761;
@@ -489,6 +489,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     clock,
     openSpool: spools.openSpool,
     ...(opts.hold ? { hold: opts.hold } : {}),
+    ...(opts.events ? { events: opts.events } : {}),
   };
   model.onChange = () => cap.daemon?.podChanged();
   store.onCommit = () => cap.requests.push('PUT object');
