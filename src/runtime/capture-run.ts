@@ -410,7 +410,7 @@ class RunCapture {
     this.d.endStep('streamEnded');
     if (r.error) return this.onFailure(r.error, r.progressed, false);
     if (this.stopped) return;
-    const where = this.locateInCopy() ?? (await this.locate());
+    const where = (await this.endFromCopy()) ?? (await this.locate());
     this.d.endStep('located');
     if (where.kind !== 'run') {
       this.end(this.gapFor(where));
@@ -432,6 +432,20 @@ class RunCapture {
     // retry's wait is spent on the pod's events: the run shown ended there is
     // the container's exit, not a failure, and nothing is counted.
     await this.onFailure(new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended while the container is still running`), r.progressed, false, () => this.endShown(true));
+    // The pod's event showed the end within the retry's wait: the next pass starts from that copy.
+    this.located ??= this.locateInCopy();
+  }
+
+  /**
+   * After a follow stream ended: where the run is, from the informer's copy
+   * once that shows the run ended, waiting on the pod's events at most the
+   * retry policy's first interval (the kubelet ends the stream at the
+   * container's exit, before its status says so: step 7 in docs/design.md).
+   * Undefined when the copy does not show it by then: read the pod.
+   */
+  private async endFromCopy(): Promise<Where | undefined> {
+    await this.d.waitUntil(() => this.endShown(false), this.d.spec.retry.initialIntervalMs);
+    return this.locateInCopy();
   }
 
   /**

@@ -68,6 +68,7 @@ describe('runtime/capture: the end of a capture (requests per completion)', func
     expect([st.phase, st.retries], st.message).to.deep.equal(['Complete', 0]);
     expect(cap.events.map((e) => e.reason)).to.not.include('Retrying');
     expect(cap.requests.filter((r) => r === 'CONNECT log follow'), 'the follow stream was not opened again').to.have.length(1);
+    expect(afterLastFollow(cap), 'no pod read before the window: the copy showed the end').to.deep.equal(['CONNECT log tail', 'GET pod', 'PUT object', 'PATCH status Complete Stored', 'POST event Complete']);
     expect(Date.parse(st.completionTime!) - t0 - exit, 'Complete at the pod event, not after the retry wait').to.be.lessThan(350);
   });
 
@@ -89,17 +90,19 @@ describe('runtime/capture: the end of a capture (requests per completion)', func
     const t0 = cap.clock.now();
     const exit = writeLines(cap, pod, 'main', 50, 0, 10) + 5;
     cap.clock.at(exit, () => {
-      // The apiserver shows the phase Succeeded with the run still running; the terminated state comes 150 ms later.
+      // The apiserver shows the phase Succeeded with the run still running; the terminated state comes 650 ms later.
       cap.model.setPhase(pod, 'Succeeded');
       cap.model.lagApiserver(true);
       cap.model.exit(pod, 'main', 0);
     });
-    cap.clock.at(exit + 150, () => cap.model.lagApiserver(false));
+    cap.clock.at(exit + 650, () => cap.model.lagApiserver(false));
     const st = await cap.run();
     expect([st.phase, st.retries], st.message).to.deep.equal(['Complete', 0]);
-    // The terminatedRetry back-off's first read would come at 200 ms ± 20 %; the event comes at 150 ms.
-    expect(Date.parse(st.completionTime!) - t0 - exit).to.be.lessThan(160);
-    // One read after the stream (the copy still shows the run running), none when the event's copy shows the end, one after the window.
+    // At 500 ms (the retry's first interval spent waiting for the copy to show the end) the pod is read:
+    // terminal, the run still running. The terminatedRetry back-off's next read would come at 500 + 200 ms
+    // ± 20 %, and with it polling (200, 400, 800 ms) at ~1400 ms; the event comes at 650 ms.
+    expect(Date.parse(st.completionTime!) - t0 - exit).to.be.lessThan(700);
+    // One read when the copy did not show the end in time, none when the event's copy shows it, one after the window.
     expect(afterLastFollow(cap)).to.deep.equal(['GET pod', 'CONNECT log tail', 'GET pod', 'PUT object', 'PATCH status Complete Stored', 'POST event Complete']);
   });
 
