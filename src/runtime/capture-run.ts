@@ -6,7 +6,9 @@
 //   inconclusive, again within the retry budget, then Incomplete/DrainUnproven.
 // Before and after every request the pod is read again: another UID under
 // the pod's name ends the run as PodDeleted, and the run is located by its
-// container ID ("current" or "previous", core/capture/runs.ts).
+// container ID ("current" or "previous", core/capture/runs.ts). After a
+// follow stream, the informer's copy showing the run ended stands for the
+// read before the proof window (locateInCopy).
 import { createHash } from 'node:crypto';
 import { CaptureError } from '../adapters/errors.ts';
 import { Backoff } from '../adapters/retry.ts';
