@@ -26,8 +26,6 @@ import { type ReconcileResult, Result, WorkQueue } from './work-queue.ts';
 const STOP_POLL_MS = 250;
 const RETENTION_SETTLE_MS = 2_000;
 export const DEFAULT_STATUS_WRITES_PER_SECOND = 20;
-/** Capture events in flight at once: reports, kept from crowding out pod reads and status writes when many captures end together. */
-const EVENTS_IN_FLIGHT = 4;
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -67,8 +65,6 @@ export class Controller {
   private readonly slots: FairSlots;
   /** The one writer of every capture's status (coalescing, priority, a global budget). */
   readonly statusWriter: StatusWriter;
-  /** Capture events in flight at once, all captures (DaemonDeps.events). */
-  private readonly eventLane = new Semaphore(EVENTS_IN_FLIGHT);
   private readonly daemons = new Map<string, CaptureDaemon>();
   /** The same daemons by `namespace/podName`, for pod events. */
   private readonly daemonsByPod = new Map<string, Set<CaptureDaemon>>();
@@ -300,6 +296,13 @@ export class Controller {
     if (this.running) this.startDaemon(key, lt, resolved.spec);
     return Result.done;
   }
+
+  /**
+   * Capture events in flight at once, all captures (DaemonDeps.events): they
+   * are reports, kept from crowding out pod reads and status writes when many
+   * captures end together.
+   */
+  private readonly eventLane = new Semaphore(4);
 
   private startDaemon(key: string, lt: LogTail, spec: ResolvedSpec): void {
     const kc = this.o.kc;
