@@ -363,7 +363,7 @@ class RunCapture {
    * the direct read after the window was there during the window too, as
    * with a direct read before it; and that read after the window confirms
    * our pod (by UID) after the follow request as well (unconfirmedFromTop
-   * stays set until a direct read; commit() reads directly if none came).
+   * stays set until a direct read; confirmPod() reads directly if none came).
    */
   private locateInCopy(): Where | undefined {
     const pod = this.d.cachedPod();
