@@ -9,8 +9,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { type RetryPolicy, RetryExhaustedError, retry } from '../adapters/retry.ts';
 import { isTransientApiError } from '../adapters/kube-api.ts';
-import { type Captured, containerView, locateRun, nextRun, viewSummary, willRestart } from '../core/capture/runs.ts';
-import { type Outcome, type RunEnd, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
+import { type Captured, type ContainerView, containerView, locateRun, nextRun, viewSummary, willRestart } from '../core/capture/runs.ts';
+import { type Outcome, type RunEnd, decidedByCopy, deletedBeforeTerminated, outcome, worse } from '../core/capture/outcome.ts';
 import { selectContainers, type LogTail, type ResolvedSpec } from '../core/spec.ts';
 import { type ContainerCapture, type LogTailStatus, addUncapturedRuns, completeBlocker, conditionsForPhase, isTerminalPhase, setCondition, trimContainerEntries, truncation, truncationMessage } from '../core/status.ts';
 import { HoldReason } from '../core/hold.ts';
@@ -79,6 +79,10 @@ export class CaptureDaemon {
    * keeps showing that, so the first request is remembered here.
    */
   private deletionRequested: number | undefined;
+  /** A run's end (committed, or uncaptured) not yet handed to the status writer (runEnded). */
+  private runEndUnwritten = false;
+  /** Debug timing of the end of the capture: each step after the last follow stream ended (endStep). */
+  private endSteps: Array<[string, number]> = [];
   done: Promise<void> = Promise.resolve();
 
   constructor(lt: LogTail, spec: ResolvedSpec, deps: DaemonDeps) {
@@ -175,6 +179,20 @@ export class CaptureDaemon {
     signal.throwIfAborted();
   }
 
+  /**
+   * Waits on pod events until `seen()` holds or `maxMs` passed (no polling:
+   * `seen` is asked again on each event of our pod); true when it holds.
+   */
+  async waitUntil(seen: () => boolean, maxMs: number): Promise<boolean> {
+    const deadline = this.clock.now() + maxMs;
+    while (!seen()) {
+      const left = deadline - this.clock.now();
+      if (left <= 0) return false;
+      await this.waitPodChange(left);
+    }
+    return true;
+  }
+
   // ------------------------------------------------------------ pod reads
 
   /** The pod this capture is bound to, from the cache; a pod with another UID under the same name is not ours. */
@@ -264,14 +282,54 @@ export class CaptureDaemon {
    * awaited. Otherwise (progress) at most once per --status-interval from
    * here, and the writer spreads those under its global budget.
    */
-  async publish(urgent = false): Promise<void> {
+  async publish(urgent = false, terminal = false): Promise<void> {
     this.totals();
     if (!urgent && this.clock.now() - this.lastWrite < this.deps.statusIntervalMs * 0.8) return;
     this.lastWrite = this.clock.now();
-    await this.statusOut.publish(structuredClone(this.status), urgent);
+    // An urgent snapshot carries every run's end recorded so far.
+    if (urgent) this.runEndUnwritten = false;
+    await this.statusOut.publish(structuredClone(this.status), urgent, terminal);
+  }
+
+  /**
+   * A run ended (its entry `Stored`, `Gap`, or listed as uncaptured): the
+   * entry goes out with the next urgent write. That is at once while the
+   * capture goes on (flushRunEnd: before waiting for the next run, before
+   * reading it, when another container is still being captured); after the
+   * capture's last run it is the terminal status, one write instead of two
+   * (docs/design.md *The end of a capture*).
+   */
+  runEnded(): void {
+    this.runEndUnwritten = true;
+  }
+
+  /** Hands a run's end to the status writer now (queued in order, not awaited). */
+  private flushRunEnd(): void {
+    if (this.runEndUnwritten && !this.signal.aborted) void this.publish(true);
+  }
+
+  /** Debug timing: `streamEnded` (a follow stream ended) starts a new record; the others add to it. */
+  endStep(step: string): void {
+    if (step === 'streamEnded') this.endSteps = [];
+    this.endSteps.push([step, this.clock.now()]);
+  }
+
+  /** One debug line: the milliseconds each step took after the last follow stream ended. */
+  private logEndSteps(): void {
+    const s = this.endSteps;
+    if (s.length === 0) return;
+    const steps: Record<string, number> = {};
+    for (let i = 1; i < s.length; i++) {
+      const [name, at] = s[i]!;
+      const key = name in steps ? `${name}#${i}` : name;
+      steps[key] = at - s[i - 1]![1];
+    }
+    this.log.debug('capture end timing', { ms: steps, totalMs: s[s.length - 1]![1] - s[0]![1], first: s[0]![0] });
   }
 
   async event(type: 'Normal' | 'Warning', reason: string, message: string, name?: string): Promise<void> {
+    const lane = this.deps.events;
+    await lane?.acquire();
     try {
       await this.deps.api.createEvent({
         name,
@@ -282,6 +340,8 @@ export class CaptureDaemon {
       });
     } catch (err) {
       this.log.warn('event not recorded', { reason, error: String(err) });
+    } finally {
+      lane?.release();
     }
   }
 
@@ -336,12 +396,18 @@ export class CaptureDaemon {
       await this.finish({ phase: 'Failed', reason: 'InvalidSpec', message: `pod ${this.spec.podName}: ${selection.message}`, result: 'Unknown', exitCode: undefined });
       return;
     }
+    let capturing = selection.containers.length;
     const ends = await Promise.all(
       selection.containers.map((c) =>
-        this.captureContainer(c.name, c.init).catch((err: unknown): RunEnd => {
-          if (this.signal.aborted) throw this.signal.reason;
-          return { kind: 'failed', reason: (err as { reason?: string }).reason ?? 'InternalError', message: String((err as Error)?.message ?? err) };
-        }),
+        this.captureContainer(c.name, c.init)
+          .catch((err: unknown): RunEnd => {
+            if (this.signal.aborted) throw this.signal.reason;
+            return { kind: 'failed', reason: (err as { reason?: string }).reason ?? 'InternalError', message: String((err as Error)?.message ?? err) };
+          })
+          .finally(() => {
+            // Another container is still being captured: this one's last run goes to status now.
+            if (--capturing > 0) this.flushRunEnd();
+          }),
       ),
     );
     this.signal.throwIfAborted();
@@ -438,6 +504,7 @@ export class CaptureDaemon {
       if (open) return worse(end, await this.salvageRun(open));
       if (seen.kind === 'gone') return worse(end, { kind: last ? 'partial' : 'failed', reason: 'PodDeleted', message: `pod ${this.spec.podName} was deleted` });
       if (seen.kind === 'unavailable') {
+        this.flushRunEnd();
         await this.waitPodChange(2000);
         continue;
       }
@@ -452,6 +519,7 @@ export class CaptureDaemon {
           return end;
         }
         if (last && !this.mayRunAgain(pod, name, init, last.index)) return end;
+        this.flushRunEnd();
         await this.waitPodChange(2000);
         continue;
       }
@@ -463,6 +531,7 @@ export class CaptureDaemon {
       }
       // What the decision was made from: a later diagnosis of a run lost or misread needs it.
       this.log.info('run chosen', { container: name, restart: decision.run.index, containerID: decision.run.id, previous: decision.run.previous, lost: decision.lost, seen: viewSummary(view) });
+      this.flushRunEnd();
       const runEnd = await captureRun(this, { name, init, run: decision.run });
       end = worse(end, runEnd);
       // A container restarted for weeks must not grow the status past etcd's limit.
@@ -487,12 +556,12 @@ export class CaptureDaemon {
   }
 
   private async conclude(ends: RunEnd[]): Promise<void> {
-    const seen = await this.observePod();
     const finals = new Map<string, ContainerCapture>();
     for (const c of this.status.containers) {
       const prev = finals.get(c.name);
       if (!prev || c.restart > prev.restart) finals.set(c.name, c);
     }
+    const seen = await this.outcomeRead(ends, [...finals.values()]);
     const stored = this.status.containers.filter((c) => !!c.object).length;
     const o = outcome({
         ends,
@@ -509,6 +578,26 @@ export class CaptureDaemon {
     // Every object stored, and still not Complete: malformed lines, uncaptured runs.
     const blocker = o.phase === 'Complete' ? completeBlocker(this.status.containers, this.status) : undefined;
     await this.finish(blocker ? { ...o, phase: 'Incomplete', ...blocker } : o);
+  }
+
+  /**
+   * The pod read the outcome is decided from: the informer's copy when it
+   * already shows every container's last captured run ended (decidedByCopy
+   * says why that is as good as a read now), else a direct read.
+   */
+  private async outcomeRead(ends: RunEnd[], finals: ContainerCapture[]): Promise<PodObservation> {
+    const pod = this.cachedPod();
+    if (pod) {
+      const views: Record<string, ContainerView | undefined> = {};
+      for (const f of finals) views[f.name] = containerView(containerStatus(pod, f.name));
+      if (decidedByCopy({ ends, finals, views })) {
+        this.endStep('outcomeFromCache');
+        return { kind: 'pod', pod };
+      }
+    }
+    const seen = await this.observePod();
+    this.endStep('outcomeRead');
+    return seen;
   }
 
   // ------------------------------------------------------------------ hold
@@ -548,19 +637,29 @@ export class CaptureDaemon {
 
   /** Terminal status, then exactly one terminal event (its name is derived from the LogTail's UID). */
   private async finish(o: Outcome): Promise<void> {
-    // Every object is committed (or the capture ended otherwise): the pod may go.
-    await this.hold?.sync(true).catch((err: unknown) => this.log.warn('hold not released; the controller will', { error: String(err) }));
+    if (this.hold) {
+      // The pod may go once the hold is released: what was committed must be in status first (a restart
+      // with the pod gone could not find the object otherwise). Without a hold the terminal write carries it.
+      await this.publish(true);
+      this.endStep('storedWritten');
+      // Every object is committed (or the capture ended otherwise): the pod may go.
+      await this.hold.sync(true).catch((err: unknown) => this.log.warn('hold not released; the controller will', { error: String(err) }));
+    }
     this.status.result = o.result;
     this.status.exitCode = o.exitCode;
     this.status.completionTime = new Date(this.clock.now()).toISOString();
     this.setPhase(o.phase, o.reason, o.message);
     this.truncatedCondition();
-    await this.publish(true);
+    await this.publish(true, true);
+    this.endStep('terminalWritten');
     this.deps.metrics?.capturesFinished.inc({ phase: o.phase, result: o.result });
     const exits = this.status.containers.map((c) => Date.parse(c.finishedAt ?? '')).filter((t) => Number.isFinite(t));
     if (o.phase === 'Complete' && exits.length > 0) this.deps.metrics?.exitToCompleteSeconds.observe(Math.max(0, (this.clock.now() - Math.max(...exits)) / 1000));
     const uid = this.lt.metadata.uid ?? this.lt.metadata.name!;
+    // After the terminal status, never before it: the event does not delay `Complete`.
     await this.event(o.phase === 'Complete' ? 'Normal' : 'Warning', o.phase, `${o.reason}: ${o.message}`, `${this.lt.metadata.name}.${uid.slice(0, 8)}.finished`);
+    this.endStep('event');
+    this.logEndSteps();
     this.log.info('capture finished', { phase: o.phase, result: o.result, reason: o.reason, bytes: this.status.bytes, retries: this.status.retries });
   }
 }

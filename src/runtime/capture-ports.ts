@@ -8,7 +8,7 @@ import { sleep as systemSleep } from '../adapters/retry.ts';
 import type { ObjectStore } from '../adapters/store/types.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import type { FairSlots } from './semaphore.ts';
+import type { FairSlots, Semaphore } from './semaphore.ts';
 import type { OpenSpool } from './truncating-sink.ts';
 import type { PodFinalizerApi } from './pod-hold.ts';
 import type { StatusWriter } from './status-writer.ts';
@@ -51,6 +51,13 @@ export interface DaemonDeps {
   statusIntervalMs: number;
   /** The process-wide status writer; without one, the daemon writes through `api` with no budget. */
   statusWriter?: StatusWriter;
+  /**
+   * Events of every capture in flight at once (process-wide; absent: no
+   * bound). Events are reports: at the end of many captures at once they must
+   * not take the apiserver's connections and time from pod reads and status
+   * writes; each capture's terminal event comes after its terminal status anyway.
+   */
+  events?: Semaphore;
   clock?: CaptureClock;
   /** Scratch space for the tails of spec.maxBytes captures: files in --spool-dir (fileSpool); default: the OS temporary directory's logtail-spool. */
   openSpool?: OpenSpool;

@@ -6,7 +6,9 @@
 //   inconclusive, again within the retry budget, then Incomplete/DrainUnproven.
 // Before and after every request the pod is read again: another UID under
 // the pod's name ends the run as PodDeleted, and the run is located by its
-// container ID ("current" or "previous", core/capture/runs.ts).
+// container ID ("current" or "previous", core/capture/runs.ts). After a
+// follow stream, the informer's copy showing the run ended stands for the
+// read before the proof window (locateInCopy).
 import { createHash } from 'node:crypto';
 import { CaptureError } from '../adapters/errors.ts';
 import { Backoff } from '../adapters/retry.ts';
@@ -143,6 +145,8 @@ class RunCapture {
   private kubeletError: string | undefined;
   /** A read of the pod made at the end of a follow pass, for the next pass to use. */
   private located: Where | undefined;
+  /** The last read after a request was the informer's copy (locateInCopy), no direct read since. */
+  private fromCopy = false;
   private pieces: Buffer[] = [];
   private pendingBytes = 0;
   /** A relaxed read's bytes are held (not in the sink): the filter is ahead of the object. */
@@ -191,6 +195,7 @@ class RunCapture {
     try {
       await this.announce();
       await this.passes();
+      await this.confirmPod();
       if (this.gap && !this.gap.discard && this.filter.bytes === 0 && (!this.answered || this.gap.reason === Reason.ContainerRemoved)) return await this.uncaptured(this.gap);
       if (this.gap?.discard) {
         this.sink.destroy();
@@ -290,8 +295,8 @@ class RunCapture {
     const { name, init } = this.t;
     const index = this.run.index;
     Object.assign(d.status, addUncapturedRuns(d.status, { container: name, init, fromRestart: index, toRestart: index, reason: g.reason }));
-    // Written in order, not awaited: the next run may be served only for seconds.
-    void d.publish(true);
+    // Written in order, not awaited (the next run may be served only for seconds); after the last run, with the terminal status.
+    d.runEnded();
     return { kind: 'partial', reason: g.reason, message: g.message };
   }
 
@@ -350,8 +355,40 @@ class RunCapture {
     return { reason: 'LogGap', message: `${name} run ${this.run.index}: the kubelet no longer serves it (the pod's status no longer names container ${this.run.id}); ${kept}` };
   }
 
+  /**
+   * Where the run is, from the informer's copy of our pod, when that copy
+   * shows the run ended (else undefined: read the pod). Used after a follow
+   * stream, as the read before the proof window: runs only move on (current,
+   * previous, gone), so a run at the same place in this earlier copy and in
+   * the direct read after the window was there during the window too, as
+   * with a direct read before it; and that read after the window confirms
+   * our pod (by UID) after the follow request as well (unconfirmedFromTop
+   * stays set until a direct read; confirmPod() reads directly if none came).
+   */
+  private locateInCopy(): Where | undefined {
+    const pod = this.d.cachedPod();
+    if (!pod) return undefined;
+    const run = locateRun(containerView(containerStatus(pod, this.t.name)), this.run.id);
+    if (!run?.ended) return undefined;
+    this.fromCopy = true;
+    return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(pod) };
+  }
+
+  /**
+   * A read from the top stored bytes and only the informer's copy was read
+   * after it (the drain then ended without its direct read, e.g. a window
+   * request refused for good): read the pod now, as the read after the follow
+   * request would have, before anything is committed.
+   */
+  private async confirmPod(): Promise<void> {
+    if (!this.fromCopy || !this.unconfirmedFromTop) return;
+    const where = await this.locate();
+    if (where.kind === 'gone' || where.kind === 'unavailable') this.end(this.gapFor(where));
+  }
+
   /** A fresh read of the pod, and where the run is served now. */
   private async locate(): Promise<Where> {
+    this.fromCopy = false;
     const seen = await this.d.observePod();
     if (seen.kind === 'unavailable') return seen;
     if (seen.kind === 'gone') return seen;
@@ -372,9 +409,11 @@ class RunCapture {
   /** Follows the running run from the checkpoint until its stream ends. */
   private async followPass(terminal: boolean): Promise<void> {
     const r = await this.read(true);
+    this.d.endStep('streamEnded');
     if (r.error) return this.onFailure(r.error, r.progressed, false);
     if (this.stopped) return;
-    const where = await this.locate();
+    const where = (await this.endFromCopy()) ?? (await this.locate());
+    this.d.endStep('located');
     if (where.kind !== 'run') {
       this.end(this.gapFor(where));
       return;
@@ -389,17 +428,54 @@ class RunCapture {
       if (!(await this.awaitTerminated())) this.endedByPhase = true;
       return;
     }
-    await this.onFailure(new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended while the container is still running`), r.progressed, false);
+    // The kubelet ends a follow stream once the runtime says the container
+    // is no longer running; the pod status says so only after its next
+    // relist and status write (docs/design.md *The end of a capture*). The
+    // retry's wait is spent on the pod's events: the run shown ended there is
+    // the container's exit, not a failure, and nothing is counted.
+    await this.onFailure(new CaptureError('StreamEnded', 'transient', `the log stream of ${this.t.name} ended while the container is still running`), r.progressed, false, () => this.endShown(true));
+    // The pod's event showed the end within the retry's wait: the next pass starts from that copy.
+    this.located ??= this.locateInCopy();
+  }
+
+  /**
+   * After a follow stream ended: where the run is, from the informer's copy
+   * once that shows the run ended, waiting on the pod's events at most the
+   * retry policy's first interval (the kubelet ends the stream at the
+   * container's exit, before its status says so: step 7 in docs/design.md).
+   * Undefined when the copy does not show it by then: read the pod.
+   */
+  private async endFromCopy(): Promise<Where | undefined> {
+    await this.d.waitUntil(() => this.endShown(false), this.d.spec.retry.initialIntervalMs);
+    return this.locateInCopy();
+  }
+
+  /**
+   * The informer's copy of our pod shows this run ended (`orTerminal`: or the
+   * pod's phase terminal); the next pass then reads the pod directly. Only
+   * that evidence ends a wait early: a copy that lacks the pod or the run may
+   * just be behind, and the wait then runs its course.
+   */
+  private endShown(orTerminal: boolean): boolean {
+    const pod = this.d.cachedPod();
+    if (!pod) return false;
+    if (orTerminal && podTerminal(pod)) return true;
+    return locateRun(containerView(containerStatus(pod, this.t.name)), this.run.id)?.ended === true;
   }
 
   /** True when the pod showed the run ended within the terminated-state budget. */
   private async awaitTerminated(): Promise<boolean> {
     const b = new Backoff(this.d.spec.terminatedRetry, { now: () => this.d.clock.now() });
     for (let delay = b.next(); delay !== undefined; delay = b.next()) {
-      await this.d.clock.sleep(delay, this.d.signal);
-      const where = await this.locate();
+      // Woken by the pod's event showing the run ended; the back-off only bounds the wait for one.
+      await this.d.waitUntil(() => this.endShown(false), delay);
+      const where = this.locateInCopy() ?? (await this.locate());
       if (where.kind !== 'run') return false;
-      if (where.run.ended) return true;
+      if (where.run.ended) {
+        // Handed on: the drain's first pass needs no second read.
+        this.located = where;
+        return true;
+      }
     }
     this.c.lastError = `TerminatedStateMissing: ${this.t.name} has no terminated state after ${Math.round(this.d.spec.terminatedRetry.maxElapsedMs / 1000)} s`;
     return false;
@@ -476,7 +552,9 @@ class RunCapture {
       this.d.signal.throwIfAborted();
       return { kind: 'failed', error: err };
     }
+    this.d.endStep('window');
     const where = await this.locate();
+    this.d.endStep('windowLocated');
     if (where.kind !== 'run') {
       const g = this.gapFor(where);
       this.end(g);
@@ -686,7 +764,7 @@ class RunCapture {
 
   // ------------------------------------------------------------- failures
 
-  private async onFailure(err: unknown, progressed: boolean, runEnded: boolean): Promise<void> {
+  private async onFailure(err: unknown, progressed: boolean, runEnded: boolean, ended?: () => boolean): Promise<void> {
     if (err instanceof ResumeMismatchError) return this.onMismatch(err);
     // Asked again once the pod status has caught up (the next pass locates the run anew), within the retry budget.
     if (err instanceof ForeignRun) return this.countFailure('LogGap', err.message, false);
@@ -714,26 +792,34 @@ class RunCapture {
       return;
     }
     if (action.resetBudget) this.backoff.reset();
-    await this.countFailure(ce.reason, ce.message, true, ce.retryAfterMs);
+    await this.countFailure(ce.reason, ce.message, true, ce.retryAfterMs, ended);
   }
 
-  /** A failure: counted, reported, and retried after a delay while the budget lasts. */
-  private async countFailure(reason: string, message: string, stream: boolean, minDelayMs = 0): Promise<void> {
+  /**
+   * A failure: counted, reported, and retried after a delay while the budget
+   * lasts. `ended`: the delay is spent waiting for the pod's events, and when
+   * they show the run ended (`ended()` holds) it was no failure: nothing is
+   * counted and the next pass goes on at once.
+   */
+  private async countFailure(reason: string, message: string, stream: boolean, minDelayMs = 0, ended?: () => boolean): Promise<void> {
+    const delay = this.backoff.next(minDelayMs);
+    if (delay !== undefined && ended && (await this.d.waitUntil(ended, delay))) return;
     const c = this.c;
     c.streamRetries = (c.streamRetries ?? 0) + 1;
     c.lastError = `${reason}: ${message}`;
     this.d.deps.metrics?.streamRetries.inc({ reason });
-    const delay = this.backoff.next(minDelayMs);
     if (delay === undefined) {
       const msg = `gave up on ${this.t.name} after ${c.streamRetries} retries within ${Math.round(this.d.spec.retry.maxElapsedMs / 1000)} s: ${message}`;
       if (this.filter.bytes > 0 || !stream) this.end({ reason: stream ? giveUpReason(reason, this.filter.bytes) : reason, message: msg });
       else throw new CaptureError(giveUpReason(reason, 0) as CaptureError['reason'], 'permanent', msg);
       return;
     }
-    this.d.log.info('log stream retry', { container: this.t.name, reason, delayMs: Math.round(delay), attempt: c.streamRetries, error: message });
-    this.d.retryEvent(`${this.t.name}: ${message}; retrying in ${Math.round(delay)} ms (retry ${c.streamRetries})`);
+    // With `ended` the delay has passed already.
+    const wait = ended ? 0 : delay;
+    this.d.log.info('log stream retry', { container: this.t.name, reason, delayMs: Math.round(wait), attempt: c.streamRetries, error: message });
+    this.d.retryEvent(`${this.t.name}: ${message}; retrying in ${Math.round(wait)} ms (retry ${c.streamRetries})`);
     await this.d.publish(c.streamRetries === 1);
-    await this.d.clock.sleep(delay, this.d.signal);
+    if (wait > 0) await this.d.clock.sleep(wait, this.d.signal);
   }
 
   /**
@@ -771,6 +857,7 @@ class RunCapture {
     let verified: CommitMeta | undefined;
     const meta = this.content.partial ? async (uri: string) => (verified = await readBack(this.d, uri, digest)) : { sha256: digest.sha256, objectSha256: digest.objectSha256 };
     const committed = await this.commitOrAdopt(digest, meta);
+    this.d.endStep('committed');
     this.d.deps.metrics?.storeUploadSeconds.observe((this.d.clock.now() - t0) / 1000);
     if (committed.size !== digest.objectBytes) {
       throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
@@ -789,12 +876,13 @@ class RunCapture {
     if (this.gap) {
       c.state = 'Gap';
       c.lastError = `${this.gap.reason}: ${this.gap.message}`;
-      void this.d.publish(true);
+      this.d.runEnded();
       return { kind: 'partial', reason: this.gap.reason, message: this.gap.message };
     }
     c.state = 'Stored';
-    // Queued in order, not awaited: the next run may be served only until the one after it ends.
-    void this.d.publish(true);
+    // Queued in order, not awaited (the next run may be served only until the one after it ends);
+    // after the capture's last run it goes out with the terminal status (CaptureDaemon.runEnded).
+    this.d.runEnded();
     return { kind: 'stored' };
   }
 

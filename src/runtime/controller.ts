@@ -16,7 +16,7 @@ import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import { systemCaptureClock } from './capture-ports.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { FairSlots } from './semaphore.ts';
+import { FairSlots, Semaphore } from './semaphore.ts';
 import { fileSpool } from './truncating-sink.ts';
 import type { Sharding } from './sharding.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -298,6 +298,13 @@ export class Controller {
     return Result.done;
   }
 
+  /**
+   * Capture events in flight at once, all captures (DaemonDeps.events): they
+   * are reports, kept from crowding out pod reads and status writes when many
+   * captures end together.
+   */
+  private readonly eventLane = new Semaphore(4);
+
   private startDaemon(key: string, lt: LogTail, spec: ResolvedSpec): void {
     const kc = this.o.kc;
     const d = new CaptureDaemon(lt, spec, {
@@ -313,6 +320,7 @@ export class Controller {
       openSpool: fileSpool(this.o.spoolDir),
       hold: { api: this.o.api, enabled: this.o.holdPodEnabled ?? false },
       statusWriter: this.statusWriter,
+      events: this.eventLane,
     });
     this.addDaemon(key, d);
     d.start();

@@ -8,6 +8,9 @@
 // - Priority: urgent snapshots (phase, conditions, terminal state, anything a
 //   reader or a restarted operator must see at once) go first, in the order
 //   they came, bounded only by `maxInFlight`; the caller waits for them.
+//   Among them, terminal snapshots (the capture's end, what `Complete` waits
+//   for) go before the others. Progress writes never hold more than half of
+//   `maxInFlight`, so an urgent write always finds a free place soon.
 // - Budget: progress snapshots (bytes, checkpoint) share a token bucket of
 //   `writesPerSecond` for the whole process, urgent writes drawing on it too;
 //   among waiting LogTails the one waiting longest goes first. So with N
@@ -41,8 +44,13 @@ export interface StatusWriterOptions {
 
 /** One LogTail's view of the writer. */
 export interface StatusChannel {
-  /** Queues `snapshot` (the caller must not change it afterwards). Urgent: resolves once it (or a later snapshot) is written, the LogTail is gone, or `urgentWaitMs` passed. */
-  publish(snapshot: unknown, urgent: boolean): Promise<void>;
+  /**
+   * Queues `snapshot` (the caller must not change it afterwards). Urgent:
+   * resolves once it (or a later snapshot) is written, the LogTail is gone,
+   * or `urgentWaitMs` passed. `terminal` (urgent only): the capture's last
+   * status, written before other urgent ones.
+   */
+  publish(snapshot: unknown, urgent: boolean, terminal?: boolean): Promise<void>;
   /**
    * The capture has ended. `keepPending`: a snapshot not yet written is still
    * written; otherwise it is dropped. Resolves once nothing of this channel is
@@ -61,6 +69,8 @@ interface Entry {
   pending: unknown;
   hasPending: boolean;
   urgent: boolean;
+  /** The pending snapshot is the capture's terminal status (urgent, first among urgent). */
+  terminal: boolean;
   /** Callers waiting for the pending (urgent) snapshot. */
   waiters: Array<() => void>;
   inFlight: boolean;
@@ -90,6 +100,8 @@ export class StatusWriter {
   private tokens: number;
   private refilledAt: number;
   private inFlight = 0;
+  /** Progress writes in flight (at most half of maxInFlight). */
+  private progressInFlight = 0;
   private timer: { at: number; abort: AbortController } | undefined;
   private idleWaiters: Array<() => void> = [];
 
@@ -107,7 +119,7 @@ export class StatusWriter {
     const key = `${namespace}/${name}`;
     let e = this.entries.get(key);
     if (!e) {
-      e = { key, namespace, name, pending: undefined, hasPending: false, urgent: false, waiters: [], inFlight: false, flightWaiters: [], latest: written, hasLatest: written !== undefined, retryAt: -Infinity, failures: 0, closed: false, closeWaiters: [] };
+      e = { key, namespace, name, pending: undefined, hasPending: false, urgent: false, terminal: false, waiters: [], inFlight: false, flightWaiters: [], latest: written, hasLatest: written !== undefined, retryAt: -Infinity, failures: 0, closed: false, closeWaiters: [] };
       this.entries.set(key, e);
     }
     e.closed = false;
@@ -115,7 +127,7 @@ export class StatusWriter {
     wake(e.closeWaiters.splice(0));
     const entry = e;
     return {
-      publish: (snapshot, urgent) => this.publish(entry, snapshot, urgent),
+      publish: (snapshot, urgent, terminal = false) => this.publish(entry, snapshot, urgent, urgent && terminal),
       close: (keepPending) => this.close(entry, keepPending),
     };
   }
@@ -150,7 +162,7 @@ export class StatusWriter {
     ac.abort();
   }
 
-  private publish(e: Entry, snapshot: unknown, urgent: boolean): Promise<void> {
+  private publish(e: Entry, snapshot: unknown, urgent: boolean, terminal: boolean): Promise<void> {
     if (e.closed) return Promise.resolve();
     const same = e.hasPending ? statusEquals(e.pending, snapshot) : e.hasLatest && statusEquals(e.latest, snapshot);
     if (same && !(urgent && (e.hasPending || e.inFlight))) return Promise.resolve();
@@ -158,6 +170,7 @@ export class StatusWriter {
       e.pending = snapshot;
       e.hasPending = true;
     }
+    if (terminal && e.hasPending) e.terminal = true;
     if (urgent) this.makeUrgent(e);
     else if (!e.urgent) this.dirty.add(e);
     if (!urgent) {
@@ -202,6 +215,7 @@ export class StatusWriter {
       this.dirty.delete(e);
       this.urgentQueue.delete(e);
       e.urgent = false;
+      e.terminal = false;
       wake(e.waiters.splice(0));
     }
     this.settle(e);
@@ -245,23 +259,34 @@ export class StatusWriter {
   }
 
   private nextUrgent(now: number): Entry | undefined {
-    for (const e of this.urgentQueue) if (!e.inFlight && e.retryAt <= now) return e;
-    return undefined;
+    let first: Entry | undefined;
+    for (const e of this.urgentQueue) {
+      if (e.inFlight || e.retryAt > now) continue;
+      if (e.terminal) return e;
+      first ??= e;
+    }
+    return first;
   }
 
   private nextProgress(now: number): Entry | undefined {
-    if (this.tokens < 1) return undefined;
+    if (this.tokens < 1 || this.progressInFlight >= this.progressCap()) return undefined;
     // The set keeps the order in which entries became dirty: the one waiting longest first.
     for (const e of this.dirty) if (!e.inFlight && e.retryAt <= now) return e;
     return undefined;
   }
 
+  private progressCap(): number {
+    return Math.max(1, Math.floor(this.o.maxInFlight / 2));
+  }
+
   private start(e: Entry): void {
     const snapshot = e.pending;
     const urgent = e.urgent;
+    const terminal = e.terminal;
     e.pending = undefined;
     e.hasPending = false;
     e.urgent = false;
+    e.terminal = false;
     this.urgentQueue.delete(e);
     this.dirty.delete(e);
     e.inFlight = true;
@@ -270,12 +295,19 @@ export class StatusWriter {
     e.latest = snapshot;
     e.hasLatest = true;
     this.inFlight++;
+    if (!urgent) this.progressInFlight++;
     // Urgent writes spend tokens too (progress then waits), at most a burst into debt.
     this.tokens = Math.max(-this.o.burst, this.tokens - 1);
     this.o.onWrite?.(urgent ? 'urgent' : 'progress');
     this.o.patch(e.namespace, e.name, snapshot).then(
-      () => this.written(e),
-      (err: unknown) => this.failed(e, snapshot, urgent, err),
+      () => {
+        if (!urgent) this.progressInFlight--;
+        this.written(e);
+      },
+      (err: unknown) => {
+        if (!urgent) this.progressInFlight--;
+        this.failed(e, snapshot, urgent, terminal, err);
+      },
     );
   }
 
@@ -290,7 +322,7 @@ export class StatusWriter {
     this.pump();
   }
 
-  private failed(e: Entry, snapshot: unknown, urgent: boolean, err: unknown): void {
+  private failed(e: Entry, snapshot: unknown, urgent: boolean, terminal: boolean, err: unknown): void {
     e.inFlight = false;
     this.inFlight--;
     if ((err as { status?: number }).status === 404) {
@@ -298,6 +330,7 @@ export class StatusWriter {
       e.pending = undefined;
       e.hasPending = false;
       e.urgent = false;
+      e.terminal = false;
       this.urgentQueue.delete(e);
       this.dirty.delete(e);
       e.closed = true;
@@ -330,6 +363,7 @@ export class StatusWriter {
     if (!e.hasPending) {
       e.pending = snapshot;
       e.hasPending = true;
+      if (terminal) e.terminal = true;
     }
     // Its waiters now wait for the pending snapshot (the same one, or a later one that supersedes it).
     e.waiters = e.flightWaiters.splice(0).concat(e.waiters);
@@ -344,7 +378,7 @@ export class StatusWriter {
     let at = Infinity;
     if (this.inFlight < this.o.maxInFlight) {
       for (const e of this.urgentQueue) if (!e.inFlight) at = Math.min(at, e.retryAt);
-      if (this.dirty.size > 0) {
+      if (this.dirty.size > 0 && this.progressInFlight < this.progressCap()) {
         const tokenAt = this.tokens >= 1 ? now : now + ((1 - this.tokens) * 1000) / this.o.writesPerSecond;
         for (const e of this.dirty) if (!e.inFlight) at = Math.min(at, Math.max(tokenAt, e.retryAt));
       }

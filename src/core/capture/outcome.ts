@@ -1,4 +1,5 @@
 // The LogTail's outcome from how each container's runs ended. Pure.
+import type { ContainerView } from './runs.ts';
 
 export type RunEnd =
   | { kind: 'stored' }
@@ -86,4 +87,33 @@ export function deletedBeforeTerminated(p: { deletionTimestamp?: Date | string; 
   const requested = at - (p.deletionGracePeriodSeconds ?? 0) * 1000;
   if (Number.isNaN(requested)) return false;
   return p.finishedAts.some((f) => f !== undefined && Math.floor(Date.parse(f) / 1000) > Math.floor(requested / 1000));
+}
+
+/** What the status records of a container's last captured run. */
+export interface FinalRun {
+  name: string;
+  restart: number;
+  finishedAt?: string;
+}
+
+/**
+ * Whether a copy of the pod that is not a fresh read (the informer's cache)
+ * may decide the outcome in place of one more GET. Only when every container
+ * ended `stored` (a gap, e.g. a pod seen gone, needs the fresh read) and the
+ * copy shows every container's last captured run terminated: the same run
+ * (restartCount, and `finishedAt` as recorded from the read that located it)
+ * in `state.terminated`. A copy showing that was written at or after every
+ * run's end (pod status writes are ordered, and an ended run stays ended), and
+ * no later run exists (restartCount would have moved); what a later read could
+ * add is only what happened after the capture's last run ended (a deletion
+ * then, which `deletedBeforeTerminated` does not count, or the pod's phase
+ * catching up, whose result the exit codes give as well: `outcome`).
+ * `views`: the copy's view of each container by name.
+ */
+export function decidedByCopy(p: { ends: RunEnd[]; finals: FinalRun[]; views: Record<string, ContainerView | undefined> }): boolean {
+  if (p.finals.length === 0 || !p.ends.every((e) => e.kind === 'stored')) return false;
+  return p.finals.every((f) => {
+    const v = p.views[f.name];
+    return f.finishedAt !== undefined && v !== undefined && v.state === 'terminated' && v.restartCount === f.restart && v.terminated?.finishedAt === f.finishedAt;
+  });
 }

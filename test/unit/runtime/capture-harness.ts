@@ -156,6 +156,8 @@ export class MemoryStore implements ObjectStore {
   readonly uploads = new Map<string, MemUpload>();
   /** Writers neither committed, aborted nor released, of live processes. */
   open = 0;
+  /** Called with each committed object's URI (the harness records it in Capture.requests). */
+  onCommit: ((uri: string) => void) | undefined;
   /** Unfinished objects continued by a later process. */
   continued = 0;
   private seq = 0;
@@ -276,6 +278,7 @@ export class MemoryStore implements ObjectStore {
         else if (this.mode === 'parts') body = Buffer.concat([...u.parts.slice(1, parts + 1), ...pending]);
         else body = Buffer.concat([u.file.subarray(0, durableBytes), ...pending]);
         this.objects.set(uri, body);
+        this.onCommit?.(uri);
         this.uploads.delete(id);
         finish();
         this.metas.set(uri, typeof m === 'function' ? await m(uri) : m);
@@ -368,6 +371,12 @@ export interface Capture {
   events: KubeEvent[];
   /** Pod reads through the API. */
   podReads: number;
+  /**
+   * Every request of the capture to the apiserver and the store, in order:
+   * `GET pod`, `PATCH status <phase>[ <state of each entry>]`, `POST event <reason>`,
+   * `CONNECT log follow|tail|read`, `PUT object`.
+   */
+  requests: string[];
   status(): LogTailStatus;
   /** Starts the daemon and runs the clock until a daemon finishes (not one stopped by restart()). */
   run(maxMs?: number): Promise<LogTailStatus>;
@@ -398,7 +407,7 @@ export interface Capture {
   thawInformer(): void;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; events?: DaemonDeps['events'] } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   let rs = (opts.seed ?? 1) * 2654435761;
@@ -467,6 +476,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     statuses: [],
     events: [],
     podReads: 0,
+    requests: [],
     daemon: undefined as unknown as CaptureDaemon,
     status: () => cap.statuses[cap.statuses.length - 1]!,
     run: async (maxMs) => {
@@ -491,20 +501,29 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     api: {
       getPod: (_ns, name) => {
         cap.podReads++;
+        cap.requests.push('GET pod');
         const err = model.apiFault();
         if (err) return Promise.reject(err);
         return Promise.resolve(model.v1pod(name));
       },
       patchLogTailStatus: (_ns, _name, status) => {
-        cap.statuses.push(structuredClone(status as LogTailStatus));
+        const st = status as LogTailStatus;
+        cap.requests.push(`PATCH status ${st.phase}${st.containers.map((c) => ` ${c.state}`).join('')}`);
+        cap.statuses.push(structuredClone(st));
         return Promise.resolve();
       },
       createEvent: (ev) => {
+        cap.requests.push(`POST event ${ev.reason}`);
         cap.events.push(ev);
         return Promise.resolve(true);
       },
     },
-    logs: { open: (req) => model.open(req) },
+    logs: {
+      open: (req) => {
+        cap.requests.push(`CONNECT log ${req.follow ? 'follow' : req.tailLines !== undefined ? 'tail' : 'read'}`);
+        return model.open(req);
+      },
+    },
     store,
     pods: { get: (name) => (informer ? informer(name) : model.v1pod(name)) },
     slots: new FairSlots(opts.slots ?? 4),
@@ -514,7 +533,9 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     clock,
     openSpool: spools.openSpool,
     ...(opts.hold ? { hold: opts.hold } : {}),
+    ...(opts.events ? { events: opts.events } : {}),
   };
   model.onChange = () => cap.daemon?.podChanged();
+  store.onCommit = () => cap.requests.push('PUT object');
   return cap;
 }

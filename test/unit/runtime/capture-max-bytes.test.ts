@@ -73,7 +73,10 @@ describe('runtime/capture with spec.maxBytes (kubelet model)', function () {
         return n;
       })();
       cap.model.fault = (_req, n) => (n === 1 ? { cutAt: total - 600 } : {});
-      finish(cap, pod, end + 5);
+      // The container runs on for 2 s after its last line, past the retry's
+      // wait: so the cut is one (a clean end followed within that wait by the
+      // pod showing the run ended is the container's exit, not counted).
+      finish(cap, pod, end + 2000);
       const st = await cap.run();
       const run = pod.container('main').runs[0]!;
       const want = truncateWhole(run.expected(timestamps), maxBytes, timestamps);

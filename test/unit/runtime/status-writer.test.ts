@@ -121,6 +121,53 @@ describe('runtime/StatusWriter', () => {
     expect(writes.map((x) => x.key)).to.deep.equal(['ns/a', 'ns/b', 'ns/c', 'ns/d']);
   });
 
+  it('a terminal snapshot goes before other urgent ones that came earlier', async () => {
+    const held: Array<() => void> = [];
+    const { w, writes } = setup({
+      maxInFlight: 1,
+      answer: () => {
+        const d = deferred();
+        held.push(d.resolve);
+        return d.promise;
+      },
+    });
+    const done = [w.channel('ns', 'a').publish({ v: 1 }, true), w.channel('ns', 'b').publish({ v: 2 }, true), w.channel('ns', 'c').publish({ v: 3 }, true), w.channel('ns', 'd').publish({ v: 4 }, true, true)];
+    await settle();
+    expect(writes.map((x) => x.key), 'a took the one place').to.deep.equal(['ns/a']);
+    while (held.length) {
+      held.shift()!();
+      await settle();
+    }
+    await Promise.all(done);
+    expect(writes.map((x) => x.key), 'd (terminal) before b and c').to.deep.equal(['ns/a', 'ns/d', 'ns/b', 'ns/c']);
+  });
+
+  it('progress writes hold at most half of maxInFlight: an urgent write finds a place at once', async () => {
+    const held: Array<() => void> = [];
+    const { w, writes, kinds } = setup({
+      maxInFlight: 4,
+      writesPerSecond: 100,
+      burst: 100,
+      answer: () => {
+        const d = deferred();
+        held.push(d.resolve);
+        return d.promise;
+      },
+    });
+    for (let i = 0; i < 6; i++) void w.channel('ns', `p${i}`).publish({ v: i }, false);
+    await settle();
+    expect(writes.map((x) => x.key), 'two progress writes in flight, the others wait').to.deep.equal(['ns/p0', 'ns/p1']);
+    void w.channel('ns', 't').publish({ v: 9 }, true, true);
+    await settle();
+    expect(writes.map((x) => x.key).slice(2)).to.deep.equal(['ns/t']);
+    expect(kinds).to.deep.equal(['progress', 'progress', 'urgent']);
+    while (held.length) {
+      held.shift()!();
+      await settle();
+    }
+    expect(writes.length, 'every progress write went out in the end').to.equal(7);
+  });
+
   it('keeps one write per LogTail in flight; an urgent caller does not wait for a later progress write', async () => {
     const held: Array<() => void> = [];
     const { fc, w, writes } = setup({

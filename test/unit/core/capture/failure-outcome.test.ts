@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { classifyStreamFailure, giveUpReason } from '../../../../src/core/capture/failure.ts';
-import { type OutcomeInput, deletedBeforeTerminated, outcome, worse } from '../../../../src/core/capture/outcome.ts';
+import { type OutcomeInput, decidedByCopy, deletedBeforeTerminated, outcome, worse } from '../../../../src/core/capture/outcome.ts';
 
 describe('core/capture/failure', () => {
   const table: [string, Parameters<typeof classifyStreamFailure>[0], unknown][] = [
@@ -63,4 +63,24 @@ describe('core/capture/deletedBeforeTerminated', () => {
     ['nothing finished yet', { deletionTimestamp: '2026-11-29T10:00:03Z', deletionGracePeriodSeconds: 3, finishedAts: [undefined] }, false],
   ];
   for (const [name, input, want] of table) it(name, () => expect(deletedBeforeTerminated(input)).to.equal(want));
+});
+
+describe('core/capture/decidedByCopy', () => {
+  const fin = '2026-11-29T10:00:05.000Z';
+  const ended = { restartCount: 0, state: 'terminated' as const, containerID: 'c://1', terminated: { exitCode: 0, finishedAt: fin, containerID: 'c://1' } };
+  const base: Parameters<typeof decidedByCopy>[0] = { ends: [{ kind: 'stored' }], finals: [{ name: 'main', restart: 0, finishedAt: fin }], views: { main: ended } };
+  const table: [string, Partial<Parameters<typeof decidedByCopy>[0]>, boolean][] = [
+    ['the copy shows the last captured run terminated: decides', {}, true],
+    ['the copy still shows it running (behind the read that located its end)', { views: { main: { restartCount: 0, state: 'running', containerID: 'c://1' } } }, false],
+    ['another finishedAt: not the run that was captured', { views: { main: { ...ended, terminated: { ...ended.terminated, finishedAt: '2026-11-29T10:00:09.000Z' } } } }, false],
+    ['a later run exists (restartCount moved)', { views: { main: { ...ended, restartCount: 1 } } }, false],
+    ['the run shown in lastState only (back-off): not decided here', { views: { main: { restartCount: 0, state: 'waiting', last: ended.terminated } } }, false],
+    ['the container is not in the copy', { views: {} }, false],
+    ['the run\'s end time was never recorded', { finals: [{ name: 'main', restart: 0 }] }, false],
+    ['a run ended with a gap: the fresh read decides (a pod seen gone)', { ends: [{ kind: 'partial', reason: 'PodDeleted', message: 'm' }] }, false],
+    ['no container captured', { finals: [] }, false],
+    ['two containers, one not shown ended', { finals: [{ name: 'main', restart: 0, finishedAt: fin }, { name: 'side', restart: 0, finishedAt: fin }], ends: [{ kind: 'stored' }, { kind: 'stored' }], views: { main: ended, side: { restartCount: 0, state: 'running' } } }, false],
+    ['two containers, both shown ended', { finals: [{ name: 'main', restart: 0, finishedAt: fin }, { name: 'side', restart: 2, finishedAt: fin }], ends: [{ kind: 'stored' }, { kind: 'stored' }], views: { main: ended, side: { ...ended, restartCount: 2 } } }, true],
+  ];
+  for (const [name, input, want] of table) it(name, () => expect(decidedByCopy({ ...base, ...input })).to.equal(want));
 });
