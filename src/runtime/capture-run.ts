@@ -64,11 +64,13 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
     await d.publish(true);
   }
   await d.deps.slots.acquireFor(d.ns, d.signal);
+  d.step('slot acquired', { container: t.name });
   d.deps.metrics?.activeStreams.inc();
   try {
     let opened: Awaited<ReturnType<typeof openForRun>>;
     try {
       opened = await openForRun(d, c, t.run.id, objectKey(d, t));
+      d.step('object opened', { container: t.name, continued: opened.resume !== undefined });
     } catch (err) {
       return failRun(d, c, err);
     }
@@ -311,6 +313,7 @@ class RunCapture {
       this.d.signal.throwIfAborted();
       // A follow pass that just read the pod hands its read on: no second GET.
       const where = this.located ?? (await this.locate());
+      if (!this.located) this.d.step('pod read before a pass', { container: this.t.name });
       this.located = undefined;
       if (where.kind !== 'run') {
         this.end(this.gapFor(where));
@@ -476,7 +479,9 @@ class RunCapture {
       this.d.signal.throwIfAborted();
       return { kind: 'failed', error: err };
     }
+    this.d.step('proof window read', { container: this.t.name, tailLines: n, bytes: size });
     const where = await this.locate();
+    this.d.step('pod read after the window', { container: this.t.name });
     if (where.kind !== 'run') {
       const g = this.gapFor(where);
       this.end(g);
@@ -495,6 +500,7 @@ class RunCapture {
     if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: MOVED_WHY };
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
     const judged = judgeWindow(body, this.stored(), n);
+    this.d.step('proof window judged', { container: this.t.name, verdict: judged.kind });
     // A window that proves the end ends with our checkpoint line (its
     // nanosecond timestamp, ordinal and length): another run's log cannot, so
     // it is this run's even if the run moved. Anything else from a moved
@@ -549,6 +555,7 @@ class RunCapture {
     const tail = new ErrorTail(this.removedText());
     try {
       const stream = await this.d.deps.logs.open(this.request({ follow: follow && !hold }));
+      this.d.step('log stream open', { container: this.t.name, follow, fromTop });
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
       this.filter.beginConnection({ strict: !hold });
@@ -563,7 +570,12 @@ class RunCapture {
           throw new ForeignRun(foreign);
         }
       };
+      let first = true;
       for await (const chunk of stream) {
+        if (first) {
+          first = false;
+          this.d.step('first log bytes', { container: this.t.name });
+        }
         for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
         check();
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) {
@@ -571,6 +583,7 @@ class RunCapture {
           await this.checkpoint(false);
         }
       }
+      this.d.step('log stream ended', { container: this.t.name, wireBytes: stream.bytesReceived });
       const end = tail.end();
       if (end.rest.length) this.filter.push(end.rest, this.emit);
       check();
@@ -589,6 +602,7 @@ class RunCapture {
     else await this.flush();
     this.holding = false;
     if (!this.stopped) await this.checkpoint(true);
+    this.d.step('read stored', { container: this.t.name, bytes: this.filter.bytes });
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
     return { progressed: this.filter.bytes > before, fromTop, error };
   }
@@ -762,6 +776,7 @@ class RunCapture {
 
   private async commit(): Promise<RunEnd> {
     const digest = await this.sink.finish();
+    this.d.step('content finished', { container: this.t.name });
     const t0 = this.d.clock.now();
     // A continued object's checksums come from reading it back once committed
     // (still before they are recorded or tagged): the hash state of the
@@ -770,6 +785,7 @@ class RunCapture {
     const meta = this.content.partial ? async (uri: string) => (verified = await readBack(this.d, uri, digest)) : { sha256: digest.sha256, objectSha256: digest.objectSha256 };
     const committed = await this.commitOrAdopt(digest, meta);
     this.d.deps.metrics?.storeUploadSeconds.observe((this.d.clock.now() - t0) / 1000);
+    this.d.step('object committed', { container: this.t.name, size: committed.size });
     if (committed.size !== digest.objectBytes) {
       throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
     }
