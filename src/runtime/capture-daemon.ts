@@ -339,8 +339,9 @@ export class CaptureDaemon {
   private async runCapture(): Promise<void> {
     if (this.status.phase === 'Pending' && this.status.reason !== 'WaitingForPod') {
       this.setPhase('Pending', 'WaitingForPod', `waiting for pod ${this.spec.podName}`);
-      await this.publish(true);
-      this.step('status WaitingForPod written');
+      // Written first (the writer keeps one LogTail's writes in order), not
+      // awaited: a pod that exists already is read at once, not after a PATCH.
+      void this.publish(true).then(() => this.step('status WaitingForPod written'), () => undefined);
     }
     const pod = await this.waitForPod();
     if (!pod) return;

@@ -36,6 +36,26 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.store.open).to.equal(0);
   });
 
+  it('reads the log of a pod that exists without waiting for the first status write (WaitingForPod is still written first)', async () => {
+    const cap = makeCapture({ patchDelayMs: 5000 });
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `line ${i}\n`);
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const t0 = cap.clock.now();
+    let firstRequestAt: number | undefined;
+    cap.model.fault = () => {
+      firstRequestAt ??= cap.clock.now();
+      return {};
+    };
+    const st = await cap.run();
+    expect(firstRequestAt, 'the first log request').to.equal(t0);
+    expect(cap.statuses[0]?.reason).to.equal('WaitingForPod');
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+
   describe('spec.holdPod', () => {
     /** The pod's finalizers, kept beside the model (which has none), with a resourceVersion bumped per change. */
     function holdApi(cap: () => Capture) {

@@ -354,7 +354,8 @@ export interface Capture {
   thawInformer(): void;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
+/** `patchDelayMs`: each status write takes this long (virtual time) before it is recorded. */
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; patchDelayMs?: number } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   let rs = (opts.seed ?? 1) * 2654435761;
@@ -451,9 +452,10 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
         if (err) return Promise.reject(err);
         return Promise.resolve(model.v1pod(name));
       },
-      patchLogTailStatus: (_ns, _name, status) => {
-        cap.statuses.push(structuredClone(status as LogTailStatus));
-        return Promise.resolve();
+      patchLogTailStatus: async (_ns, _name, status) => {
+        const copy = structuredClone(status as LogTailStatus);
+        if (opts.patchDelayMs) await clock.sleep(opts.patchDelayMs);
+        cap.statuses.push(copy);
       },
       createEvent: (ev) => {
         cap.events.push(ev);
