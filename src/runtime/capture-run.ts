@@ -125,6 +125,8 @@ class RunCapture {
   private movedWindows = 0;
   /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
   private quietReads = 0;
+  /** An ended run nothing of which was read yet is read from the top before any window (drainStep). */
+  private readBeforeWindow = true;
   /** The run ended by the pod's phase, its terminated state never written. */
   private endedByPhase = false;
   /** A resumed request may continue past a missing checkpoint (the log was rotated). */
@@ -411,6 +413,17 @@ class RunCapture {
   /** One step of draining an ended run; true when it is finished (drained, or given up). */
   private async drainStep(): Promise<boolean> {
     const plan = proofPlan(this.stored());
+    if (this.readBeforeWindow && plan.kind === 'window' && !this.answered && this.filter.bytes === 0 && !this.filter.checkpoint()) {
+      // Nothing of the run read yet: a window could only prove its log empty,
+      // and a log with lines needs this read and a window after it anyway. So
+      // the read comes first (one request and one pod read fewer before the
+      // first byte); the window after it proves the end, of an empty log too.
+      this.readBeforeWindow = false;
+      const r = await this.read(false);
+      if (r.error) await this.onFailure(r.error, r.progressed, true);
+      return this.stopped;
+    }
+    this.readBeforeWindow = false;
     if (plan.kind === 'impossible') {
       const r = await this.read(false);
       if (r.error) return this.onFailure(r.error, r.progressed, true).then(() => this.stopped);
