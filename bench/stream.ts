@@ -9,9 +9,9 @@
 // CPU-seconds per 100 MiB of wire bytes for the reading process.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { apiRequest, applyJson, cpuSeconds, finish, kubectl, load1, logTail, median, parseOptions, simPod, sleep, spread, startOperator, table, withCluster, type ClusterState, type Operator } from './lib.ts';
+import { apiRequest, applyJson, cpuSeconds, finish, kubectl, load1, logTail, median, parseOptions, simPod, sleep, spread, startOperator, table, watch, withCluster, type ClusterState, type Operator } from './lib.ts';
 
 const VARIANTS = ['kubectl', 'bare', 'operator', 'operator_s3'] as const;
 type Variant = (typeof VARIANTS)[number];
@@ -23,6 +23,11 @@ interface Sample {
   cpuS: number;
   load1: number;
   exact?: boolean;
+  /** Operator variants: the create request's duration and the operator's step lines (ms after the create was sent). */
+  createMs?: number;
+  steps?: Step[];
+  /** One `kubectl apply` of a small object in that round (the earlier way of creating the LogTail), not counted. */
+  kubectlApplyMs?: number;
 }
 
 const LINE = 200;
@@ -98,20 +103,62 @@ interface LogTailStatus {
   status?: { phase?: string; bytes?: number; containers?: Array<{ object?: { sha256?: string } }> };
 }
 
-async function runOperator(state: ClusterState, op: Operator, ns: string, pod: string): Promise<{ contentBytes: number; secs: number; cpuS: number; sha256: string }> {
-  const cpu0 = cpuSeconds(op.pid);
-  const t0 = performance.now();
-  await applyJson(state, logTail(ns, pod, { podName: pod }));
-  // one cheap GET every 50 ms, not a kubectl process per look (that would steal the CPU being measured)
-  for (;;) {
-    const lt = await apiRequest<LogTailStatus>(state, 'GET', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails/${pod}`).catch(() => undefined);
-    const phase = lt?.status?.phase;
-    if (phase === 'Complete') {
-      const secs = (performance.now() - t0) / 1000;
-      return { contentBytes: lt!.status!.bytes ?? 0, secs, cpuS: cpuSeconds(op.pid) - cpu0, sha256: lt!.status!.containers?.[0]?.object?.sha256 ?? '' };
+/** One `capture step` debug line of the operator (src/runtime/capture-daemon.ts step()), ms after the LogTail's create request was sent. */
+export interface Step {
+  step: string;
+  ms: number;
+}
+
+/** The operator's step lines for LogTail `name` in its log file, relative to `t0` (epoch ms). */
+export function stepsOf(logFile: string, name: string, t0: number): Step[] {
+  const out: Step[] = [];
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes('"capture step"') || !line.includes(`"name":"${name}"`)) continue;
+    try {
+      const j = JSON.parse(line) as { step?: string; at?: number; name?: string; verdict?: string; tailLines?: number };
+      if (j.name !== name || typeof j.at !== 'number' || !j.step) continue;
+      const what = j.step + (j.tailLines !== undefined ? ` (tailLines=${j.tailLines})` : '') + (j.verdict ? ` → ${j.verdict}` : '');
+      out.push({ step: what, ms: j.at - t0 });
+    } catch {
+      /* a line cut by the copy */
     }
-    if (phase === 'Failed' || phase === 'Incomplete') throw new Error(`operator capture ${ns}/${pod} ended ${phase}`);
-    await sleep(50);
+  }
+  return out;
+}
+
+/**
+ * The operator's time for one capture: from sending the LogTail's create
+ * request (one POST, not a kubectl process) to the arrival of the watch
+ * event that shows it `Complete` (a watch opened before the create, so no
+ * poll interval is added).
+ */
+async function runOperator(state: ClusterState, op: Operator, ns: string, pod: string): Promise<{ contentBytes: number; secs: number; cpuS: number; sha256: string; createMs: number; t0: number }> {
+  let resolveDone!: (v: { lt: LogTailStatus; at: number }) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<{ lt: LogTailStatus; at: number }>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
+  const w = watch(state, `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails?fieldSelector=metadata.name%3D${pod}`, (ev, at) => {
+    const lt = ev.object as LogTailStatus;
+    const phase = lt.status?.phase;
+    if (phase === 'Complete') resolveDone({ lt, at });
+    else if (phase === 'Failed' || phase === 'Incomplete') rejectDone(new Error(`operator capture ${ns}/${pod} ended ${phase}`));
+  });
+  try {
+    // the watch is open before the create (not counted)
+    await sleep(300);
+    const cpu0 = cpuSeconds(op.pid);
+    const t0 = Date.now();
+    await apiRequest(state, 'POST', `/apis/logtail.dev/v1alpha1/namespaces/${ns}/logtails`, logTail(ns, pod, { podName: pod }));
+    const createMs = Date.now() - t0;
+    const { lt, at } = await done;
+    return { contentBytes: lt.status!.bytes ?? 0, secs: (at - t0) / 1000, cpuS: cpuSeconds(op.pid) - cpu0, sha256: lt.status!.containers?.[0]?.object?.sha256 ?? '', createMs, t0 };
+  } finally {
+    w.close();
   }
 }
 
@@ -125,8 +172,9 @@ export async function streamBench(argv: string[]): Promise<void> {
   await withCluster(async (state, dir) => {
     const nsFor: Record<Variant, string> = { kubectl: 'stream', bare: 'stream', operator: 'stream-file', operator_s3: 'stream-s3' };
     for (const ns of new Set(Object.values(nsFor))) await kubectl(state, ['create', 'namespace', ns]);
-    const opFile = await startOperator(state, dir, { name: 'op-file', store: `file://${join(dir, 'store')}`, args: ['--watch-namespaces', 'stream-file'] });
-    const opS3 = await startOperator(state, dir, { name: 'op-s3', store: `s3://${state.s3.bucket}/bench`, args: ['--watch-namespaces', 'stream-s3', '--s3-endpoint', state.s3.endpoint] });
+    // debug: the operators log each capture's steps (`capture step`), read back per sample below
+    const opFile = await startOperator(state, dir, { name: 'op-file', store: `file://${join(dir, 'store')}`, args: ['--watch-namespaces', 'stream-file', '--log-level', 'debug'] });
+    const opS3 = await startOperator(state, dir, { name: 'op-s3', store: `s3://${state.s3.bucket}/bench`, args: ['--watch-namespaces', 'stream-s3', '--s3-endpoint', state.s3.endpoint, '--log-level', 'debug'] });
     const samples: Sample[] = [];
     let expectedSha = '';
     let wire = 0;
@@ -151,7 +199,20 @@ export async function streamBench(argv: string[]): Promise<void> {
           } else {
             const r = await runOperator(state, variant === 'operator' ? opFile : opS3, ns, pod);
             // the stored content has no timestamps: the wire carried 31 more bytes per line
-            s = { round, variant, wireBytes: r.contentBytes + TS_PREFIX * lines, secs: r.secs, cpuS: r.cpuS, load1: l, exact: expectedSha ? r.sha256 === expectedSha : undefined };
+            s = { round, variant, wireBytes: r.contentBytes + TS_PREFIX * lines, secs: r.secs, cpuS: r.cpuS, load1: l, exact: expectedSha ? r.sha256 === expectedSha : undefined, createMs: r.createMs };
+            // the last lines may still be on their way to the file
+            await sleep(200);
+            s.steps = stepsOf(join(dir, variant === 'operator' ? 'op-file.log' : 'op-s3.log'), pod, r.t0);
+            for (const st of s.steps) console.log(`    ${String(st.ms).padStart(6)} ms  ${st.step}`);
+            console.log(`    ${String(Math.round(r.secs * 1000)).padStart(6)} ms  Complete seen by the bench's watch (create request took ${r.createMs} ms)`);
+          }
+          if (s.variant === 'operator') {
+            // What the earlier measurement (LogTail created with `kubectl apply`) spent before the create reached the
+            // apiserver: one `kubectl apply` of a small object, timed here and not counted in any figure.
+            const k0 = Date.now();
+            await applyJson(state, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `apply-timing-${round}`, namespace: ns }, data: { a: 'b' } });
+            s.kubectlApplyMs = Date.now() - k0;
+            console.log(`    (one kubectl apply of a ConfigMap took ${s.kubectlApplyMs} ms; not counted)`);
           }
           samples.push(s);
           const mib = s.wireBytes / 1048576;

@@ -17,7 +17,7 @@ import { HoldReason } from '../core/hold.ts';
 import { PodHold } from './pod-hold.ts';
 import { type CaptureClock, type DaemonDeps, containerStatus, podTerminal, systemCaptureClock } from './capture-ports.ts';
 import { captureRun } from './capture-run.ts';
-import type { Logger } from './logger.ts';
+import type { LogMeta, Logger } from './logger.ts';
 import { type StatusChannel, StatusWriter } from './status-writer.ts';
 
 export type { DaemonDeps, PodSource } from './capture-ports.ts';
@@ -84,12 +84,15 @@ export class CaptureDaemon {
   /** Debug timing of the end of the capture: each step after the last follow stream ended (endStep). */
   private endSteps: Array<[string, number]> = [];
   done: Promise<void> = Promise.resolve();
+  /** When this daemon was created (clock ms): the origin of its step timings. */
+  private readonly createdAt: number;
 
   constructor(lt: LogTail, spec: ResolvedSpec, deps: DaemonDeps) {
     this.lt = lt;
     this.spec = spec;
     this.deps = deps;
     this.clock = deps.clock ?? systemCaptureClock;
+    this.createdAt = this.clock.now();
     this.key = `${lt.metadata.namespace}/${lt.metadata.name}`;
     this.podKey = `${lt.metadata.namespace}/${spec.podName}`;
     this.generation = lt.metadata.generation ?? 0;
@@ -112,6 +115,16 @@ export class CaptureDaemon {
     this.statusOut = writer.channel(lt.metadata.namespace!, lt.metadata.name!, lt.status);
   }
 
+  /**
+   * A debug line per step of the capture (docs/benchmarks.md "One stream"):
+   * `ms` since the daemon was created, `at` the wall clock, so a benchmark
+   * can line the steps up with its own clock.
+   */
+  step(step: string, meta?: LogMeta): void {
+    const now = this.clock.now();
+    this.log.debug('capture step', { step, ms: now - this.createdAt, at: now, ...meta });
+  }
+
   get signal(): AbortSignal {
     return this.abort.signal;
   }
@@ -121,6 +134,7 @@ export class CaptureDaemon {
   }
 
   start(): void {
+    this.step('daemon started');
     this.deps.metrics?.activeCaptures.inc();
     // A snapshot not yet written is kept unless someone else now owns the status (deleted, another leader, spec changed).
     let keepPending = true;
@@ -385,10 +399,13 @@ export class CaptureDaemon {
   private async runCapture(): Promise<void> {
     if (this.status.phase === 'Pending' && this.status.reason !== 'WaitingForPod') {
       this.setPhase('Pending', 'WaitingForPod', `waiting for pod ${this.spec.podName}`);
-      await this.publish(true);
+      // Written first (the writer keeps one LogTail's writes in order), not
+      // awaited: a pod that exists already is read at once, not after a PATCH.
+      void this.publish(true).then(() => this.step('status WaitingForPod written'), () => undefined);
     }
     const pod = await this.waitForPod();
     if (!pod) return;
+    this.step('pod found');
     if (!this.status.podUID) this.status.podUID = pod.metadata!.uid;
     if (this.spec.holdPod) await this.startHold();
     const selection = selectContainers(this.spec.containers, pod.spec ?? { containers: [] });
@@ -652,12 +669,14 @@ export class CaptureDaemon {
     this.truncatedCondition();
     await this.publish(true, true);
     this.endStep('terminalWritten');
+    this.step('terminal status written', { phase: o.phase });
     this.deps.metrics?.capturesFinished.inc({ phase: o.phase, result: o.result });
     const exits = this.status.containers.map((c) => Date.parse(c.finishedAt ?? '')).filter((t) => Number.isFinite(t));
     if (o.phase === 'Complete' && exits.length > 0) this.deps.metrics?.exitToCompleteSeconds.observe(Math.max(0, (this.clock.now() - Math.max(...exits)) / 1000));
     const uid = this.lt.metadata.uid ?? this.lt.metadata.name!;
     // After the terminal status, never before it: the event does not delay `Complete`.
     await this.event(o.phase === 'Complete' ? 'Normal' : 'Warning', o.phase, `${o.reason}: ${o.message}`, `${this.lt.metadata.name}.${uid.slice(0, 8)}.finished`);
+    this.step('terminal event created');
     this.endStep('event');
     this.logEndSteps();
     this.log.info('capture finished', { phase: o.phase, result: o.result, reason: o.reason, bytes: this.status.bytes, retries: this.status.retries });

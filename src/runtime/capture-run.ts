@@ -66,11 +66,13 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
     await d.publish(true);
   }
   await d.deps.slots.acquireFor(d.ns, d.signal);
+  d.step('slot acquired', { container: t.name });
   d.deps.metrics?.activeStreams.inc();
   try {
     let opened: Awaited<ReturnType<typeof openForRun>>;
     try {
       opened = await openForRun(d, c, t.run.id, objectKey(d, t));
+      d.step('object opened', { container: t.name, continued: opened.resume !== undefined });
     } catch (err) {
       return failRun(d, c, err);
     }
@@ -125,6 +127,8 @@ class RunCapture {
   private movedWindows = 0;
   /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
   private quietReads = 0;
+  /** An ended run nothing of which was read yet is read from the top before any window (drainStep). */
+  private readBeforeWindow = true;
   /** The run ended by the pod's phase, its terminated state never written. */
   private endedByPhase = false;
   /** A resumed request may continue past a missing checkpoint (the log was rotated). */
@@ -316,6 +320,7 @@ class RunCapture {
       this.d.signal.throwIfAborted();
       // A follow pass that just read the pod hands its read on: no second GET.
       const where = this.located ?? (await this.locate());
+      if (!this.located) this.d.step('pod read before a pass', { container: this.t.name });
       this.located = undefined;
       if (where.kind !== 'run') {
         this.end(this.gapFor(where));
@@ -484,6 +489,17 @@ class RunCapture {
   /** One step of draining an ended run; true when it is finished (drained, or given up). */
   private async drainStep(): Promise<boolean> {
     const plan = proofPlan(this.stored());
+    if (this.readBeforeWindow && plan.kind === 'window' && !this.answered && this.filter.bytes === 0 && !this.filter.checkpoint()) {
+      // Nothing of the run read yet: a window could only prove its log empty,
+      // and a log with lines needs this read and a window after it anyway. So
+      // the read comes first (one request and one pod read fewer before the
+      // first byte); the window after it proves the end, of an empty log too.
+      this.readBeforeWindow = false;
+      const r = await this.read(false);
+      if (r.error) await this.onFailure(r.error, r.progressed, true);
+      return this.stopped;
+    }
+    this.readBeforeWindow = false;
     if (plan.kind === 'impossible') {
       const r = await this.read(false);
       if (r.error) return this.onFailure(r.error, r.progressed, true).then(() => this.stopped);
@@ -553,8 +569,10 @@ class RunCapture {
       return { kind: 'failed', error: err };
     }
     this.d.endStep('window');
+    this.d.step('proof window read', { container: this.t.name, tailLines: n, bytes: size });
     const where = await this.locate();
     this.d.endStep('windowLocated');
+    this.d.step('pod read after the window', { container: this.t.name });
     if (where.kind !== 'run') {
       const g = this.gapFor(where);
       this.end(g);
@@ -573,6 +591,7 @@ class RunCapture {
     if (moved && !this.filter.checkpoint()) return { kind: 'inconclusive', why: MOVED_WHY };
     if (verdict.kind === 'text') return { kind: 'inconclusive', why: `the kubelet ended the window with an error: ${verdict.text.slice(0, 300)}` };
     const judged = judgeWindow(body, this.stored(), n, confirming);
+    this.d.step('proof window judged', { container: this.t.name, verdict: judged.kind });
     // A window that proves the end ends with our checkpoint line (its
     // nanosecond timestamp, ordinal and length): another run's log cannot, so
     // it is this run's even if the run moved. Anything else from a moved
@@ -629,6 +648,7 @@ class RunCapture {
     const tail = new ErrorTail(this.removedText());
     try {
       const stream = await this.d.deps.logs.open(this.request({ follow: follow && !hold }));
+      this.d.step('log stream open', { container: this.t.name, follow, fromTop });
       // Every resumed request is strict: a stream without our checkpoint line
       // is another run, another pod, or a rotated log, decided in onMismatch.
       this.filter.beginConnection({ strict: !hold });
@@ -643,7 +663,12 @@ class RunCapture {
           throw new ForeignRun(foreign);
         }
       };
+      let first = true;
       for await (const chunk of stream) {
+        if (first) {
+          first = false;
+          this.d.step('first log bytes', { container: this.t.name });
+        }
         for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
         check();
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) {
@@ -651,6 +676,7 @@ class RunCapture {
           await this.checkpoint(false);
         }
       }
+      this.d.step('log stream ended', { container: this.t.name, wireBytes: stream.bytesReceived });
       const end = tail.end();
       if (end.rest.length) this.filter.push(end.rest, this.emit);
       check();
@@ -669,6 +695,7 @@ class RunCapture {
     else await this.flush();
     this.holding = false;
     if (!this.stopped) await this.checkpoint(true);
+    this.d.step('read stored', { container: this.t.name, bytes: this.filter.bytes });
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
     return { progressed: this.filter.bytes > before, fromTop, error };
   }
@@ -850,6 +877,7 @@ class RunCapture {
 
   private async commit(): Promise<RunEnd> {
     const digest = await this.sink.finish();
+    this.d.step('content finished', { container: this.t.name });
     const t0 = this.d.clock.now();
     // A continued object's checksums come from reading it back once committed
     // (still before they are recorded or tagged): the hash state of the
@@ -859,6 +887,7 @@ class RunCapture {
     const committed = await this.commitOrAdopt(digest, meta);
     this.d.endStep('committed');
     this.d.deps.metrics?.storeUploadSeconds.observe((this.d.clock.now() - t0) / 1000);
+    this.d.step('object committed', { container: this.t.name, size: committed.size });
     if (committed.size !== digest.objectBytes) {
       throw new CaptureError('SizeMismatch', 'permanent', `store reports ${committed.size} bytes for ${committed.uri}, ${digest.objectBytes} were written`);
     }

@@ -290,9 +290,12 @@ export class Controller {
       await this.failInvalid(lt, resolved.message);
       return Result.done;
     }
+    const step = (s: string) => this.log.debug('capture step', { namespace: lt.metadata.namespace, name: lt.metadata.name, step: s, at: Date.now() });
+    step('reconcile');
     if (!(lt.metadata.finalizers ?? []).includes(FINALIZER)) {
       const added = await this.patchFinalizer(lt, true);
       if (!added.applied) return added.next;
+      step('finalizer added');
     }
     if (this.running) this.startDaemon(key, lt, resolved.spec);
     return Result.done;

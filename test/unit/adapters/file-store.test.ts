@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CaptureError } from '../../../src/adapters/errors.ts';
-import { classifyFsError, FileStore } from '../../../src/adapters/store/file-store.ts';
+import { classifyFsError, FileStore, SYNC_AHEAD_BYTES } from '../../../src/adapters/store/file-store.ts';
 import type { ObjectWriter } from '../../../src/adapters/store/types.ts';
 import { rejection } from '../support/errors.ts';
 
@@ -49,6 +49,25 @@ describe('adapters/store/file-store', () => {
     const chunks: Buffer[] = [];
     for await (const c of await store.read(w.uri)) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).toString()).to.equal('hello world\n');
+  });
+
+  it('asks for an fsync (syncHint now) every SYNC_AHEAD_BYTES while none runs, so the commit finds little unsynced', async () => {
+    const w = await store.create('ns/pod/app/sync.log', { ...OPTS, checkpoints: true });
+    const cps = w.checkpoints!;
+    expect(cps.syncHint()).to.equal('none');
+    const chunk = Buffer.alloc(1 << 20, 0x61);
+    for (let i = 0; i < SYNC_AHEAD_BYTES / chunk.length - 1; i++) await w.write(chunk);
+    expect(cps.syncHint(), 'below the threshold: the caller decides').to.equal('due');
+    await w.write(chunk);
+    expect(cps.syncHint(), 'at the threshold').to.equal('now');
+    const { durable } = await cps.sync();
+    await w.write(chunk);
+    // asked for just now (and possibly still running): not again yet
+    expect(cps.syncHint()).to.equal('due');
+    expect(await durable).to.deep.include({ objectBytes: SYNC_AHEAD_BYTES });
+    for (let i = 0; i < SYNC_AHEAD_BYTES / chunk.length - 1; i++) await w.write(chunk);
+    expect(cps.syncHint(), 'another SYNC_AHEAD_BYTES since the last sync was asked for').to.equal('now');
+    expect((await w.commit(META)).size).to.equal(2 * SYNC_AHEAD_BYTES);
   });
 
   it('streams many MiB byte-exactly, in order, even when writes are not awaited one by one', async () => {

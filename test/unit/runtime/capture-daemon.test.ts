@@ -44,6 +44,26 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     expect(cap.store.open).to.equal(0);
   });
 
+  it('reads the log of a pod that exists without waiting for the first status write (WaitingForPod is still written first)', async () => {
+    const cap = makeCapture({ patchDelayMs: 5000 });
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `line ${i}\n`);
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const t0 = cap.clock.now();
+    let firstRequestAt: number | undefined;
+    cap.model.fault = () => {
+      firstRequestAt ??= cap.clock.now();
+      return {};
+    };
+    const st = await cap.run();
+    expect(firstRequestAt, 'the first log request').to.equal(t0);
+    expect(cap.statuses[0]?.reason).to.equal('WaitingForPod');
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+
   describe('spec.holdPod', () => {
     /** The pod's finalizers, kept beside the model (which has none), with a resourceVersion bumped per change. */
     function holdApi(cap: () => Capture) {
@@ -427,34 +447,59 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     cap.model.start(pod, 'main');
     for (let i = 0; i < 30; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
     cap.model.exit(pod, 'main', 1);
-    // The first request (a window of run 0, "current", nothing stored yet) is answered; the pod read
-    // after it shows run 1 created, run 0 in "previous".
+    // Run 0 is read from the top first; as the window proving its end is asked
+    // ("current"), run 1 is created: the kubelet answers with run 1's log, and
+    // the pod read after the window shows run 0 in "previous".
     let movedAt: number | undefined;
-    cap.model.apiFault = () => {
-      if (movedAt === undefined && cap.model.requests.length === 1) {
+    const times: number[] = [];
+    cap.model.fault = (req) => {
+      times.push(cap.clock.now());
+      if (movedAt === undefined && req.tailLines !== undefined) {
         movedAt = cap.clock.now();
         cap.model.backoff(pod, 'main');
         cap.model.start(pod, 'main');
         cap.model.write(pod, 'main', 'run 1 line\n');
         exitsAt(cap, 5000, pod);
       }
-      return undefined;
-    };
-    const times: number[] = [];
-    cap.model.fault = () => {
-      times.push(cap.clock.now());
       return {};
     };
     const st = await cap.run();
     expect(movedAt).to.not.equal(undefined);
-    expect(cap.model.requests[0]).to.include({ tailLines: 1 });
-    expect(cap.model.requests[0]?.previous).to.not.equal(true);
-    // The next request reads run 0 through "previous", at the same instant.
-    expect(cap.model.requests[1]?.previous).to.equal(true);
-    expect(times[1]).to.equal(movedAt);
+    expect(cap.model.requests[0]?.tailLines, 'the first request reads run 0 from the top').to.equal(undefined);
+    expect(cap.model.requests[1]?.tailLines).to.be.a('number');
+    expect(cap.model.requests[1]?.previous).to.not.equal(true);
+    // The next request asks run 0's window through "previous", at the same instant.
+    expect(cap.model.requests[2]?.previous).to.equal(true);
+    expect(cap.model.requests[2]?.tailLines).to.be.a('number');
+    expect(times[2]).to.equal(movedAt);
     expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
     expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
     expect(cap.object('main', 1)!.equals(pod.container('main').runs[1]!.expected())).to.equal(true);
+  });
+
+  it('an ended run nothing of which was read is read from the top first, then one window proves its end', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    for (let i = 0; i < 50; i++) cap.model.write(pod, 'main', `line ${i}\n`);
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const st = await cap.run();
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.model.requests.map((r) => r.tailLines ?? 'all')).to.deep.equal(['all', 2]);
+    expect(cap.object('main', 0)!.equals(pod.container('main').runs[0]!.expected())).to.equal(true);
+  });
+
+  it('an ended run with an empty log: the read from the top brings nothing, the window after it proves the log empty', async () => {
+    const cap = makeCapture();
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+    cap.model.start(pod, 'main');
+    cap.model.exit(pod, 'main', 0);
+    cap.model.setPhase(pod, 'Succeeded');
+    const st = await cap.run();
+    expect([st.phase, st.reason], st.message).to.deep.equal(['Complete', 'Captured']);
+    expect(cap.model.requests.map((r) => r.tailLines ?? 'all')).to.deep.equal(['all', 1]);
+    expect(cap.object('main', 0)!.length).to.equal(0);
   });
 
   describe('defect 3: only positive evidence finishes an ended run', () => {

@@ -407,7 +407,8 @@ export interface Capture {
   thawInformer(): void;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; events?: DaemonDeps['events'] } = {}): Capture {
+/** `patchDelayMs`: each status write takes this long (virtual time) before it is recorded. */
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; events?: DaemonDeps['events']; patchDelayMs?: number } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   let rs = (opts.seed ?? 1) * 2654435761;
@@ -506,11 +507,11 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
         if (err) return Promise.reject(err);
         return Promise.resolve(model.v1pod(name));
       },
-      patchLogTailStatus: (_ns, _name, status) => {
-        const st = status as LogTailStatus;
+      patchLogTailStatus: async (_ns, _name, status) => {
+        const st = structuredClone(status as LogTailStatus);
         cap.requests.push(`PATCH status ${st.phase}${st.containers.map((c) => ` ${c.state}`).join('')}`);
-        cap.statuses.push(structuredClone(st));
-        return Promise.resolve();
+        if (opts.patchDelayMs) await clock.sleep(opts.patchDelayMs);
+        cap.statuses.push(st);
       },
       createEvent: (ev) => {
         cap.requests.push(`POST event ${ev.reason}`);
