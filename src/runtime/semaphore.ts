@@ -131,8 +131,18 @@ export class SlotLease {
   }
 
   /** Gives the slot up and resolves once this lease holds one again (rejects with `signal`'s reason). */
-  async giveBack(signal?: AbortSignal): Promise<void> {
+  giveBack(signal?: AbortSignal): Promise<void> {
+    this.letGo();
+    return this.regain(signal);
+  }
+
+  /** giveBack, first half: the slot goes to the waiter the policy serves next. */
+  letGo(): void {
     this.slots.drop(this.id, this.namespace);
+  }
+
+  /** giveBack, second half: waits as the oldest of its namespace (its first arrival order). */
+  async regain(signal?: AbortSignal): Promise<void> {
     await this.slots.enqueue(this.namespace, signal, this.seq);
     this.ctl = new AbortController();
     this.grants++;
@@ -268,6 +278,8 @@ export class FairSlots {
       if (at < 0) this.waiters.push(w);
       else this.waiters.splice(at, 0, w);
     });
+    // a lease waiting again may be older than the waiters that kept a slot free (their cap)
+    this.grant();
     this.preempt();
     return p;
   }

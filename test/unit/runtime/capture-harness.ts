@@ -354,7 +354,7 @@ export interface Capture {
   thawInformer(): void;
 }
 
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number | ((clock: VirtualClock) => FairSlots); idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   let rs = (opts.seed ?? 1) * 2654435761;
@@ -463,7 +463,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     logs: { open: (req) => model.open(req) },
     store,
     pods: { get: (name) => (informer ? informer(name) : model.v1pod(name)) },
-    slots: new FairSlots(opts.slots ?? 4),
+    slots: typeof opts.slots === 'function' ? opts.slots(clock) : new FairSlots(opts.slots ?? 4),
     logger: process.env.CAPTURE_DEBUG ? createLogger({ level: 'debug' }) : silentLogger(),
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     statusIntervalMs: 2000,
