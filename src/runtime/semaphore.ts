@@ -85,6 +85,9 @@ const systemClock: SlotClock = {
   }),
 };
 
+/** --min-stream-hold's default (docs/design.md "Fair share of the stream slots"). */
+export const DEFAULT_MIN_HOLD_MS = 10_000;
+
 /** Why a lease's stream is asked to stop: its slot goes to another namespace. */
 export class SlotPreempted extends Error {}
 
