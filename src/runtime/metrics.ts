@@ -9,6 +9,8 @@ export interface Metrics {
   activeStreams: Gauge;
   activeCaptures: Gauge;
   streamRetries: Counter<'reason'>;
+  /** Streams that gave their slot back to a waiting namespace (fair share), by namespace of the LogTail. */
+  streamPreemptions: Counter<'namespace'>;
   capturesFinished: Counter<'phase' | 'result'>;
   exitToCompleteSeconds: Histogram;
   storeUploadSeconds: Histogram;
@@ -55,6 +57,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       name: 'logtail_stream_retries_total',
       help: 'Log streams resumed after a break, by reason.',
       labelNames: ['reason'] as const,
+      registers,
+    }),
+    streamPreemptions: new Counter({
+      name: 'logtail_stream_preemptions_total',
+      help: 'Log streams stopped to give their slot to a namespace holding fewer (fair share); each resumes from its checkpoint. By namespace of the LogTail.',
+      labelNames: ['namespace'] as const,
       registers,
     }),
     capturesFinished: new Counter({

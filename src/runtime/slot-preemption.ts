@@ -11,6 +11,7 @@ export async function yieldSlot(d: CaptureDaemon, lease: SlotLease, container: s
   const before = { phase: d.status.phase, reason: d.status.reason ?? '', message: d.status.message ?? '' };
   const why = lease.reason;
   d.deps.metrics?.activeStreams.dec();
+  d.deps.metrics?.streamPreemptions.inc({ namespace: d.ns });
   d.log.info('stream slot given back (preempted)', { container, namespace: d.ns, reason: why });
   lease.letGo();
   // The freed slot went to a waiter at once (FairSlots.grant): does this capture wait now?
