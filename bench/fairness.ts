@@ -24,10 +24,14 @@ export async function fairnessBench(argv: string[]): Promise<void> {
     const phase = new Map<string, string>();
     const created = new Map<string, number>();
     const streamingAt = new Map<string, number>();
+    /** LogTails seen waiting after a preemption (Pending/WaitingForSlot, message "preempted: …"). */
+    const preempted = new Set<string>();
     const w = watch(state, '/apis/logtail.dev/v1alpha1/logtails', (ev, at) => {
       const key = `${ev.object.metadata.namespace}/${ev.object.metadata.name}`;
       const p = (ev.object.status as { phase?: string } | undefined)?.phase ?? '';
       phase.set(key, p);
+      const st = ev.object.status as { reason?: string; message?: string } | undefined;
+      if (st?.reason === 'WaitingForSlot' && st.message?.startsWith('preempted:')) preempted.add(key);
       if ((p === 'Streaming' || p === 'Complete') && !streamingAt.has(key)) streamingAt.set(key, at);
     });
     const holding = (ns: string) => [...phase].filter(([k, p]) => k.startsWith(`${ns}/`) && p === 'Streaming').length;
@@ -64,8 +68,9 @@ export async function fairnessBench(argv: string[]): Promise<void> {
     // how the slots were split while small captures were asking
     const maxSmall = Math.max(0, ...samples.map((s) => s.small));
     const largeWhenSmallMax = samples.find((s) => s.small === maxSmall)?.large ?? holding('large');
-    table(['small captures', 'start p50 s', 'start p99 s', 'spread s', 'large streams when small held most', 'small streams then', 'slots', 'load1 at start'], [[o.small, quantile(starts, 0.5), quantile(starts, 0.99), spread(starts), largeWhenSmallMax, maxSmall, o.slots, l0]]);
+    const largePreempted = [...preempted].filter((k) => k.startsWith('large/')).length;
+    table(['small captures', 'start p50 s', 'start p99 s', 'spread s', 'large streams when small held most', 'small streams then', 'large captures preempted', 'slots', 'load1 at start'], [[o.small, quantile(starts, 0.5), quantile(starts, 0.99), spread(starts), largeWhenSmallMax, maxSmall, largePreempted, o.slots, l0]]);
     console.log('a small capture waits at most until large\'s streams have held their slots --min-hold (then large gives slots back), not for a large stream to end');
-    finish('fairness', { options: o, starts, samples }, { small_ns_start_p99_s: quantile(starts, 0.99), large_ns_active: largeWhenSmallMax, small_ns_active: maxSmall });
+    finish('fairness', { options: o, starts, samples, preempted: [...preempted] }, { small_ns_start_p99_s: quantile(starts, 0.99), large_ns_active: largeWhenSmallMax, small_ns_active: maxSmall, large_ns_preempted: largePreempted });
   });
 }
