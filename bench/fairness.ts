@@ -60,6 +60,8 @@ export async function fairnessBench(argv: string[]): Promise<void> {
         samples.push({ t: (Date.now() - t0) / 1000, large: holding('large'), small: holding('small') });
         await sleep(200);
       }
+      // the preempted captures' status writes may arrive after the small ones started
+      await sleep(2000);
     } finally {
       w.close();
       await op.stop();
