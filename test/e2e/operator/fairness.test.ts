@@ -54,6 +54,7 @@ describe('operator: fair share of stream slots (preemption)', function () {
       await sleep(150);
     }
     expect(bStreamingAt, 'B never streamed while A ran').to.not.equal(undefined);
+    console.log(`      [b1] streaming ${((bStreamingAt! - asked) / 1000).toFixed(1)} s after its LogTail was created (A's preempted capture: ${preempted?.metadata.name ?? 'not seen'})`);
     // Bounded: the minimum hold (A's streams are older than it by now) plus the operator's and the watch's latency,
     // far below the 18 s A's streams run (without preemption B waits for one of them to end).
     expect((bStreamingAt! - asked) / 1000).to.be.below(MIN_HOLD_S + 6);
