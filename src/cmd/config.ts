@@ -15,6 +15,7 @@ export interface OperatorConfig {
   watchNamespaces: string[];
   maxConcurrentStreams: number;
   maxStreamsPerNamespace?: number;
+  minStreamHoldMs: number;
   bufferMemory: number;
   spoolDir?: string;
   leaderElect: boolean;
@@ -61,6 +62,7 @@ export const FLAGS: Record<keyof OperatorConfig, FlagDef> = {
   watchNamespaces: { flag: '--watch-namespaces', env: 'LOGTAIL_WATCH_NAMESPACES', kind: 'list', help: 'comma-separated namespaces to watch (default: all); one informer per namespace, so namespaced Roles suffice' },
   maxConcurrentStreams: { flag: '--max-concurrent-streams', env: 'LOGTAIL_MAX_CONCURRENT_STREAMS', kind: 'int', help: 'log streams open at once; further captures wait as phase Pending, reason WaitingForSlot (default 64)' },
   maxStreamsPerNamespace: { flag: '--max-streams-per-namespace', env: 'LOGTAIL_MAX_STREAMS_PER_NAMESPACE', kind: 'int', help: 'at most this many streams for one namespace; slots are shared fairly between namespaces either way (default: no cap)' },
+  minStreamHoldMs: { flag: '--min-stream-hold', env: 'LOGTAIL_MIN_STREAM_HOLD', kind: 'duration', help: 'a stream keeps its slot at least this long before a namespace over its fair share is asked to give it back to a waiting namespace (it then resumes from its checkpoint); 0s: at once (default 10s)' },
   bufferMemory: { flag: '--buffer-memory', env: 'LOGTAIL_BUFFER_MEMORY', kind: 'bytes', help: 'process-wide budget for log bytes read ahead of the store, shared by all streams; over it each stream pauses at 64 KiB (backpressure; the kubelet keeps the log) (default 64Mi)' },
   spoolDir: { flag: '--spool-dir', env: 'LOGTAIL_SPOOL_DIR', kind: 'string', help: 'directory where S3 multipart parts wait for upload (a cache; at most 3 parts of 8 MiB per open object) and spec.maxBytes captures keep a run\'s tail (about maxBytes + 1 MiB per stream) (default: $TMPDIR/logtail-spool)' },
   leaderElect: { flag: '--leader-elect', env: 'LOGTAIL_LEADER_ELECT', kind: 'bool', help: 'elect a leader on a coordination.k8s.io Lease (default: true in-cluster, false otherwise)' },
@@ -180,6 +182,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     watchNamespaces: (get('watchNamespaces') ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxConcurrentStreams: num('maxConcurrentStreams', 64),
     ...(get('maxStreamsPerNamespace') !== undefined ? { maxStreamsPerNamespace: num('maxStreamsPerNamespace', 1) } : {}),
+    minStreamHoldMs: dur('minStreamHoldMs', '10s'),
     bufferMemory: bytes('bufferMemory', '64Mi'),
     spoolDir: get('spoolDir'),
     leaderElect: get('leaderElect') !== undefined ? parseBool(get('leaderElect')!, FLAGS.leaderElect.flag) : IN_CLUSTER && !shard,

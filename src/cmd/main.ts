@@ -85,6 +85,7 @@ const controller = new Controller({
   watchNamespaces: config.watchNamespaces,
   maxConcurrentStreams: config.maxConcurrentStreams,
   ...(config.maxStreamsPerNamespace ? { maxStreamsPerNamespace: config.maxStreamsPerNamespace } : {}),
+  minStreamHoldMs: config.minStreamHoldMs,
   idleTimeoutMs: config.idleTimeoutMs,
   statusIntervalMs: config.statusIntervalMs,
   statusWritesPerSecond: config.statusWritesPerSecond,

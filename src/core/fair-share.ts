@@ -4,10 +4,13 @@
 //
 // Policy: max-min fairness. A free slot goes to the waiting namespace that
 // holds the fewest slots (ties: the one served longest ago, then the one whose
-// oldest waiter came first: round robin), to its oldest waiter; a namespace at its cap (optional, --max-streams-per-namespace)
-// gets none. Nobody else waiting: a namespace may use every free slot (no slot
-// idles). A namespace's share while others wait is ceil(capacity / namespaces
-// that hold or want slots), never more than its cap.
+// oldest waiter came first: round robin), to its oldest waiter; a namespace at
+// its cap (optional, --max-streams-per-namespace) gets none. Nobody else
+// waiting: a namespace may use every free slot (no slot idles). When others
+// come, a namespace over its share gives slots back (planPreemption): the
+// share is capacity ÷ namespaces with demand rounded down, the remainder one
+// slot each to namespaces already holding it (at most fairShare()), never
+// more than its cap.
 
 export interface Waiter {
   namespace: string;
@@ -15,7 +18,7 @@ export interface Waiter {
   seq: number;
 }
 
-/** Slots per namespace when `wanting` namespaces (holders and waiters together) share `capacity`. */
+/** The most slots a namespace holds in the fair state when `wanting` namespaces (holders and waiters together) share `capacity`: ceil(capacity / wanting), or its cap. */
 export function fairShare(capacity: number, wanting: number, cap?: number): number {
   const share = Math.ceil(capacity / Math.max(1, wanting));
   return cap === undefined ? share : Math.min(cap, share);
@@ -59,19 +62,90 @@ export function mustWait(namespace: string, free: number, waiters: readonly Wait
   return waiters.some((w) => cap === undefined || (held.get(w.namespace) ?? 0) < cap);
 }
 
+/** A slot held through a lease (src/runtime/semaphore.ts SlotLease): one that preemption may ask back. */
+export interface Holder {
+  id: number;
+  namespace: string;
+  /** When this hold began (ms). */
+  since: number;
+  /** Following a running container: it can stop at once and resume from its checkpoint. */
+  preemptible: boolean;
+  /** Already asked to give its slot back (counted as given). */
+  asked: boolean;
+}
+
+export interface PreemptionPlan {
+  /** Holders to ask for their slot now, in order. */
+  ask: number[];
+  /** When a slot that is over the share but held less than the minimum becomes askable (ms); undefined: none waits on that. */
+  recheckAt?: number;
+}
+
 /**
- * Namespaces holding more than their fair share while another namespace
- * waits, with how many slots over: the ones a preempting caller would ask to
- * give a slot back (a stream resumes later from its checkpoint).
+ * Which slots to ask back so that no namespace holds more than its fair share
+ * while another waits. `held` counts every slot each namespace holds (leases
+ * or not); `holders` are the ones that may be asked. The share: capacity ÷
+ * namespaces with demand, rounded down, the remainder one slot each to
+ * namespaces already holding it, so a namespace is over its share while
+ * another waits exactly when it holds 2 or more slots more than that waiting
+ * namespace (which the grant order then serves first). Asked slots count as
+ * given to the waiters the grant order would serve. A namespace's waiters
+ * count only below its cap. Within a namespace the slot held longest goes
+ * first; a slot held less than `minHoldMs`, or not preemptible, is not asked.
  */
-export function overShare(capacity: number, held: ReadonlyMap<string, number>, waiters: readonly Waiter[], cap?: number): Map<string, number> {
-  const out = new Map<string, number>();
-  const waitingNs = new Set(waiters.filter((w) => cap === undefined || (held.get(w.namespace) ?? 0) < cap).map((w) => w.namespace));
-  if (waitingNs.size === 0) return out;
-  const wanting = new Set([...waitingNs, ...[...held].filter(([, n]) => n > 0).map(([ns]) => ns)]);
-  const share = fairShare(capacity, wanting.size, cap);
-  for (const [ns, n] of held) {
-    if (n > share) out.set(ns, n - share);
+export function planPreemption(o: {
+  capacity: number;
+  held: ReadonlyMap<string, number>;
+  holders: readonly Holder[];
+  waiters: readonly Waiter[];
+  cap?: number;
+  now: number;
+  minHoldMs: number;
+}): PreemptionPlan {
+  const held = new Map(o.held);
+  const demand = new Map<string, number>();
+  for (const w of o.waiters) demand.set(w.namespace, (demand.get(w.namespace) ?? 0) + 1);
+  const count = (ns: string) => held.get(ns) ?? 0;
+  let free = o.capacity - [...held.values()].reduce((a, b) => a + b, 0);
+  for (const h of o.holders) {
+    if (!h.asked) continue;
+    held.set(h.namespace, count(h.namespace) - 1);
+    free++;
   }
-  return out;
+  /** The waiting namespace the next free slot goes to (fewest held; below its cap). */
+  const neediest = (): string | undefined => {
+    let best: string | undefined;
+    for (const [ns, n] of demand) {
+      if (n <= 0 || (o.cap !== undefined && count(ns) >= o.cap)) continue;
+      if (best === undefined || count(ns) < count(best)) best = ns;
+    }
+    return best;
+  };
+  const give = (ns: string) => {
+    held.set(ns, count(ns) + 1);
+    demand.set(ns, demand.get(ns)! - 1);
+  };
+  for (let w = neediest(); free > 0 && w !== undefined; w = neediest()) {
+    give(w);
+    free--;
+  }
+  const candidates = o.holders.filter((h) => !h.asked && h.preemptible).sort((a, b) => a.since - b.since || a.id - b.id);
+  const ask: number[] = [];
+  let recheckAt: number | undefined;
+  for (let w = neediest(); w !== undefined; w = neediest()) {
+    const floor = count(w) + 2;
+    const over = [...held].filter(([, n]) => n >= floor).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    let taken: Holder | undefined;
+    for (const [ns] of over) {
+      const mine = candidates.filter((h) => h.namespace === ns && !ask.includes(h.id));
+      taken = mine.find((h) => o.now - h.since >= o.minHoldMs);
+      if (taken) break;
+      for (const h of mine) recheckAt = Math.min(recheckAt ?? Infinity, h.since + o.minHoldMs);
+    }
+    if (!taken) break;
+    ask.push(taken.id);
+    held.set(taken.namespace, count(taken.namespace) - 1);
+    give(w);
+  }
+  return recheckAt === undefined ? { ask } : { ask, recheckAt };
 }

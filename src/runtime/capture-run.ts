@@ -27,6 +27,8 @@ import { containerStatus, podTerminal } from './capture-ports.ts';
 import { ContentSink } from './content-sink.ts';
 import { type RunSink, TruncatingSink } from './truncating-sink.ts';
 import { isHandover, openForRun, readBack, runKey } from './capture-continuation.ts';
+import type { SlotLease } from './semaphore.ts';
+import { yieldSlot } from './slot-preemption.ts';
 
 /** Output is batched up to this size while more input is already queued. */
 const FLUSH_BYTES = 512 << 10;
@@ -65,7 +67,7 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
     d.setPhase('Pending', 'WaitingForSlot', `waiting for a stream slot (--max-concurrent-streams=${d.deps.slots.capacity}${cap ? `, --max-streams-per-namespace=${cap}` : ''}; ${d.deps.slots.heldBy(d.ns)} held by this namespace)`);
     await d.publish(true);
   }
-  await d.deps.slots.acquireFor(d.ns, d.signal);
+  const lease = await d.deps.slots.acquireLease(d.ns, d.signal, d);
   d.step('slot acquired', { container: t.name });
   d.deps.metrics?.activeStreams.inc();
   try {
@@ -83,10 +85,10 @@ export async function captureRun(d: CaptureDaemon, t: RunTarget): Promise<RunEnd
       Object.assign(c, { state: 'Failed', lastError: `PodDeleted: ${message}`, bytes: 0, checkpoint: undefined });
       return { kind: 'failed', reason: 'PodDeleted', message };
     }
-    return await new RunCapture(d, t, c, opened.writer, opened.resume).execute();
+    return await new RunCapture(d, t, c, opened.writer, opened.resume, lease).execute();
   } finally {
-    d.deps.slots.releaseFor(d.ns);
-    d.deps.metrics?.activeStreams.dec();
+    // A lease given back by a preemption and not regained holds nothing.
+    if (lease.release()) d.deps.metrics?.activeStreams.dec();
   }
 }
 
@@ -157,9 +159,12 @@ class RunCapture {
   private holding = false;
   /** When bytes were last made durable (or the run began). */
   private lastSync: number;
+  /** The stream slot; a follow pass may be asked to give it back (slot-preemption.ts). */
+  private readonly lease: SlotLease | undefined;
 
-  constructor(d: CaptureDaemon, t: RunTarget, c: ContainerCapture, writer: ObjectWriter, resume?: UploadCheckpoint) {
+  constructor(d: CaptureDaemon, t: RunTarget, c: ContainerCapture, writer: ObjectWriter, resume?: UploadCheckpoint, lease?: SlotLease) {
     this.d = d;
+    this.lease = lease;
     this.t = t;
     this.c = c;
     this.writer = writer;
@@ -413,8 +418,11 @@ class RunCapture {
 
   /** Follows the running run from the checkpoint until its stream ends. */
   private async followPass(terminal: boolean): Promise<void> {
+    // Only a running container's follow stream may be preempted: it stops like a cut connection (read and checkpointed) and resumes from the checkpoint.
+    this.lease?.following(true);
     const r = await this.read(true);
     this.d.endStep('streamEnded');
+    if (this.lease?.following(false) && !this.stopped) return yieldSlot(this.d, this.lease, this.t.name);
     if (r.error) return this.onFailure(r.error, r.progressed, false);
     if (this.stopped) return;
     const where = (await this.endFromCopy()) ?? (await this.locate());
@@ -616,7 +624,8 @@ class RunCapture {
       tailLines: o.tailLines,
       previous: this.run.previous || undefined,
       idleTimeoutMs: this.d.deps.idleTimeoutMs,
-      signal: this.d.signal,
+      // A follow stream also stops when its slot is asked back.
+      signal: o.follow && this.lease ? AbortSignal.any([this.d.signal, this.lease.signal]) : this.d.signal,
     };
   }
 

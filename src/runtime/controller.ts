@@ -16,7 +16,7 @@ import { CaptureDaemon, type StopReason } from './capture-daemon.ts';
 import { systemCaptureClock } from './capture-ports.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { FairSlots, Semaphore } from './semaphore.ts';
+import { DEFAULT_MIN_HOLD_MS, FairSlots, Semaphore } from './semaphore.ts';
 import { fileSpool } from './truncating-sink.ts';
 import type { Sharding } from './sharding.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -37,8 +37,8 @@ export interface ControllerOptions {
   /** Empty or undefined: all namespaces. */
   watchNamespaces?: string[];
   maxConcurrentStreams: number;
-  /** At most this many streams per namespace (undefined: no cap; the fair share applies either way). */
-  maxStreamsPerNamespace?: number;
+  /** At most this many streams per namespace (undefined: no cap; the fair share applies either way). */ maxStreamsPerNamespace?: number;
+  /** A stream keeps its slot at least this long before preemption may ask it back (--min-stream-hold; default 10 s). */ minStreamHoldMs?: number;
   idleTimeoutMs: number;
   statusIntervalMs: number;
   /** Progress status writes per second, all captures together (default 20); urgent writes are not held back by it. */
@@ -84,7 +84,7 @@ export class Controller {
     this.o = o;
     this.log = o.logger;
     this.queue = new WorkQueue({ name: 'logtails', logger: o.logger, baseDelayMs: 250, maxDelayMs: 60_000, onDepth: (n) => o.metrics?.workqueueDepth.set(n) });
-    this.slots = new FairSlots(o.maxConcurrentStreams, o.maxStreamsPerNamespace);
+    this.slots = new FairSlots(o.maxConcurrentStreams, o.maxStreamsPerNamespace, { minHoldMs: o.minStreamHoldMs ?? DEFAULT_MIN_HOLD_MS });
     this.statusWriter = new StatusWriter({
       patch: (ns, name, status) => o.api.patchLogTailStatus(ns, name, status),
       clock: systemCaptureClock,

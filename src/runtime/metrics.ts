@@ -9,6 +9,8 @@ export interface Metrics {
   activeStreams: Gauge;
   activeCaptures: Gauge;
   streamRetries: Counter<'reason'>;
+  /** Streams that gave their slot back to a waiting namespace (fair share), by namespace of the LogTail. */
+  streamPreemptions: Counter<'namespace'>;
   capturesFinished: Counter<'phase' | 'result'>;
   exitToCompleteSeconds: Histogram;
   storeUploadSeconds: Histogram;
@@ -30,7 +32,7 @@ export interface MetricsOptions {
 }
 
 type Registers = Registry[];
-type CaptureMetrics = Pick<Metrics, 'bytesCaptured' | 'activeStreams' | 'activeCaptures' | 'streamRetries' | 'capturesFinished' | 'exitToCompleteSeconds'>;
+type CaptureMetrics = Pick<Metrics, 'bytesCaptured' | 'activeStreams' | 'activeCaptures' | 'streamRetries' | 'streamPreemptions' | 'capturesFinished' | 'exitToCompleteSeconds'>;
 type StoreMetrics = Pick<Metrics, 'storeUploadSeconds' | 'storeErrors'>;
 type ControlMetrics = Pick<Metrics, 'informerRestarts' | 'workqueueDepth' | 'shardMembers' | 'shardOwned' | 'statusWrites'>;
 
@@ -72,6 +74,12 @@ function captureMetrics(registers: Registers): CaptureMetrics {
       name: 'logtail_stream_retries_total',
       help: 'Log streams resumed after a break, by reason.',
       labelNames: ['reason'] as const,
+      registers,
+    }),
+    streamPreemptions: new Counter({
+      name: 'logtail_stream_preemptions_total',
+      help: 'Log streams stopped to give their slot to a namespace holding fewer (fair share); each resumes from its checkpoint. By namespace of the LogTail.',
+      labelNames: ['namespace'] as const,
       registers,
     }),
     capturesFinished: new Counter({

@@ -28,6 +28,13 @@ describe('operator configuration', () => {
     expect(c.idleTimeoutMs).to.equal(60_000);
   });
 
+  it('--min-stream-hold: 10s by default, any duration, 0s allowed (preempt at once)', () => {
+    expect(loadConfig([], {}).minStreamHoldMs).to.equal(10_000);
+    expect(loadConfig(['--min-stream-hold', '0s'], {}).minStreamHoldMs).to.equal(0);
+    expect(loadConfig([], { LOGTAIL_MIN_STREAM_HOLD: '1m30s' }).minStreamHoldMs).to.equal(90_000);
+    expect(() => loadConfig(['--min-stream-hold', '10'], {})).to.throw(ConfigError, /--min-stream-hold/);
+  });
+
   it('has --require-admission-policy off by default (on in the chart), with its names and recheck interval', () => {
     const c = loadConfig([], {});
     expect(c.requireAdmissionPolicy).to.equal(false);

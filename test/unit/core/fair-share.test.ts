@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { fairShare, mustWait, overShare, pickNext, type Waiter } from '../../../src/core/fair-share.ts';
+import { fairShare, type Holder, mustWait, pickNext, planPreemption, type Waiter } from '../../../src/core/fair-share.ts';
 
 const w = (spec: string): Waiter[] => (spec ? spec.split(' ').map((ns, seq) => ({ namespace: ns, seq })) : []);
 const h = (spec: Record<string, number>) => new Map(Object.entries(spec));
@@ -54,16 +54,49 @@ describe('core/fair-share', () => {
     }
   });
 
-  describe('overShare', () => {
-    const cases: Array<{ name: string; capacity: number; held: Record<string, number>; waiters: string; cap?: number; want: Record<string, number> }> = [
-      { name: 'nobody waits: no namespace is over', capacity: 64, held: { a: 64 }, waiters: '', want: {} },
-      { name: 'one namespace holds all, another waits', capacity: 64, held: { a: 64 }, waiters: 'b', want: { a: 32 } },
-      { name: 'three namespaces wanting 10 slots', capacity: 10, held: { a: 8, b: 2 }, waiters: 'c c', want: { a: 4 } },
-      { name: 'at or under the share is not over', capacity: 10, held: { a: 5, b: 5 }, waiters: 'a', want: {} },
-      { name: 'a waiter at its cap does not count', capacity: 8, held: { a: 6, b: 2 }, waiters: 'b', cap: 2, want: {} },
+  describe('planPreemption', () => {
+    // holders: "ns:heldSinceMs[:flags]" (flags: n = not preemptible, a = already asked), ids 1.. in order; now = 100 000 ms
+    const hs = (spec: string): Holder[] =>
+      spec
+        ? spec.split(' ').map((x, i) => {
+            const [namespace, since, flags = ''] = x.split(':');
+            return { id: i + 1, namespace: namespace!, since: Number(since), preemptible: !flags.includes('n'), asked: flags.includes('a') };
+          })
+        : [];
+    const count = (holders: Holder[], extra: Record<string, number> = {}) => {
+      const m = new Map(Object.entries(extra));
+      for (const x of holders) m.set(x.namespace, (m.get(x.namespace) ?? 0) + 1);
+      return m;
+    };
+    const NOW = 100_000;
+    const cases: Array<{ name: string; capacity: number; holders: string; others?: Record<string, number>; waiters: string; cap?: number; minHoldMs?: number; ask: number[]; recheckAt?: number }> = [
+      { name: 'nobody waits: nothing asked', capacity: 2, holders: 'a:0 a:0', waiters: '', ask: [] },
+      { name: 'only the holder namespace waits: nothing asked', capacity: 2, holders: 'a:0 a:0', waiters: 'a a', ask: [] },
+      { name: '2 slots, a holds both, b waits: a gives one back (1/1)', capacity: 2, holders: 'a:0 a:0', waiters: 'b', ask: [1] },
+      { name: '3 slots, a holds all, b waits: one back (2/1; the odd slot stays)', capacity: 3, holders: 'a:0 a:0 a:0', waiters: 'b b b', ask: [1] },
+      { name: '8 slots, a holds all, b waits with 4: four back (4/4)', capacity: 8, holders: 'a:0 a:1 a:2 a:3 a:4 a:5 a:6 a:7', waiters: 'b b b b', ask: [1, 2, 3, 4] },
+      { name: 'demand counts: b waits with 1, a gives back only 1', capacity: 8, holders: 'a:0 a:1 a:2 a:3 a:4 a:5 a:6 a:7', waiters: 'b a a', ask: [1] },
+      { name: 'within a namespace the slot held longest goes first', capacity: 2, holders: 'a:50 a:10', waiters: 'b', ask: [2] },
+      { name: 'three namespaces, 8 slots: 3/3/2', capacity: 8, holders: 'a:0 a:0 a:0 a:0 a:0 a:0 a:0 a:0', waiters: 'b b b b c c c c', ask: [1, 2, 3, 4, 5] },
+      { name: '10 slots, 4 namespaces: none holds 2 more than a waiter (3/3/2/2)', capacity: 10, holders: 'a:0 a:0 a:0 b:0 b:0 b:0 c:0 c:0 d:0 d:0', waiters: 'c d', ask: [] },
+      { name: 'ceil is not enough: 3/3/3/1 with d waiting moves one (3/3/2/2)', capacity: 10, holders: 'a:0 a:0 a:0 b:0 b:0 b:0 c:0 c:0 c:0 d:0', waiters: 'd', ask: [1] },
+      { name: 'already asked slots count as given', capacity: 2, holders: 'a:0:a a:0', waiters: 'b', ask: [] },
+      { name: 'an asked slot for b, c still needs one', capacity: 4, holders: 'a:0:a a:0 a:0 a:0', waiters: 'b c', ask: [2] },
+      { name: 'not preemptible (draining an ended run): the next one of the namespace', capacity: 2, holders: 'a:0:n a:5', waiters: 'b', ask: [2] },
+      { name: 'nothing preemptible: nothing asked, no recheck', capacity: 2, holders: 'a:0:n a:0:n', waiters: 'b', ask: [] },
+      { name: 'slots held without a lease count but are never asked', capacity: 3, holders: 'a:0', others: { a: 2 }, waiters: 'b', ask: [1] },
+      { name: 'min hold: held 5 s of 10 → not yet; recheck when the first reaches 10 s', capacity: 2, holders: 'a:95000 a:96000', waiters: 'b', minHoldMs: 10_000, ask: [], recheckAt: 105_000 },
+      { name: 'min hold: the one past it is asked, the young one stays', capacity: 2, holders: 'a:96000 a:80000', waiters: 'b', minHoldMs: 10_000, ask: [2] },
+      { name: 'min hold blocks the most-over namespace: the next over one gives', capacity: 6, holders: 'a:99000 a:99000 a:99000 a:99000 b:0 b:0', waiters: 'c', minHoldMs: 10_000, ask: [5], recheckAt: 109_000 },
+      { name: 'a waiter at its cap asks nothing', capacity: 8, holders: 'a:0 a:0 a:0 a:0 a:0 a:0 b:0 b:0', waiters: 'b', cap: 2, ask: [] },
+      { name: 'free slots and capped waiters: free ones are not taken from anyone', capacity: 8, holders: 'a:0 a:0', waiters: 'a c', cap: 2, ask: [] },
     ];
     for (const c of cases) {
-      it(c.name, () => expect(Object.fromEntries(overShare(c.capacity, h(c.held), w(c.waiters), c.cap))).to.deep.equal(c.want));
+      it(c.name, () => {
+        const holders = hs(c.holders);
+        const plan = planPreemption({ capacity: c.capacity, held: count(holders, c.others), holders, waiters: w(c.waiters), cap: c.cap, now: NOW, minHoldMs: c.minHoldMs ?? 0 });
+        expect(plan).to.deep.equal(c.recheckAt === undefined ? { ask: c.ask } : { ask: c.ask, recheckAt: c.recheckAt });
+      });
     }
   });
 });

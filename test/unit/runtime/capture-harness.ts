@@ -408,7 +408,7 @@ export interface Capture {
 }
 
 /** `patchDelayMs`: each status write takes this long (virtual time) before it is recorded. */
-export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number; idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; events?: DaemonDeps['events']; patchDelayMs?: number } = {}): Capture {
+export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; podName?: string; slots?: number | ((clock: VirtualClock) => FairSlots); idleTimeoutMs?: number; hold?: DaemonDeps['hold']; storeMode?: StoreMode; partSize?: number; events?: DaemonDeps['events']; patchDelayMs?: number } = {}): Capture {
   const clock = new VirtualClock();
   const model = new KubeletModel(clock, opts.seed ?? 1);
   let rs = (opts.seed ?? 1) * 2654435761;
@@ -527,7 +527,7 @@ export function makeCapture(opts: { seed?: number; spec?: Partial<LogTailSpec>; 
     },
     store,
     pods: { get: (name) => (informer ? informer(name) : model.v1pod(name)) },
-    slots: new FairSlots(opts.slots ?? 4),
+    slots: typeof opts.slots === 'function' ? opts.slots(clock) : new FairSlots(opts.slots ?? 4),
     logger: process.env.CAPTURE_DEBUG ? createLogger({ level: 'debug' }) : silentLogger(),
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     statusIntervalMs: 2000,

@@ -54,6 +54,7 @@ describe('runtime/metrics', () => {
       ['activeStreams', 'logtail_active_streams', 'gauge', 'Container log streams currently open.', []],
       ['activeCaptures', 'logtail_active_captures', 'gauge', 'LogTails with a running capture.', []],
       ['streamRetries', 'logtail_stream_retries_total', 'counter', 'Log streams resumed after a break, by reason.', ['reason']],
+      ['streamPreemptions', 'logtail_stream_preemptions_total', 'counter', 'Log streams stopped to give their slot to a namespace holding fewer (fair share); each resumes from its checkpoint. By namespace of the LogTail.', ['namespace']],
       ['capturesFinished', 'logtail_captures_finished_total', 'counter', 'Captures that reached a final phase, by phase and result.', ['phase', 'result']],
       ['exitToCompleteSeconds', 'logtail_exit_to_complete_seconds', 'histogram', 'Time from container exit to the capture being complete in the store.', [], [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]],
       ['storeUploadSeconds', 'logtail_store_upload_seconds', 'histogram', 'Duration of one upload to the object store.', [], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]],
