@@ -652,6 +652,9 @@ class RunCapture {
     this.relaxed = false;
     this.holding = hold;
     let error: unknown;
+    /** A read of our pod by UID made while this read from the top was open (confirmWhileOpen). */
+    let confirmed: Promise<boolean> | undefined;
+    const readEnded = new AbortController();
     // The kubelet's error text arrives in a 200 body after the last newline
     // (core/capture/kubelet-error.ts): held back, never stored.
     const tail = new ErrorTail(this.removedText());
@@ -681,6 +684,7 @@ class RunCapture {
         for (const piece of tail.push(chunk)) this.filter.push(piece, this.emit);
         check();
         if (!hold && (this.pendingBytes >= FLUSH_BYTES || (this.pendingBytes > 0 && stream.queuedBytes === 0))) {
+          if (fromTop && !confirmed) confirmed = this.confirmWhileOpen(readEnded.signal);
           await this.flush();
           await this.checkpoint(false);
         }
@@ -705,8 +709,33 @@ class RunCapture {
     this.holding = false;
     if (!this.stopped) await this.checkpoint(true);
     this.d.step('read stored', { container: this.t.name, bytes: this.filter.bytes });
-    if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = true;
+    readEnded.abort();
+    if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = !(await confirmed);
     return { progressed: this.filter.bytes > before, fromTop, error };
+  }
+
+  /**
+   * A read of the pod by UID made while a read from the top is still open
+   * one --status-interval after it brought bytes (its request was answered):
+   * our pod then means our pod when the request was made (it was ours at the
+   * check before too, and two pods of one name never exist at once).
+   * Otherwise only the read after the stream confirmed it, and a pod
+   * replaced under a long stream, the new one seen first, discarded
+   * everything read of the old one (F15). A read shorter than that pays no
+   * extra request (the read after it confirms it, as before). Not awaited by
+   * the stream (no stall while the apiserver is slow); the read's end awaits
+   * it if it has begun. True when it saw our pod.
+   */
+  private async confirmWhileOpen(readEnded: AbortSignal): Promise<boolean> {
+    try {
+      await this.d.clock.sleep(this.d.deps.statusIntervalMs, AbortSignal.any([this.d.signal, readEnded]));
+      const seen = await this.d.observePod();
+      this.d.step('pod read while a read from the top was open', { container: this.t.name, ours: seen.kind === 'pod' });
+      return seen.kind === 'pod';
+    } catch {
+      // The read ended first, or the capture is stopping: nothing confirmed.
+      return false;
+    }
   }
 
   /**

@@ -150,6 +150,11 @@ describe('fault matrix: stream faults (simulator and kubelet-1)', function () {
       await apply(c, logTailManifest(ns, 'f15a', { podName: 'f15a' }));
       await apply(c, pod('sim', 'f15a', { script: { containers: { main: { lines: 3000, lineBytes: 100, linesPerSecond: 100, exitCode: 0 } } } }));
       await waitForLogTail(c, ns, 'f15a', 60_000, (lt) => (lt.status?.bytes ?? 0) > 10_000);
+      // "Mid-capture" = once the operator has read our pod by UID while the follow stream is open (one
+      // --status-interval after its first bytes). Before that read, bytes read from the top cannot be told from the
+      // new pod's, and a replacement seen first is correctly Failed/PodDeleted with nothing stored (the unit tests'
+      // "defect 5"); without the wait, a loaded machine can replace the pod in that first moment (docs/reliability.md F15).
+      await waitForOperatorLog((l) => l.includes('"step":"pod read while a read from the top was open"') && l.includes('"name":"f15a"') && l.includes('"ours":true'), 60_000);
       await replacePod('f15a');
       return waitForLogTail(c, ns, 'f15a', 120_000);
     });
@@ -185,6 +190,15 @@ describe('fault matrix: stream faults (simulator and kubelet-1)', function () {
       return waitForLogTail(c, ns, 'nopod', 60_000);
     });
   });
+
+  /** Until a line of the operator's log (JSON lines) satisfies `match`. */
+  async function waitForOperatorLog(match: (line: string) => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!op.log().split('\n').some(match)) {
+      if (Date.now() > deadline) throw new Error(`no such operator log line within ${timeoutMs / 1000} s`);
+      await sleep(500);
+    }
+  }
 
   /** Keeps a copy of the first pod's recording (a new pod of the name starts an empty directory), deletes, recreates. */
   async function replacePod(name: string): Promise<void> {

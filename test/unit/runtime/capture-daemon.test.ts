@@ -674,6 +674,52 @@ describe('runtime/capture-daemon against the kubelet model', function () {
       expect(pod.container('main').runs[0]!.expected().subarray(0, obj.length).equals(obj)).to.equal(true);
     });
 
+    it('F15: replaced under a long follow stream, the new pod seen by the first read after it: what was read of the old pod is committed (Incomplete/PodDeleted)', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      const end = writeLines(cap, pod, 'main', 50, 0, 100);
+      cap.clock.at(end + 1, () => {
+        // Deleted and recreated in one instant: the capture never sees the name without a pod.
+        cap.model.delete(pod);
+        const pod2 = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+        cap.model.start(pod2, 'main');
+        for (let i = 0; i < 20; i++) cap.model.write(pod2, 'main', `NEW POD ${i}\n`);
+        exits(cap, pod2);
+      });
+      const st = await cap.run();
+      expect([st.phase, st.reason, st.result], st.message).to.deep.equal(['Incomplete', 'PodDeleted', 'Unknown']);
+      expect(st.message).not.to.match(/nothing stored/);
+      // One follow stream from the top read the whole old run (5 s); the pod was confirmed by UID while it was open.
+      expect(cap.model.requests.filter((r) => r.follow)).to.have.length(1);
+      const obj = cap.object('main', 0);
+      const want = pod.container('main').runs[0]!.expected();
+      expect(obj?.toString()).not.to.contain('NEW POD');
+      expect(obj?.equals(want), `${obj?.length} of ${want.length} bytes`).to.equal(true);
+    });
+
+    it('F15: replaced between the check and a follow request, the new pod followed for seconds: the read while it is open sees the other UID, nothing stored', async () => {
+      const cap = makeCapture();
+      const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+      cap.model.start(pod, 'main');
+      let pod2: ModelPod | undefined;
+      cap.model.fault = (req) => {
+        if (!pod2 && req.follow) {
+          cap.model.delete(pod);
+          pod2 = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
+          cap.model.start(pod2, 'main');
+          for (let i = 0; i < 50; i++) cap.clock.at(i * 100, () => cap.model.write(pod2!, 'main', `NEW POD ${i}\n`));
+          cap.clock.at(5100, () => exits(cap, pod2!));
+        }
+        return {};
+      };
+      const st = await cap.run();
+      expect([st.phase, st.reason], st.message).to.deep.equal(['Failed', 'PodDeleted']);
+      expect(pod2).not.to.equal(undefined);
+      for (const b of cap.store.objects.values()) expect(b.toString()).not.to.contain('NEW POD');
+      expect(cap.store.open).to.equal(0);
+    });
+
     it('deleted under a follow stream: the runtime NotFound text the kubelet appends is not stored; Incomplete/PodDeleted', async () => {
       const cap = makeCapture();
       const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'Never' });
