@@ -125,6 +125,12 @@ class RunCapture {
   private stopped = false;
   /** Records added to the proof window after windows that did not reach back far enough. */
   private windowExtra = 0;
+  /**
+   * "current" answered with a later run's log (ForeignRun) while the pod
+   * status still showed this ended run there: the kubelet has moved on, so
+   * the run is located at "previous" from then on.
+   */
+  private movedOn = false;
   /** Windows of this run during which it moved (MAX_MOVED_WINDOWS). */
   private movedWindows = 0;
   /** Consecutive reads of an ended run whose end cannot be proven that added nothing. */
@@ -381,7 +387,7 @@ class RunCapture {
     const run = locateRun(containerView(containerStatus(pod, this.t.name)), this.run.id);
     if (!run?.ended) return undefined;
     this.fromCopy = true;
-    return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(pod) };
+    return { kind: 'run', run: { ...run, index: this.run.index, previous: run.previous || this.movedOn }, podTerminal: podTerminal(pod) };
   }
 
   /**
@@ -411,7 +417,7 @@ class RunCapture {
       this.d.log.info('run no longer in the pod status', { container: this.t.name, restart: this.run.index, containerID: this.run.id, seen: viewSummary(view) });
       return { kind: 'unserved' };
     }
-    return { kind: 'run', run: { ...run, index: this.run.index }, podTerminal: podTerminal(seen.pod) };
+    return { kind: 'run', run: { ...run, index: this.run.index, previous: run.previous || this.movedOn }, podTerminal: podTerminal(seen.pod) };
   }
 
   // ------------------------------------------------------------- passes
@@ -832,7 +838,19 @@ class RunCapture {
   private async onFailure(err: unknown, progressed: boolean, runEnded: boolean, ended?: () => boolean): Promise<void> {
     if (err instanceof ResumeMismatchError) return this.onMismatch(err);
     // Asked again once the pod status has caught up (the next pass locates the run anew), within the retry budget.
-    if (err instanceof ForeignRun) return this.countFailure('LogGap', err.message, false);
+    if (err instanceof ForeignRun) {
+      // "current" served a later run: the kubelet has moved on, so this ended run is "previous" now (runs
+      // only move on), whatever an older pod status still says. Asked there at once: it is served only
+      // until that later run ends (the GC), and the pod status can take seconds to catch up (F14).
+      if (!this.run.previous && !this.movedOn) {
+        this.movedOn = true;
+        // Nothing of it was read (the foreign bytes were dropped): read from the top, no window first.
+        this.readBeforeWindow = true;
+        this.d.log.info('run moved on: asking "previous" at once', { container: this.t.name, restart: this.run.index, error: err.message });
+        return;
+      }
+      return this.countFailure('LogGap', err.message, false);
+    }
     const ce = err instanceof CaptureError ? err : new CaptureError('KubeletUnreachable', 'transient', String((err as Error)?.message ?? err), { cause: err });
     if (ce.reason === 'PodNotFound' || ce.reason === 'ContainerNotFound' || ce.reason === 'BadRequest') {
       const where = await this.locate();

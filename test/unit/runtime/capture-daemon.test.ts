@@ -403,6 +403,37 @@ describe('runtime/capture-daemon against the kubelet model', function () {
     });
   });
 
+  it('F14: "current" answered by the next run while the pod status still shows the ended run there: asked at "previous" at once, stored before the GC removes it', async () => {
+    const cap = makeCapture();
+    cap.model.logOnClock = true;
+    const pod = cap.model.addPod('p', { containers: ['main'], restartPolicy: 'OnFailure' });
+    // Run 0 from 0 s to 1 s (exit 1); the apiserver's copy stops there (run 0 terminated, "current") while the
+    // kubelet backs off and starts run 1 at 11.1 s.
+    cap.model.start(pod, 'main');
+    for (let i = 0; i < 20; i++) cap.model.write(pod, 'main', `run 0 line ${i}\n`);
+    cap.clock.at(1000, () => cap.model.exit(pod, 'main', 1));
+    cap.clock.at(1001, () => cap.model.lagApiserver(true));
+    cap.clock.at(11_000, () => cap.model.backoff(pod, 'main'));
+    cap.clock.at(11_100, () => {
+      cap.model.start(pod, 'main');
+      cap.model.write(pod, 'main', 'run 1 line 0\n');
+    });
+    cap.clock.fastForward();
+    // The LogTail appears now; run 1 ends 1.5 s later (the GC removes run 0), the apiserver catches up after that.
+    cap.clock.at(1000, () => cap.model.write(pod, 'main', 'run 1 line 1\n'));
+    exitsAt(cap, 1500, pod);
+    cap.clock.at(1600, () => cap.model.lagApiserver(false));
+    const st = await cap.run();
+    expect(cap.model.requests[0]?.previous, 'the first request: "current", as the status said').to.equal(undefined);
+    expect([st.phase, st.reason, st.result, st.exitCode], st.message).to.deep.equal(['Complete', 'Captured', 'Succeeded', 0]);
+    expect(entries(cap)).to.deep.equal([
+      ['main', 0, 'Stored'],
+      ['main', 1, 'Stored'],
+    ]);
+    for (const r of [0, 1]) expect(cap.object('main', r)!.equals(pod.container('main').runs[r]!.expected()), `run ${r}`).to.equal(true);
+    expect(st.retries, 'not a failure: the run moved').to.equal(0);
+  });
+
   describe('F14: the next run is created while the window proving a run\'s end is read', () => {
     it('a window ending with the checkpoint line proves the end even though the run moved to "previous"; the run is Stored before the GC removes it', async () => {
       const cap = makeCapture();
