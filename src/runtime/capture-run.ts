@@ -709,13 +709,14 @@ class RunCapture {
       error = err;
       if (err instanceof ForeignRun) this.dropRead();
     }
+    // The stream is over: a confirmation not begun yet is not needed (the read after it confirms).
+    readEnded.abort();
     // What the filter emitted before a break is part of the log: store it.
     if (hold) await this.releaseHeld();
     else await this.flush();
     this.holding = false;
     if (!this.stopped) await this.checkpoint(true);
     this.d.step('read stored', { container: this.t.name, bytes: this.filter.bytes });
-    readEnded.abort();
     if (fromTop && this.filter.bytes > 0) this.unconfirmedFromTop = !(await confirmed);
     return { progressed: this.filter.bytes > before, fromTop, error };
   }
