@@ -210,12 +210,7 @@ export class StatusWriter {
     e.closed = true;
     const settled = new Promise<void>((r) => e.closeWaiters.push(r));
     if (!keepPending && e.hasPending) {
-      e.pending = undefined;
-      e.hasPending = false;
-      this.dirty.delete(e);
-      this.urgentQueue.delete(e);
-      e.urgent = false;
-      e.terminal = false;
+      this.dropPending(e);
       wake(e.waiters.splice(0));
     }
     this.settle(e);
@@ -283,12 +278,7 @@ export class StatusWriter {
     const snapshot = e.pending;
     const urgent = e.urgent;
     const terminal = e.terminal;
-    e.pending = undefined;
-    e.hasPending = false;
-    e.urgent = false;
-    e.terminal = false;
-    this.urgentQueue.delete(e);
-    this.dirty.delete(e);
+    this.dropPending(e);
     e.inFlight = true;
     e.flightWaiters = e.waiters;
     e.waiters = [];
@@ -311,6 +301,16 @@ export class StatusWriter {
     );
   }
 
+  /** Forgets the snapshot waiting to be written for `e` (taken by a write, or nobody will read it). */
+  private dropPending(e: Entry): void {
+    e.pending = undefined;
+    e.hasPending = false;
+    e.urgent = false;
+    e.terminal = false;
+    this.urgentQueue.delete(e);
+    this.dirty.delete(e);
+  }
+
   private written(e: Entry): void {
     e.inFlight = false;
     e.failures = 0;
@@ -327,12 +327,7 @@ export class StatusWriter {
     this.inFlight--;
     if ((err as { status?: number }).status === 404) {
       // The LogTail is gone: nobody reads this status any more.
-      e.pending = undefined;
-      e.hasPending = false;
-      e.urgent = false;
-      e.terminal = false;
-      this.urgentQueue.delete(e);
-      this.dirty.delete(e);
+      this.dropPending(e);
       e.closed = true;
       wake(e.flightWaiters.splice(0));
       wake(e.waiters.splice(0));

@@ -4,9 +4,9 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApi } from '../../../src/adapters/kube-api.ts';
-import { selfSignedCert } from '../support/tls.ts';
+import { localKubeConfig, selfSignedCert } from '../support/tls.ts';
 
 // Every status write, event and read goes through KubeApi: each must not cost
 // a TLS handshake (client-node's applyToHTTPSOptions hands out an agent that
@@ -36,13 +36,7 @@ describe('adapters/kube-api connections', function () {
     server.on('secureConnection', () => handshakes++);
     return new Promise<void>((resolve) => {
       server.listen(0, '127.0.0.1', () => {
-        kc = new KubeConfig();
-        kc.loadFromOptions({
-          clusters: [{ name: 'c', server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, caData: cert.toString('base64'), skipTLSVerify: false }],
-          users: [{ name: 'u', token: 't' }],
-          contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
-          currentContext: 'ctx',
-        });
+        kc = localKubeConfig((server.address() as AddressInfo).port, cert);
         resolve();
       });
     });

@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CaptureError } from '../../../src/adapters/errors.ts';
 import { QUEUE_FLOOR, QUEUE_HIGH_WATER, logPath, openLogStream, readAheadBudget, type LogStreamRequest } from '../../../src/adapters/log-stream.ts';
-import { selfSignedCert } from '../support/tls.ts';
+import { localKubeConfig, selfSignedCert } from '../support/tls.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -59,13 +59,7 @@ describe('adapters/log-stream', function () {
     return new Promise<void>((resolve) => {
       server.listen(0, '127.0.0.1', () => {
         const port = (server.address() as AddressInfo).port;
-        kc = new KubeConfig();
-        kc.loadFromOptions({
-          clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: cert.toString('base64'), skipTLSVerify: false }],
-          users: [{ name: 'u', token: 'test-token' }],
-          contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
-          currentContext: 'ctx',
-        });
+        kc = localKubeConfig(port, cert, 'test-token');
         resolve();
       });
     });

@@ -8,7 +8,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { openLogStream } from '../../../src/adapters/log-stream.ts';
 import { KubeApi } from '../../../src/adapters/kube-api.ts';
 import { shareSecureContext } from '../../../src/adapters/tls-context.ts';
-import { selfSignedCert } from '../support/tls.ts';
+import { localKubeConfig, selfSignedCert } from '../support/tls.ts';
 
 type Opts = https.RequestOptions & { secureContext?: unknown };
 
@@ -41,13 +41,7 @@ describe('adapters/tls-context', function () {
     });
     return new Promise<void>((resolve) => {
       server.listen(0, '127.0.0.1', () => {
-        kc = new KubeConfig();
-        kc.loadFromOptions({
-          clusters: [{ name: 'c', server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, caData: cert.toString('base64'), skipTLSVerify: false }],
-          users: [{ name: 'u', token: 't' }],
-          contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
-          currentContext: 'ctx',
-        });
+        kc = localKubeConfig((server.address() as AddressInfo).port, cert);
         resolve();
       });
     });
